@@ -1,0 +1,255 @@
+"""Typed records that pass between the pipeline stages.
+
+Decode -> faces / voices -> people -> risk -> consent -> report. Each stage takes and returns these
+dataclasses; numpy arrays hold the numeric payloads. Biometric vectors (face encodings, voiceprints)
+live only on the analysis records and are never copied into a report.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+class Level(str, enum.Enum):
+    """An ordered level used for cloneability tiers, finding severities and `--fail-on`."""
+
+    NONE = "none"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _LEVEL_ORDER.index(self)
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Level):
+            return NotImplemented
+        return self.rank < other.rank
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Level):
+            return NotImplemented
+        return self.rank <= other.rank
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, Level):
+            return NotImplemented
+        return self.rank > other.rank
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, Level):
+            return NotImplemented
+        return self.rank >= other.rank
+
+    def lowered(self, steps: int = 1) -> "Level":
+        return _LEVEL_ORDER[max(0, self.rank - steps)]
+
+
+_LEVEL_ORDER = [Level.NONE, Level.LOW, Level.MEDIUM, Level.HIGH, Level.CRITICAL]
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """A span of a recording in seconds."""
+
+    start: float
+    end: float
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.end - self.start)
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding
+# --------------------------------------------------------------------------------------------
+
+
+class MediaKind(str, enum.Enum):
+    VIDEO = "video"
+    AUDIO = "audio"
+    IMAGE = "image"
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What a recording contains, read from its container (not its file name)."""
+
+    kind: MediaKind
+    duration_s: float
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    audio_sample_rate: int | None = None
+    audio_channels: int | None = None
+    container: str | None = None
+
+
+@dataclass
+class Frame:
+    """One sampled video frame (or a still image), RGB uint8, possibly downscaled.
+
+    `scale` maps coordinates in `image` back to the original resolution: original = image * scale.
+    """
+
+    index: int
+    time_s: float
+    image: np.ndarray
+    scale: float = 1.0
+
+
+@dataclass
+class AudioTrack:
+    """Mono float32 samples in [-1, 1] resampled to `sample_rate` for analysis."""
+
+    samples: np.ndarray
+    sample_rate: int
+    original_sample_rate: int
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / float(self.sample_rate) if self.sample_rate else 0.0
+
+
+class MediaError(Exception):
+    """A recording could not be decoded; the message names the problem for the report."""
+
+
+# --------------------------------------------------------------------------------------------
+# Faces
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FaceDetection:
+    """One face on one sampled frame, measured in original-resolution pixels."""
+
+    time_s: float
+    box: tuple[int, int, int, int]  # top, right, bottom, left (face_recognition order)
+    size_px: float  # face box width
+    eye_distance_px: float
+    sharpness: float  # variance of the Laplacian on a normalised crop
+    yaw_deg: float
+    eyes_open: bool = True
+    usable: bool = True  # sharp, eyes open, near-frontal enough to serve a face swap
+
+
+@dataclass
+class FaceCluster:
+    """One person's face within one recording: detections grouped by identity.
+
+    `encodings` are the 128-d face_recognition encodings of the best detections (biometric data:
+    kept out of every report). `thumbnail` is a small RGB crop of the best detection.
+    """
+
+    cluster_id: int
+    detections: list[FaceDetection]
+    encodings: np.ndarray  # shape (k, 128)
+    time_ranges: list[TimeRange]
+    thumbnail: np.ndarray | None = None
+
+    @property
+    def usable_frames(self) -> int:
+        return sum(1 for d in self.detections if d.usable)
+
+    @property
+    def best_face_px(self) -> float:
+        usable = [d.size_px for d in self.detections if d.usable]
+        return max(usable) if usable else 0.0
+
+    @property
+    def best_eye_distance_px(self) -> float:
+        return max((d.eye_distance_px for d in self.detections), default=0.0)
+
+    @property
+    def best_frontal_face_px(self) -> float:
+        """Largest usable face within 15 degrees of frontal (the rubric's 'frontal')."""
+        frontal = [d.size_px for d in self.detections if d.usable and abs(d.yaw_deg) <= 15.0]
+        return max(frontal) if frontal else 0.0
+
+    @property
+    def sharpness(self) -> float:
+        return max((d.sharpness for d in self.detections), default=0.0)
+
+    @property
+    def yaw_range(self) -> tuple[float, float]:
+        yaws = [d.yaw_deg for d in self.detections]
+        return (min(yaws), max(yaws)) if yaws else (0.0, 0.0)
+
+
+@dataclass
+class FaceAnalysis:
+    clusters: list[FaceCluster]
+    frames_sampled: int
+    sample_fps: float | None
+
+
+# --------------------------------------------------------------------------------------------
+# Voices
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SpeakerCluster:
+    """One speaker within one recording, with a voiceprint and the quality of their speech.
+
+    `voiceprint` is a fixed-length vector (biometric data: kept out of every report).
+    """
+
+    speaker_id: int
+    turns: list[TimeRange]
+    voiceprint: np.ndarray
+    usable_speech_s: float
+    longest_clean_s: float
+    snr_db: float
+    bandwidth_hz: float
+    clipping_ratio: float = 0.0
+    overlap_s: float = 0.0
+
+    @property
+    def speech_s(self) -> float:
+        return sum(t.duration for t in self.turns)
+
+
+@dataclass
+class VoiceAnalysis:
+    speakers: list[SpeakerCluster]
+    speech_s: float
+
+
+# --------------------------------------------------------------------------------------------
+# Per-recording result
+# --------------------------------------------------------------------------------------------
+
+
+class RecordingStatus(str, enum.Enum):
+    OK = "ok"
+    UNREADABLE = "unreadable"
+
+
+@dataclass
+class RecordingAnalysis:
+    """Everything measured in one recording, before people are resolved across the scan."""
+
+    path: Path
+    sha256: str
+    status: RecordingStatus
+    error: str | None = None
+    media: MediaInfo | None = None
+    faces: FaceAnalysis | None = None
+    voices: VoiceAnalysis | None = None
+    size_bytes: int = 0
+
+
+@dataclass
+class Evidence:
+    """A measured fact and the conclusion drawn from it, in plain words."""
+
+    tier: Level
+    reasons: list[str] = field(default_factory=list)
