@@ -253,3 +253,169 @@ class Evidence:
 
     tier: Level
     reasons: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# People, risk and findings (scan-wide)
+# --------------------------------------------------------------------------------------------
+
+
+class Modality(str, enum.Enum):
+    FACE = "face"
+    VOICE = "voice"
+
+
+@dataclass(frozen=True)
+class IdentityMatch:
+    """How a person was tied to an enrolled subject."""
+
+    modality: Modality
+    subject_id: str
+    distance: float  # face: encoding distance (lower is closer); voice: 1 - similarity
+    confidence: float  # 0..1
+
+
+@dataclass
+class FaceSighting:
+    """One face cluster of one recording, attributed to a person."""
+
+    recording: Path
+    cluster: FaceCluster
+
+
+@dataclass
+class VoiceSighting:
+    """One speaker of one recording, attributed to a person."""
+
+    recording: Path
+    speaker: SpeakerCluster
+
+
+@dataclass
+class FaceExposure:
+    """How much usable face material of one person the scanned recordings hold."""
+
+    usable_frames: int
+    detections: int
+    best_face_px: float
+    best_frontal_face_px: float
+    best_eye_distance_px: float
+    sharpness: float
+    yaw_range: tuple[float, float]
+    tier: Level
+    reasons: list[str]
+
+
+@dataclass
+class VoiceExposure:
+    """How much usable speech of one person the scanned recordings hold."""
+
+    speech_s: float
+    usable_speech_s: float
+    longest_clean_s: float
+    snr_db: float
+    bandwidth_hz: float
+    tier: Level
+    reasons: list[str]
+
+
+@dataclass
+class RiskAssessment:
+    face_tier: Level
+    voice_tier: Level
+    combined_tier: Level
+    score: int
+    reasons: list[str]
+
+
+@dataclass
+class Person:
+    """Someone identifiable in the scan: enrolled subject or a stable unknown."""
+
+    person_id: str
+    subject_id: str | None
+    display_name: str | None
+    match: IdentityMatch | None
+    faces: list[FaceSighting] = field(default_factory=list)
+    voices: list[VoiceSighting] = field(default_factory=list)
+    face: FaceExposure | None = None
+    voice: VoiceExposure | None = None
+    risk: RiskAssessment | None = None
+
+    @property
+    def recordings(self) -> list[Path]:
+        seen: dict[Path, None] = {}
+        for sighting in [*self.faces, *self.voices]:
+            seen.setdefault(sighting.recording, None)
+        return list(seen)
+
+    def time_ranges_in(self, recording: Path) -> list[TimeRange]:
+        ranges = [r for s in self.faces if s.recording == recording for r in s.cluster.time_ranges]
+        ranges += [r for s in self.voices if s.recording == recording for r in s.speaker.turns]
+        return merge_ranges(ranges)
+
+
+@dataclass
+class Finding:
+    """A policy violation with everything needed to act on it."""
+
+    rule_id: str
+    rule_name: str
+    severity: Level
+    title: str
+    message: str
+    remedy: str
+    person_id: str | None
+    subject_id: str | None
+    recordings: list[Path]
+    time_ranges: dict[str, list[TimeRange]]  # recording path -> ranges
+    evidence: list[str]
+    fingerprint: str
+
+
+def merge_ranges(ranges: list[TimeRange], gap: float = 0.0) -> list[TimeRange]:
+    """Union of time ranges; ranges closer than `gap` seconds are joined."""
+    merged: list[TimeRange] = []
+    for r in sorted(ranges, key=lambda r: (r.start, r.end)):
+        if merged and r.start <= merged[-1].end + gap:
+            last = merged[-1]
+            merged[-1] = TimeRange(last.start, max(last.end, r.end))
+        else:
+            merged.append(r)
+    return merged
+
+
+@dataclass
+class SkippedFile:
+    """A file found while walking a folder that is not media (kept so nothing vanishes silently)."""
+
+    path: Path
+    reason: str
+
+
+@dataclass
+class ScanResult:
+    """Everything one scan decided, ready for the report writers."""
+
+    scan_id: str
+    started_at: str
+    finished_at: str
+    inputs: list[str]
+    options: dict
+    purposes: list[str]
+    as_of: str
+    consent_file: str | None
+    consent_sha256: str | None
+    recordings: list[RecordingAnalysis]
+    people: list[Person]
+    findings: list[Finding]
+    fail_on: Level
+    skipped: list[SkippedFile] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    root: Path | None = None
+
+    def failing_findings(self) -> list[Finding]:
+        """Findings at or above the `fail_on` level (`none` fails nothing)."""
+        if self.fail_on is Level.NONE:
+            return []
+        return [f for f in self.findings if f.severity >= self.fail_on]
