@@ -1,0 +1,518 @@
+"""Decode recordings and still images into the arrays the analysis stages need.
+
+Everything here speaks `MediaError` to its callers: whatever goes wrong inside PyAV (FFmpeg) or
+Pillow, the caller gets one exception type whose message is a one-line reason fit for a report
+("truncated or corrupt container: moov atom not found"). The scan records such a file as
+unreadable instead of crashing.
+
+Files are recognised by their content, never by their extension: a still image is anything Pillow
+identifies as one of the common photo formats, everything else goes through FFmpeg.
+
+Functions
+---------
+probe(path)                      -> MediaInfo
+iter_frames(path, info, ...)     -> Iterator[Frame]     (streamed, bounded memory)
+load_audio(path, ...)            -> AudioTrack | None
+sha256_file(path)                -> str
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import warnings
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from scanner.models import AudioTrack, Frame, MediaError, MediaInfo, MediaKind
+
+log = logging.getLogger(__name__)
+
+#: Default ceiling on the pixel count of a still image (100 megapixels). Larger images are refused:
+#: decoding them could exhaust memory (decompression bombs) and no real photo of a person needs it.
+DEFAULT_MAX_PIXELS = 100_000_000
+
+#: Default ceiling on the audio decoded from one recording (4 hours at the analysis rate).
+DEFAULT_MAX_AUDIO_S = 4 * 3600.0
+
+# Still formats handled by Pillow. The list is explicit because some Pillow plugins (TGA, for
+# example) accept almost any byte prefix and would claim text files or audio as "images".
+_IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP", "MPO", "PPM")
+
+# FFmpeg demuxers that will "open" arbitrary bytes (text shown as ANSI art, raw streams). A
+# recording detected as one of these is not a recording.
+_NON_MEDIA_DEMUXERS = {"tty", "data", "bin", "srt", "ass", "webvtt", "subviewer", "subviewer1"}
+
+_HASH_CHUNK = 1 << 20
+
+
+# --------------------------------------------------------------------------------------------
+# Probing
+# --------------------------------------------------------------------------------------------
+
+
+def probe(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> MediaInfo:
+    """Describe what a file contains, detected from its bytes.
+
+    Parameters
+    ----------
+    path : Path
+        The file to inspect.
+    max_pixels : int, default=100_000_000
+        Still images with more pixels than this are refused (decompression-bomb guard).
+
+    Returns
+    -------
+    MediaInfo
+        kind IMAGE (duration 0), VIDEO (has a video stream; may also have audio) or AUDIO.
+
+    Raises
+    ------
+    MediaError
+        Missing or empty file, not a media file, a truncated or corrupt container, a container
+        with neither audio nor video, or an image above `max_pixels`.
+    """
+    path = Path(path)
+    _check_file(path)
+    info = _probe_image(path, max_pixels)
+    if info is not None:
+        return info
+    return _probe_av(path)
+
+
+def _check_file(path: Path) -> None:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise MediaError(f"cannot read file: {exc.strerror or exc}") from None
+    if not path.is_file():
+        raise MediaError("not a regular file")
+    if size == 0:
+        raise MediaError("empty file (0 bytes)")
+
+
+def _open_image(path: Path, max_pixels: int) -> Image.Image | None:
+    """Open a still image lazily (header only), or return None when it is not an image.
+
+    The pixel limit is checked on the header before any pixel is decoded. Pillow's own global
+    decompression-bomb limit is left untouched (changing it would affect every thread); its
+    warning is silenced and its hard error reported as "too large".
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            Image.init()  # registers all plugins (idempotent); open() needs them to filter formats
+            formats = [f for f in _IMAGE_FORMATS if f in Image.OPEN]
+            img = Image.open(path, formats=formats)
+    except UnidentifiedImageError:
+        return None
+    except Image.DecompressionBombError as exc:
+        raise MediaError(f"image too large to decode safely ({exc})") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        # Recognised as an image but the header is broken.
+        raise MediaError(f"corrupt image: {exc}") from None
+    width, height = img.size
+    if width <= 0 or height <= 0:
+        img.close()
+        raise MediaError(f"corrupt image: invalid size {width}x{height}")
+    if width * height > max_pixels:
+        img.close()
+        raise MediaError(
+            f"image too large: {width}x{height} = {width * height / 1e6:.0f} megapixels "
+            f"(limit {max_pixels / 1e6:.0f})"
+        )
+    return img
+
+
+def _probe_image(path: Path, max_pixels: int) -> MediaInfo | None:
+    img = _open_image(path, max_pixels)
+    if img is None:
+        return None
+    with img:
+        fmt = (img.format or "image").lower()
+        width, height = _display_size(img)
+        try:
+            # A reduced decode proves the pixel data is present (catches truncated files) at a
+            # fraction of the cost; draft() only helps JPEG, other formats decode fully.
+            img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+            img.load()
+        except Exception as exc:  # Pillow raises OSError, SyntaxError, struct.error, ...
+            raise MediaError(f"truncated or corrupt {fmt} image: {exc}") from None
+    return MediaInfo(kind=MediaKind.IMAGE, duration_s=0.0, width=width, height=height, container=fmt)
+
+
+def _display_size(img: Image.Image) -> tuple[int, int]:
+    """Size as the image is meant to be viewed: EXIF orientations 5-8 swap width and height."""
+    width, height = img.size
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+    except Exception:
+        orientation = 1
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def _container_signature(path: Path) -> str | None:
+    """Name of the container family the file's first bytes announce, if any.
+
+    Only used to word error messages: "a truncated MP4" helps more than "invalid data" when
+    the header is right but the rest is missing.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return None
+    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide"):
+        return "MP4/MOV"
+    if head[:4] == b"RIFF":
+        return "RIFF (WAV/AVI)"
+    if head[:4] == b"\x1aE\xdf\xa3":
+        return "Matroska/WebM"
+    if head[:4] == b"OggS":
+        return "Ogg"
+    if head[:4] == b"fLaC":
+        return "FLAC"
+    if head[:3] == b"ID3" or head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
+        return "MP3"
+    return None
+
+
+def _open_container(path: Path) -> av.container.InputContainer:
+    try:
+        container = av.open(str(path), mode="r")
+    except av.FFmpegError as exc:
+        family = _container_signature(path)
+        if family is not None:
+            reason = str(getattr(exc, "strerror", None) or exc).strip()
+            raise MediaError(f"truncated or corrupt {family} file ({reason})") from None
+        raise MediaError(_describe_av_error(exc)) from None
+    except Exception as exc:  # PyAV can raise plain ValueError/OSError on odd inputs
+        raise MediaError(f"not a readable media file: {exc}") from None
+    if container.format.name in _NON_MEDIA_DEMUXERS:
+        container.close()
+        raise MediaError("not a media file (no audio or video content recognised)")
+    return container
+
+
+def _describe_av_error(exc: Exception) -> str:
+    text = str(getattr(exc, "strerror", None) or exc).strip()
+    lowered = text.lower()
+    if "moov atom not found" in lowered or "end of file" in lowered:
+        return f"truncated or corrupt container ({text})"
+    if "invalid data" in lowered:
+        return "not a media file (FFmpeg found no audio or video it can read)"
+    return f"cannot decode media ({text})"
+
+
+def _probe_av(path: Path) -> MediaInfo:
+    container = _open_container(path)
+    with container:
+        video = container.streams.video[0] if container.streams.video else None
+        audio = container.streams.audio[0] if container.streams.audio else None
+        if video is None and audio is None:
+            raise MediaError("no audio or video stream in the container")
+        # Opening only reads headers; decoding one frame proves the content is really there
+        # (a text file can sometimes pass as a raw stream, a cut file as a valid header).
+        _decode_first_frame(container, video if video is not None else audio)
+
+        width = height = None
+        fps = None
+        if video is not None:
+            cc = video.codec_context
+            width, height = int(cc.width or 0) or None, int(cc.height or 0) or None
+            rate = video.average_rate or video.guessed_rate or video.base_rate
+            fps = float(rate) if rate else None
+        sample_rate = channels = None
+        if audio is not None:
+            sample_rate = int(audio.codec_context.sample_rate or 0) or None
+            channels = int(audio.codec_context.channels or 0) or None
+        duration = _container_duration(container, video, audio)
+        kind = MediaKind.VIDEO if video is not None else MediaKind.AUDIO
+        return MediaInfo(
+            kind=kind,
+            duration_s=duration,
+            width=width,
+            height=height,
+            fps=fps,
+            audio_sample_rate=sample_rate,
+            audio_channels=channels,
+            container=container.format.name,
+        )
+
+
+def _decode_first_frame(container: av.container.InputContainer, stream: av.stream.Stream) -> None:
+    try:
+        for packet in container.demux(stream):
+            for _ in packet.decode():
+                return
+    except av.FFmpegError as exc:
+        raise MediaError(_describe_av_error(exc)) from None
+    except Exception as exc:
+        raise MediaError(f"cannot decode media: {exc}") from None
+    raise MediaError(f"no decodable {stream.type} frame (truncated or corrupt file)")
+
+
+def _stream_seconds(stream: av.stream.Stream | None) -> float | None:
+    if stream is None or stream.duration is None or stream.time_base is None:
+        return None
+    return float(stream.duration * stream.time_base)
+
+
+def _container_duration(container, video, audio) -> float:
+    """Duration in seconds from the container header, falling back to the streams, then to a
+    demux-only scan of packet timestamps (fast: no decoding) for headerless formats."""
+    if container.duration is not None and container.duration > 0:
+        return container.duration / av.time_base
+    candidates = [s for s in (_stream_seconds(video), _stream_seconds(audio)) if s]
+    if candidates:
+        return max(candidates)
+    stream = video if video is not None else audio
+    container.seek(0)
+    end = 0.0
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is not None and packet.time_base is not None:
+                end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+    except av.FFmpegError:
+        pass  # a cut tail only shortens the estimate
+    start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+    return max(0.0, end - start)
+
+
+# --------------------------------------------------------------------------------------------
+# Frames
+# --------------------------------------------------------------------------------------------
+
+
+def _target_size(width: int, height: int, max_width: int) -> tuple[int, int, float]:
+    """Output size with width <= max_width (aspect kept, even dimensions for the scaler) and the
+    factor that maps output pixels back to original ones."""
+    if max_width <= 0 or width <= max_width:
+        return width, height, 1.0
+    out_w = int(max_width)
+    out_h = max(1, int(round(height * out_w / width)))
+    return out_w, out_h, width / out_w
+
+
+def iter_frames(
+    path: Path,
+    info: MediaInfo,
+    sample_fps: float = 2.0,
+    max_width: int = 1280,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Iterator[Frame]:
+    """Yield RGB frames sampled about `sample_fps` times per second, one at a time.
+
+    Parameters
+    ----------
+    path : Path
+        The recording or still image.
+    info : MediaInfo
+        Result of `probe(path)`; decides between the image and the video path.
+    sample_fps : float, default=2.0
+        Frames kept per second of video. The first frame at or after each multiple of
+        1/sample_fps is kept, so times are within one source frame of the grid. Values <= 0
+        keep every frame.
+    max_width : int, default=1280
+        Kept frames wider than this are downscaled (aspect preserved); `Frame.scale` maps their
+        pixels back to the original resolution. 0 disables downscaling.
+    max_pixels : int, default=100_000_000
+        Pixel limit for still images (see `probe`).
+
+    Yields
+    ------
+    Frame
+        `index` is the frame's position in the video stream (0 for an image), `time_s` its
+        presentation time in seconds from the start of the stream.
+
+    Raises
+    ------
+    MediaError
+        No frame at all could be decoded. Errors after at least one frame (a truncated tail,
+        a corrupt packet near the end) end the iteration quietly: what was read is analysed.
+    """
+    path = Path(path)
+    if info.kind == MediaKind.IMAGE:
+        yield _image_frame(path, max_width, max_pixels)
+        return
+    if info.kind != MediaKind.VIDEO:
+        return
+    yield from _video_frames(path, sample_fps, max_width)
+
+
+def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a still image to an RGB uint8 array (EXIF orientation applied).
+
+    Raises MediaError for anything that is not a readable image within `max_pixels`.
+    """
+    path = Path(path)
+    _check_file(path)
+    img = _open_image(path, max_pixels)
+    if img is None:
+        raise MediaError("not an image file (format not recognised)")
+    with img:
+        try:
+            upright = ImageOps.exif_transpose(img)
+            return np.asarray(upright.convert("RGB"))
+        except Exception as exc:
+            raise MediaError(f"truncated or corrupt image: {exc}") from None
+
+
+def _image_frame(path: Path, max_width: int, max_pixels: int) -> Frame:
+    rgb = load_image(path, max_pixels)
+    height, width = rgb.shape[:2]
+    out_w, out_h, scale = _target_size(width, height, max_width)
+    if scale != 1.0:
+        rgb = np.asarray(Image.fromarray(rgb).resize((out_w, out_h), Image.Resampling.BILINEAR, reducing_gap=2.0))
+    return Frame(index=0, time_s=0.0, image=rgb, scale=scale)
+
+
+def _video_frames(path: Path, sample_fps: float, max_width: int) -> Iterator[Frame]:
+    container = _open_container(path)
+    yielded = 0
+    try:
+        if not container.streams.video:
+            return
+        stream = container.streams.video[0]
+        # Frame-level threads let FFmpeg decode several frames at once; we only touch the kept ones.
+        stream.thread_type = "AUTO"
+        time_base = stream.time_base or Fraction(1, 1)
+        start = stream.start_time if stream.start_time is not None else None
+        rate = float(stream.average_rate or stream.guessed_rate or 25)
+        interval = 1.0 / sample_fps if sample_fps > 0 else 0.0
+        # Half a source frame of slack, so a 2 fps grid on 29.97 fps video lands on the nearest
+        # frame rather than skipping to the next one.
+        slack = 0.5 / rate
+        next_t = 0.0
+        size = None
+        index = -1
+        try:
+            for frame in container.decode(stream):
+                index += 1
+                if frame.pts is not None:
+                    if start is None:
+                        start = frame.pts
+                    t = float((frame.pts - start) * time_base)
+                else:
+                    t = index / rate
+                if t + slack < next_t:
+                    continue
+                if size is None:
+                    size = _target_size(frame.width, frame.height, max_width)
+                out_w, out_h, scale = size
+                if scale != 1.0:
+                    image = frame.to_ndarray(format="rgb24", width=out_w, height=out_h, interpolation="AREA")
+                else:
+                    image = frame.to_ndarray(format="rgb24")
+                yield Frame(index=index, time_s=max(0.0, t), image=image, scale=scale)
+                yielded += 1
+                if interval:
+                    # Next grid point strictly after this frame (skips grid points inside gaps).
+                    next_t = (math.floor((t + slack) / interval) + 1) * interval
+        except (av.FFmpegError, ValueError, OSError) as exc:
+            if yielded == 0:
+                raise MediaError(f"no decodable video frame: {_describe_av_error(exc)}") from None
+            log.warning("%s: video decoding stopped early after %d frames: %s", path, yielded, exc)
+        if yielded == 0:
+            raise MediaError("no decodable video frame (truncated or corrupt file)")
+    finally:
+        container.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Audio
+# --------------------------------------------------------------------------------------------
+
+
+def load_audio(
+    path: Path,
+    sample_rate: int = 16000,
+    max_duration_s: float = DEFAULT_MAX_AUDIO_S,
+) -> AudioTrack | None:
+    """Decode the first audio stream to mono float32 at `sample_rate`.
+
+    Parameters
+    ----------
+    path : Path
+        Any container FFmpeg reads (video files included).
+    sample_rate : int, default=16000
+        Output rate in Hz; 16 kHz is what speech models expect.
+    max_duration_s : float, default=14400 (4 hours)
+        Decoding stops after this much audio, bounding memory (4 h at 16 kHz is 920 MB of
+        float32... so callers scanning long archives may want less).
+
+    Returns
+    -------
+    AudioTrack or None
+        None when the file has no audio stream (or is a still image).
+
+    Raises
+    ------
+    MediaError
+        Unreadable file, or an audio stream from which no sample could be decoded.
+    """
+    path = Path(path)
+    _check_file(path)
+    if _open_image(path, DEFAULT_MAX_PIXELS * 10) is not None:
+        return None  # still images have no sound; FFmpeg's image demuxer need not be involved
+    container = _open_container(path)
+    with container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        stream.thread_type = "AUTO"
+        original_rate = int(stream.codec_context.sample_rate or 0)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=int(sample_rate))
+        limit = int(max_duration_s * sample_rate)
+        chunks: list[np.ndarray] = []
+        total = 0
+
+        def take(frames) -> bool:
+            nonlocal total
+            for out in frames:
+                data = out.to_ndarray().reshape(-1)
+                chunks.append(data)
+                total += data.size
+            return total >= limit
+
+        try:
+            full = False
+            for frame in container.decode(stream):
+                frame.pts = None  # let the resampler count samples itself (avoids pts-gap errors)
+                if take(resampler.resample(frame)):
+                    full = True
+                    break
+            if not full:
+                take(resampler.resample(None))
+        except (av.FFmpegError, ValueError, OSError) as exc:
+            if total == 0:
+                raise MediaError(f"no decodable audio: {_describe_av_error(exc)}") from None
+            log.warning("%s: audio decoding stopped early after %.1f s: %s", path, total / sample_rate, exc)
+        if total == 0:
+            raise MediaError("audio stream holds no decodable samples (truncated or corrupt file)")
+        samples = np.concatenate(chunks)[:limit].astype(np.float32, copy=False)
+        np.clip(samples, -1.0, 1.0, out=samples)
+        return AudioTrack(samples=samples, sample_rate=int(sample_rate), original_sample_rate=original_rate)
+
+
+# --------------------------------------------------------------------------------------------
+# Hashing
+# --------------------------------------------------------------------------------------------
+
+
+def sha256_file(path: Path, chunk_size: int = _HASH_CHUNK) -> str:
+    """Hex SHA-256 of a file's bytes, read in `chunk_size` pieces (default 1 MiB)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while block := fh.read(chunk_size):
+                digest.update(block)
+    except OSError as exc:
+        raise MediaError(f"cannot read file: {exc.strerror or exc}") from None
+    return digest.hexdigest()

@@ -1,0 +1,159 @@
+"""Build small real media files for tests (PyAV/FFmpeg encoders, Pillow, numpy).
+
+Nothing here is mocked: the files are genuine H.264/AAC MP4s, PCM WAVs and PNGs that the
+decoder under test must read like any recording.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+
+def frame_with_counter(index: int, width: int, height: int) -> np.ndarray:
+    """An RGB frame whose mean red level encodes `index` (so tests can tell frames apart)."""
+    img = np.zeros((height, width, 3), dtype=np.uint8)
+    img[..., 0] = (index * 8) % 256
+    img[..., 1] = 128
+    img[: height // 4, : width // 4, 2] = 255  # a corner block to make scaling visible
+    return img
+
+
+def make_video(
+    path: Path,
+    frames: int | Iterable[np.ndarray] = 30,
+    fps: int = 30,
+    size: tuple[int, int] = (320, 240),
+    audio_seconds: float | None = None,
+    audio_rate: int = 44100,
+    audio_channels: int = 2,
+    tone_hz: float = 440.0,
+    faststart: bool = False,
+) -> Path:
+    """Write an H.264 (+ optional AAC) MP4.
+
+    Parameters
+    ----------
+    frames : int or iterable of RGB arrays, default=30
+        A count of synthetic frames (`frame_with_counter`) or the frames themselves; given frames
+        must all have the size `size` = (width, height).
+    fps : int, default=30
+    size : (width, height), default=(320, 240); both even (yuv420p).
+    audio_seconds : float or None, default=None
+        Add an AAC sine-tone track of this length.
+    faststart : bool, default=False
+        Put the index (moov) at the start of the file, as web-optimised MP4s do.
+    """
+    path = Path(path)
+    width, height = size
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), mode="w", format="mp4", options=options) as out:
+        vs = out.add_stream("libx264", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+        vs.options = {"preset": "ultrafast", "tune": "zerolatency"}
+        as_ = None
+        if audio_seconds:
+            as_ = out.add_stream("aac", rate=audio_rate)
+            as_.layout = "stereo" if audio_channels == 2 else "mono"
+        source = (frame_with_counter(i, width, height) for i in range(frames)) if isinstance(frames, int) else frames
+        for rgb in source:
+            for packet in vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
+                out.mux(packet)
+        for packet in vs.encode():
+            out.mux(packet)
+        if as_ is not None:
+            _encode_tone(out, as_, audio_seconds, audio_rate, audio_channels, tone_hz)
+    return path
+
+
+def _encode_tone(out, stream, seconds: float, rate: int, channels: int, tone_hz: float) -> None:
+    total = int(seconds * rate)
+    block = 1024
+    layout = "stereo" if channels == 2 else "mono"
+    for start in range(0, total, block):
+        n = min(block, total - start)
+        t = (np.arange(start, start + n) / rate).astype(np.float32)
+        wave = (0.5 * np.sin(2 * np.pi * tone_hz * t)).astype(np.float32)
+        planar = np.repeat(wave[None, :], channels, axis=0)
+        frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout=layout)
+        frame.sample_rate = rate
+        frame.pts = start
+        frame.time_base = Fraction(1, rate)
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
+
+
+def make_wav(path: Path, samples: np.ndarray, sr: int = 16000) -> Path:
+    """Write 16-bit PCM WAV; `samples` is float in [-1, 1], shape (n,) or (n, channels)."""
+    path = Path(path)
+    data = np.asarray(samples, dtype=np.float32)
+    if data.ndim == 1:
+        data = data[:, None]
+    channels = data.shape[1]
+    pcm = (np.clip(data, -1, 1) * 32767).astype(np.int16)
+    layout = {1: "mono", 2: "stereo"}[channels]
+    with av.open(str(path), mode="w", format="wav") as out:
+        stream = out.add_stream("pcm_s16le", rate=sr)
+        stream.layout = layout
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout=layout)
+        frame.sample_rate = sr
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def sine(seconds: float, sr: int, hz: float = 440.0, amplitude: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (amplitude * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def make_png(path: Path, size: tuple[int, int] = (64, 48), color=(200, 50, 50)) -> Path:
+    """Write an RGB PNG of `size` = (width, height)."""
+    path = Path(path)
+    Image.new("RGB", size, color).save(path, format="PNG")
+    return path
+
+
+def truncate_copy(src: Path, dst: Path, fraction: float) -> Path:
+    """Copy the first `fraction` of `src`'s bytes to `dst` (a cut-off download)."""
+    data = Path(src).read_bytes()
+    Path(dst).write_bytes(data[: int(len(data) * fraction)])
+    return Path(dst)
+
+
+def slideshow(
+    images: list[np.ndarray],
+    seconds_each: float,
+    fps: int,
+    size: tuple[int, int],
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Iterable[np.ndarray]:
+    """Frames showing each image (letterboxed to `size`) for `seconds_each` seconds."""
+    width, height = size
+    for img in images:
+        canvas = letterbox(img, width, height)
+        if transform is not None:
+            canvas = transform(canvas)
+        for _ in range(int(round(seconds_each * fps))):
+            yield canvas
+
+
+def letterbox(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Fit `img` inside width x height, centred on a grey background."""
+    h, w = img.shape[:2]
+    s = min(width / w, height / h)
+    nw, nh = max(1, int(w * s)), max(1, int(h * s))
+    resized = np.asarray(Image.fromarray(img).resize((nw, nh), Image.Resampling.BILINEAR))
+    canvas = np.full((height, width, 3), 90, dtype=np.uint8)
+    y, x = (height - nh) // 2, (width - nw) // 2
+    canvas[y : y + nh, x : x + nw] = resized
+    return canvas
