@@ -1,0 +1,321 @@
+"""The `likeness` command line.
+
+Exit codes (as security scanners use them):
+  0  no finding at or above --fail-on
+  1  findings at or above --fail-on
+  2  bad usage, or an invalid configuration or consent file
+  3  the scan could not complete (the tool itself failed)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from scanner import __version__
+from scanner.analyze import AnalysisSettings
+from scanner.consent import ConsentFileError, ConsentRecords, load_consent
+from scanner.models import Level, RecordingAnalysis, RecordingStatus, ScanResult
+from scanner.outputs import write_reports, writers
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
+
+app = typer.Typer(
+    name="likeness",
+    help=(
+        "Find identifiable faces and voices in recordings, score how easily each person could be "
+        "cloned from them, and check that against consent records.\n\n"
+        "Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it, "
+        "2 bad usage or invalid consent/config file, 3 the scan could not complete."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+consent_app = typer.Typer(help="Work with consent files.", no_args_is_help=True)
+app.add_typer(consent_app, name="consent")
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+FORMATS = "html,json"
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        out.print(f"likeness {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """likeness: a privacy-audit and deepfake-risk scanner."""
+
+
+@app.command()
+def scan(
+    paths: Annotated[list[Path], typer.Argument(help="Recordings and folders to scan (folders recursively).")],
+    consent: Annotated[
+        Optional[Path],
+        typer.Option("--consent", "-c", help="Consent file (YAML). Without one, everybody found is unconsented."),
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for report.html and results.json.")] = Path(
+        "likeness-report"
+    ),
+    purpose: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--purpose", "-p",
+            help="What the recordings will be used for (repeatable), e.g. ai-training, publication. "
+            "Default: recording (keeping the recordings at all).",
+        ),
+    ] = None,
+    fail_on: Annotated[
+        Level,
+        typer.Option("--fail-on", help="Exit 1 when a finding has this severity or higher; 'none' never fails."),
+    ] = Level.HIGH,
+    formats: Annotated[
+        str, typer.Option("--format", "-f", help=f"Comma-separated output formats ({FORMATS}).")
+    ] = FORMATS,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", min=1, max=256, help="Worker processes for analysis.")
+    ] = 1,
+    sample_fps: Annotated[
+        float, typer.Option("--sample-fps", min=0.1, max=60.0, help="Video frames analysed per second.")
+    ] = AnalysisSettings.sample_fps,
+    max_width: Annotated[
+        int, typer.Option("--max-width", min=160, max=7680, help="Frames are downscaled to this width for detection.")
+    ] = AnalysisSettings.max_width,
+    face_detector: Annotated[
+        str, typer.Option("--face-detector", help="'hog' (fast) or 'cnn' (slow: seconds per frame, finds harder faces).")
+    ] = AnalysisSettings.face_detector,
+    as_of: Annotated[
+        Optional[str],
+        typer.Option("--as-of", help="Judge consent as of this date (YYYY-MM-DD) instead of today."),
+    ] = None,
+    redact_thumbnails: Annotated[
+        bool, typer.Option("--redact-thumbnails", help="Blur face thumbnails in the HTML report.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the verdict.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print debugging detail.")] = False,
+) -> None:
+    """Scan recordings, write the reports, and exit with a status CI can act on."""
+    _setup_logging(quiet, verbose)
+    format_list = _parse_formats(formats)
+    if face_detector not in ("hog", "cnn"):
+        _usage_error(f"--face-detector must be 'hog' or 'cnn', not '{face_detector}'")
+    missing = [p for p in paths if not p.exists() and not p.is_symlink()]
+    if missing:
+        _usage_error("no such file or folder: " + ", ".join(str(p) for p in missing))
+    as_of_date = _parse_date(as_of) if as_of else None
+    records = _load_consent_or_exit(consent) if consent else None
+
+    from scanner.scan import ScanOptions
+
+    options = ScanOptions(
+        purposes=list(dict.fromkeys(purpose or ["recording"])),
+        fail_on=fail_on,
+        workers=workers,
+        as_of=as_of_date,
+        analysis=AnalysisSettings(sample_fps=sample_fps, max_width=max_width, face_detector=face_detector),
+    )
+    result = _run_with_progress(paths, records, options, quiet)
+    _write_and_exit(result, out_dir, format_list, redact_thumbnails, quiet)
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the sample report.")] = Path(
+        "likeness-report"
+    ),
+    fail_on: Annotated[Level, typer.Option("--fail-on", help="Severity that makes the exit status 1.")] = Level.NONE,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=256, help="Worker processes.")] = 2,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the verdict.")] = False,
+) -> None:
+    """Scan the bundled sample_data/ for AI-training use and write its report (exits 0 by default)."""
+    _setup_logging(quiet, False)
+    sample = _sample_data_dir()
+    if sample is None:
+        _usage_error("sample_data/ not found: run `likeness demo` from a checkout of the project")
+    records = _load_consent_or_exit(sample / "consent.yaml")
+
+    from scanner.scan import ScanOptions
+
+    options = ScanOptions(purposes=["ai-training"], fail_on=fail_on, workers=workers)
+    result = _run_with_progress([sample / "recordings"], records, options, quiet)
+    _write_and_exit(result, out_dir, _parse_formats(FORMATS), False, quiet)
+
+
+@consent_app.command("validate")
+def consent_validate(
+    file: Annotated[Path, typer.Argument(help="The consent file (YAML) to check.")],
+    check_media: Annotated[
+        bool,
+        typer.Option(
+            "--media/--no-media",
+            help="Also open the enrolment media: each photo must show exactly one face, each voice sample speech.",
+        ),
+    ] = True,
+) -> None:
+    """Check a consent file: structure, dates, ids, purposes and enrolment media, with line numbers."""
+    records = _load_consent_or_exit(file)
+    for warning in records.warnings:
+        err.print(f"[yellow]{warning}[/yellow]")
+    if check_media:
+        from scanner.enrolment import enrol_subjects
+
+        problems = enrol_subjects(records).problems
+        if problems:
+            for problem in problems:
+                err.print(f"[red]{file}: error: {problem}[/red]")
+            raise typer.Exit(EXIT_USAGE)
+    subjects = len(records.subjects)
+    grants = sum(len(s.grants) for s in records.subjects)
+    out.print(f"{file}: valid ({subjects} subjects, {grants} grants)")
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _run_with_progress(
+    paths: list[Path], records: ConsentRecords | None, options, quiet: bool
+) -> ScanResult:
+    from scanner.scan import run_scan
+
+    started = time.monotonic()
+    if sys.stderr.isatty() and not quiet:
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[media]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("Scanning", total=None, media="")
+            media_s = 0.0
+
+            def tick(done: int, total: int, rec: RecordingAnalysis) -> None:
+                nonlocal media_s
+                media_s += rec.media.duration_s if rec.media else 0.0
+                bar.update(task, completed=done, total=total, media=f"{media_s / 60:.1f} min of media")
+                _report_unreadable(rec)
+
+            result = run_scan(paths, records, options, progress=tick)
+    else:
+
+        def log_line(done: int, total: int, rec: RecordingAnalysis) -> None:
+            if rec.status is RecordingStatus.UNREADABLE:
+                _report_unreadable(rec)
+            elif not quiet:
+                duration = f"{rec.media.duration_s:.1f} s" if rec.media else ""
+                err.print(f"[{done}/{total}] {rec.path} ({duration})")
+
+        result = run_scan(paths, records, options, progress=log_line)
+    if not quiet:
+        err.print(f"Scanned {len(result.recordings)} recording(s) in {time.monotonic() - started:.1f} s")
+    for warning in result.warnings:
+        err.print(f"[yellow]warning: {warning}[/yellow]")
+    return result
+
+
+def _report_unreadable(rec: RecordingAnalysis) -> None:
+    if rec.status is RecordingStatus.UNREADABLE:
+        err.print(f"[red]unreadable: {rec.path}: {rec.error}[/red]")
+
+
+def _write_and_exit(result: ScanResult, out_dir: Path, formats: list[str], redact: bool, quiet: bool) -> None:
+    try:
+        written = write_reports(result, out_dir, formats, redact_thumbnails=redact)
+    except OSError as exc:
+        err.print(f"[red]cannot write reports to {out_dir}: {exc}[/red]")
+        raise typer.Exit(EXIT_FAILURE) from None
+    failing = result.failing_findings()
+    if not quiet:
+        by_severity = {}
+        for f in result.findings:
+            by_severity[f.severity.value] = by_severity.get(f.severity.value, 0) + 1
+        summary = ", ".join(f"{n} {sev}" for sev, n in by_severity.items()) or "none"
+        out.print(f"{len(result.people)} people, {len(result.findings)} findings ({summary})")
+        for path in written:
+            out.print(f"wrote {path}")
+    if failing:
+        out.print(f"FAIL: {len(failing)} finding(s) at or above --fail-on {result.fail_on.value}")
+        raise typer.Exit(EXIT_FINDINGS)
+    out.print(f"PASS: no finding at or above --fail-on {result.fail_on.value}")
+    raise typer.Exit(EXIT_OK)
+
+
+def _load_consent_or_exit(path: Path) -> ConsentRecords:
+    try:
+        return load_consent(path)
+    except ConsentFileError as exc:
+        for problem in exc.problems:
+            err.print(f"[red]{problem}[/red]", soft_wrap=True)
+        err.print(f"[red]{path}: invalid consent file ({len(exc.problems)} problem(s))[/red]")
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def _parse_formats(value: str) -> list[str]:
+    names = [f.strip().lower() for f in value.split(",") if f.strip()]
+    available = writers()
+    unknown = [n for n in names if n not in available]
+    if not names or unknown:
+        _usage_error(f"--format: unknown format(s) {', '.join(unknown) or '(empty)'}; choose from {', '.join(available)}")
+    return list(dict.fromkeys(names))
+
+
+def _parse_date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        _usage_error(f"--as-of: '{value}' is not a date (YYYY-MM-DD)")
+        raise  # unreachable: _usage_error exits
+
+
+def _usage_error(message: str) -> None:
+    err.print(f"[red]error: {message}[/red]")
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _sample_data_dir() -> Path | None:
+    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        candidate = base / "sample_data"
+        if (candidate / "consent.yaml").is_file():
+            return candidate
+    return None
+
+
+def _setup_logging(quiet: bool, verbose: bool) -> None:
+    level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def main() -> None:
+    """Console entry point: turns an unexpected failure into exit status 3 without a traceback."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("[red]interrupted[/red]")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the contract is an exit status, not a traceback
+        logging.getLogger("scanner").debug("internal error", exc_info=True)
+        err.print(f"[red]likeness failed: {type(exc).__name__}: {exc}[/red]")
+        err.print("Run again with --verbose for details.")
+        sys.exit(EXIT_FAILURE)

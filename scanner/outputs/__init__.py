@@ -1,0 +1,38 @@
+"""Report writers, one module per output format behind one small interface.
+
+Every writer takes a finished `ScanResult` and an output folder and returns the file it wrote.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from scanner.models import ScanResult
+
+
+class ReportWriter(Protocol):
+    format: str
+    filename: str
+
+    def write(self, result: ScanResult, out_dir: Path) -> Path: ...
+
+
+def writers(redact_thumbnails: bool = False) -> dict[str, ReportWriter]:
+    """The available writers by format name."""
+    from scanner.outputs.html_report import HtmlWriter
+    from scanner.outputs.json_report import JsonWriter
+
+    return {w.format: w for w in (HtmlWriter(redact_thumbnails=redact_thumbnails), JsonWriter())}
+
+
+def write_reports(
+    result: ScanResult, out_dir: Path, formats: list[str], redact_thumbnails: bool = False
+) -> list[Path]:
+    """Write `result` in each of `formats` into `out_dir` (created if needed)."""
+    available = writers(redact_thumbnails)
+    unknown = [f for f in formats if f not in available]
+    if unknown:
+        raise ValueError(f"unknown format(s): {', '.join(unknown)} (available: {', '.join(sorted(available))})")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return [available[f].write(result, out_dir) for f in formats]

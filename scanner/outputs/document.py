@@ -1,0 +1,174 @@
+"""The scan as a plain document: the versioned shape of results.json, also fed to the HTML report.
+
+Only measured facts and decisions go in; face encodings and voiceprints never do.
+"""
+
+from __future__ import annotations
+
+from scanner import __version__
+from scanner.models import Finding, Level, Person, RecordingAnalysis, RecordingStatus, ScanResult, TimeRange
+
+SCHEMA_VERSION = "1.0"
+
+
+def build_document(result: ScanResult) -> dict:
+    """The results.json document for `result`."""
+    face_owner, voice_owner = _owners(result.people)
+    failing = result.failing_findings()
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool_version": __version__,
+        "scan": {
+            "id": result.scan_id,
+            "started_at": result.started_at,
+            "finished_at": result.finished_at,
+            "inputs": result.inputs,
+            "options": result.options,
+            "purposes": result.purposes,
+            "as_of": result.as_of,
+            "consent_file": result.consent_file,
+            "consent_sha256": result.consent_sha256,
+        },
+        "recordings": [_recording(r, result.purposes, face_owner, voice_owner) for r in result.recordings],
+        "people": [_person(p) for p in result.people],
+        "findings": [_finding(f) for f in result.findings],
+        "skipped": [{"path": str(s.path), "reason": s.reason} for s in result.skipped],
+        "warnings": list(result.warnings),
+        "summary": {
+            "recordings": len(result.recordings),
+            "unreadable": sum(1 for r in result.recordings if r.status is RecordingStatus.UNREADABLE),
+            "skipped": len(result.skipped),
+            "media_seconds": round(sum(r.media.duration_s for r in result.recordings if r.media), 2),
+            "people": len(result.people),
+            "unknown_people": sum(1 for p in result.people if p.subject_id is None),
+            "people_by_tier": _count(p.risk.combined_tier for p in result.people if p.risk),
+            "findings": len(result.findings),
+            "findings_by_severity": _count(f.severity for f in result.findings),
+            "fail_on": result.fail_on.value,
+            "failing_findings": len(failing),
+            "verdict": "fail" if failing else "pass",
+        },
+    }
+
+
+def _count(levels) -> dict[str, int]:
+    counts = {level.value: 0 for level in Level}
+    for level in levels:
+        counts[level.value] += 1
+    return counts
+
+
+def _owners(people: list[Person]) -> tuple[dict[int, str], dict[int, str]]:
+    # Keyed by object identity: clusters are per recording and carry no global id of their own.
+    faces = {id(s.cluster): p.person_id for p in people for s in p.faces}
+    voices = {id(s.speaker): p.person_id for p in people for s in p.voices}
+    return faces, voices
+
+
+def _ranges(ranges: list[TimeRange]) -> list[dict]:
+    return [{"start": round(r.start, 2), "end": round(r.end, 2)} for r in ranges]
+
+
+def _recording(rec: RecordingAnalysis, purposes: list[str], face_owner: dict, voice_owner: dict) -> dict:
+    appearances = []
+    speech = []
+    if rec.faces:
+        for cluster in rec.faces.clusters:
+            for r in cluster.time_ranges:
+                appearances.append({"start": round(r.start, 2), "end": round(r.end, 2),
+                                    "person_id": face_owner.get(id(cluster))})
+    if rec.voices:
+        for speaker in rec.voices.speakers:
+            for r in speaker.turns:
+                speech.append({"start": round(r.start, 2), "end": round(r.end, 2),
+                               "person_id": voice_owner.get(id(speaker))})
+    appearances.sort(key=lambda a: (a["start"], a["person_id"] or ""))
+    speech.sort(key=lambda a: (a["start"], a["person_id"] or ""))
+    media = None
+    if rec.media:
+        media = {
+            "kind": rec.media.kind.value,
+            "container": rec.media.container,
+            "duration_s": round(rec.media.duration_s, 3),
+            "width": rec.media.width,
+            "height": rec.media.height,
+            "fps": round(rec.media.fps, 3) if rec.media.fps else None,
+            "audio_sample_rate": rec.media.audio_sample_rate,
+            "audio_channels": rec.media.audio_channels,
+        }
+    return {
+        "path": str(rec.path),
+        "sha256": rec.sha256,
+        "size_bytes": rec.size_bytes,
+        "status": rec.status.value,
+        "error": rec.error,
+        "media": media,
+        "purposes": list(purposes),
+        "frames_analysed": rec.faces.frames_sampled if rec.faces else 0,
+        "appearances": appearances,
+        "speech": speech,
+    }
+
+
+def _person(person: Person) -> dict:
+    face = person.face
+    voice = person.voice
+    risk = person.risk
+    return {
+        "person_id": person.person_id,
+        "subject_id": person.subject_id,
+        "name": person.display_name,
+        "match": None if person.match is None else {
+            "modality": person.match.modality.value,
+            "subject_id": person.match.subject_id,
+            "distance": person.match.distance,
+            "confidence": person.match.confidence,
+        },
+        "recordings": [str(p) for p in person.recordings],
+        "face": None if face is None else {
+            "detections": face.detections,
+            "usable_frames": face.usable_frames,
+            "best_face_px": face.best_face_px,
+            "best_frontal_face_px": face.best_frontal_face_px,
+            "best_eye_distance_px": face.best_eye_distance_px,
+            "sharpness": face.sharpness,
+            "yaw_range": list(face.yaw_range),
+            "tier": face.tier.value,
+            "evidence": face.reasons,
+        },
+        "voice": None if voice is None else {
+            "speech_s": voice.speech_s,
+            "usable_speech_s": voice.usable_speech_s,
+            "longest_clean_s": voice.longest_clean_s,
+            "snr_db": voice.snr_db,
+            "bandwidth_hz": voice.bandwidth_hz,
+            "tier": voice.tier.value,
+            "evidence": voice.reasons,
+        },
+        "risk": None if risk is None else {
+            "face_tier": risk.face_tier.value,
+            "voice_tier": risk.voice_tier.value,
+            "combined_tier": risk.combined_tier.value,
+            "score": risk.score,
+            "evidence": risk.reasons,
+        },
+    }
+
+
+def _finding(finding: Finding) -> dict:
+    return {
+        "rule_id": finding.rule_id,
+        "rule_name": finding.rule_name,
+        "severity": finding.severity.value,
+        "title": finding.title,
+        "message": finding.message,
+        "person_id": finding.person_id,
+        "subject_id": finding.subject_id,
+        "recordings": [str(p) for p in finding.recordings],
+        "time_ranges": [
+            {"recording": rec, **r} for rec, ranges in finding.time_ranges.items() for r in _ranges(ranges)
+        ],
+        "evidence": finding.evidence,
+        "remedy": finding.remedy,
+        "fingerprint": finding.fingerprint,
+    }

@@ -1,0 +1,19 @@
+"""results.json: the machine-readable scan, in the versioned document shape."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from scanner.models import ScanResult
+from scanner.outputs.document import build_document
+
+
+class JsonWriter:
+    format = "json"
+    filename = "results.json"
+
+    def write(self, result: ScanResult, out_dir: Path) -> Path:
+        path = out_dir / self.filename
+        path.write_text(json.dumps(build_document(result), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return path
