@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from scanner.models import Level, Modality
 
@@ -58,14 +58,6 @@ class Grant(_Strict):
     withdrawn: dt.date | None = None
     max_risk: MaxRisk | None = None
     evidence: str | None = None
-
-    @model_validator(mode="after")
-    def _dates_in_order(self) -> "Grant":
-        if self.expires is not None and self.expires < self.given:
-            raise ValueError(f"expires ({self.expires}) is before given ({self.given})")
-        if self.withdrawn is not None and self.withdrawn < self.given:
-            raise ValueError(f"withdrawn ({self.withdrawn}) is before given ({self.given})")
-        return self
 
     def is_active(self, on: dt.date) -> bool:
         return (
@@ -233,6 +225,12 @@ def _semantic_problems(path: Path, root: Any, document: ConsentDocument) -> tupl
                     errors.append(Problem(path, _line_of(root, loc), _dotted(loc),
                                           f"enrolment file '{name}' does not exist"))
         for g, grant in enumerate(subject.grants):
+            for key in ("expires", "withdrawn"):
+                value = getattr(grant, key)
+                if value is not None and value < grant.given:
+                    loc = ("subjects", i, "grants", g, key)
+                    errors.append(Problem(path, _line_of(root, loc), _dotted(loc),
+                                          f"{key} ({value}) is before given ({grant.given})"))
             for p, purpose in enumerate(grant.purposes):
                 if purpose not in KNOWN_PURPOSES:
                     loc = ("subjects", i, "grants", g, "purposes", p)
