@@ -1,0 +1,87 @@
+"""The command line end to end: bad inputs, bad consent files, help, exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from tests.conftest import run_cli
+from tests.media_factory import make_video, make_wav
+
+
+def test_broken_files_are_unreadable_findings_and_the_scan_completes(tmp_path):
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "empty.mp4").write_bytes(b"")
+    (media / "notes.mp4").write_text("<html>this is not a video</html>\n")
+    good = make_video(media / "good.mp4", frames=50, fps=25, size=(320, 240), audio_seconds=2.0)
+    data = good.read_bytes()
+    (media / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    make_wav(media / "tone.wav", 0.3 * np.sin(np.linspace(0, 2000, 32000)).astype(np.float32))
+
+    out = tmp_path / "out"
+    proc = run_cli("scan", str(media), "--out", str(out), "--fail-on", "high")
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads((out / "results.json").read_text())
+    status = {r["path"].rsplit("/", 1)[-1]: r for r in doc["recordings"]}
+    assert set(status) == {"empty.mp4", "notes.mp4", "truncated.mp4", "good.mp4", "tone.wav"}
+    for name in ("empty.mp4", "notes.mp4", "truncated.mp4"):
+        assert status[name]["status"] == "unreadable", name
+        assert status[name]["error"]
+        assert name in proc.stderr  # the message names the file
+    assert status["good.mp4"]["status"] == "ok"
+    assert status["good.mp4"]["media"]["width"] == 320
+    assert status["tone.wav"]["status"] == "ok"
+    unreadable = [f for f in doc["findings"] if f["rule_id"] == "LK006"]
+    assert sorted(f["recordings"][0].rsplit("/", 1)[-1] for f in unreadable) == [
+        "empty.mp4", "notes.mp4", "truncated.mp4"
+    ]
+    assert doc["summary"]["unreadable"] == 3
+    html = (out / "report.html").read_text()
+    assert "notes.mp4" in html and "unreadable" in html
+
+
+def test_invalid_consent_file_exits_2_naming_file_and_line(tmp_path):
+    consent = tmp_path / "consent.yaml"
+    consent.write_text(
+        "subjects:\n"
+        "  - id: alice\n"
+        "    name: Alice\n"
+        "    grants:\n"
+        "      - purposes: [recording]\n"
+        "        given: 2026-13-40\n"
+    )
+    wav = make_wav(tmp_path / "a.wav", np.zeros(16000, dtype=np.float32))
+    proc = run_cli("scan", str(wav), "--consent", str(consent), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    assert f"{consent}:6" in proc.stderr
+    assert "given" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+    proc = run_cli("consent", "validate", str(consent))
+    assert proc.returncode == 2 and f"{consent}:6" in proc.stderr
+
+
+def test_bad_usage_exits_2(tmp_path):
+    proc = run_cli("scan", str(tmp_path / "does-not-exist.mp4"))
+    assert proc.returncode == 2 and "does-not-exist.mp4" in proc.stderr
+    proc = run_cli("scan", str(tmp_path), "--fail-on", "severe")
+    assert proc.returncode == 2
+    proc = run_cli("scan", str(tmp_path), "--format", "pdf")
+    assert proc.returncode == 2 and "pdf" in proc.stderr
+
+
+def test_every_command_explains_its_options():
+    top = run_cli("--help")
+    assert top.returncode == 0
+    for command in ("scan", "demo", "consent"):
+        assert command in top.stdout
+    scan = run_cli("scan", "--help").stdout
+    for option in ("--consent", "--out", "--purpose", "--fail-on", "--format", "--workers", "--sample-fps", "--as-of"):
+        assert option in scan
+    validate = run_cli("consent", "validate", "--help")
+    assert validate.returncode == 0 and "line numbers" in validate.stdout
+    assert "bundled sample_data" in run_cli("demo", "--help").stdout
