@@ -468,7 +468,10 @@ def load_audio(
         stream = container.streams.audio[0]
         stream.thread_type = "AUTO"
         original_rate = int(stream.codec_context.sample_rate or 0)
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=int(sample_rate))
+        # Resample with the channel layout kept and average the channels ourselves: FFmpeg's own
+        # downmix adds the channels at -3 dB each, which lifts identical channels above full
+        # scale and would show up as false clipping in the voice analysis.
+        resampler = av.AudioResampler(format="fltp", layout=None, rate=int(sample_rate))
         limit = int(max_duration_s * sample_rate)
         chunks: list[np.ndarray] = []
         total = 0
@@ -476,7 +479,7 @@ def load_audio(
         def take(frames) -> bool:
             nonlocal total
             for out in frames:
-                data = out.to_ndarray().reshape(-1)
+                data = out.to_ndarray().mean(axis=0, dtype=np.float32)
                 chunks.append(data)
                 total += data.size
             return total >= limit
