@@ -1,0 +1,308 @@
+"""Voice analysis on real audio: synthetic signals, the bundled sample recordings, the real devset.
+
+No mocks: every test runs the real pipeline. Sample-data tests skip when `sample_data/` is absent;
+devset tests skip when `../shared/devset` is absent.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.signal
+
+from scanner.models import AudioTrack
+from scanner.voices import (
+    VOICE_MATCH_THRESHOLD,
+    VoiceAnalyzer,
+    voice_match_confidence,
+    voice_similarity,
+    voiceprint_from_audio,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "sample_data"
+RECORDINGS = SAMPLE / "recordings"
+DEVSET = REPO.parent / "shared" / "devset" / "diarization"
+SR = 16000
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+
+
+def track(samples: np.ndarray, original_rate: int = SR) -> AudioTrack:
+    return AudioTrack(np.asarray(samples, dtype=np.float32), SR, original_rate)
+
+
+def synthetic_voice(seconds: float = 12.0, f0: float = 120.0, seed: int = 0) -> np.ndarray:
+    """A crude voiced 'speaker': harmonics up to 7.5 kHz, syllable rhythm, pauses between phrases.
+
+    Not speech, but it has what the measurements look at: a harmonic (non-flat) spectrum,
+    a wide band, and loud/quiet alternation.
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    pitch = f0 * (1.0 + 0.05 * np.sin(2 * np.pi * 3.0 * t))
+    phase = 2 * np.pi * np.cumsum(pitch) / SR
+    voice = np.zeros_like(t)
+    for k in range(1, int(7500 / f0)):
+        voice += np.sin(k * phase + rng.uniform(0, 2 * np.pi)) / k**0.7
+    syllables = 0.6 + 0.4 * np.sin(2 * np.pi * 4.0 * t)
+    phrases = (np.mod(t, 3.0) < 2.0).astype(float)  # 2 s phrases, 1 s pauses
+    phrases = np.convolve(phrases, np.ones(160) / 160, mode="same")
+    y = voice * syllables * phrases
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+
+
+def pink_noise(n: int, seed: int = 0) -> np.ndarray:
+    spectrum = np.fft.rfft(np.random.default_rng(seed).standard_normal(n))
+    k = np.arange(len(spectrum))
+    k[0] = 1
+    y = np.fft.irfft(spectrum / np.sqrt(k), n)
+    return (y / y.std()).astype(np.float32)
+
+
+def load(path: Path) -> AudioTrack:
+    media = pytest.importorskip("scanner.media")
+    audio = media.load_audio(path)
+    assert audio is not None, f"{path.name} has no audio"
+    return audio
+
+
+def ground_truth() -> dict:
+    yaml = pytest.importorskip("yaml")
+    path = SAMPLE / "ground_truth.yaml"
+    if not path.exists():
+        pytest.skip("sample_data/ground_truth.yaml is absent")
+    return yaml.safe_load(path.read_text())
+
+
+def overlap_s(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+
+
+def majority_truth(speaker, truth_turns: list[dict]) -> str:
+    """The ground-truth person who speaks most during this found speaker's turns."""
+    shares: dict[str, float] = {}
+    for t in speaker.turns:
+        for d in truth_turns:
+            shares[d["who"]] = shares.get(d["who"], 0.0) + overlap_s((t.start, t.end), (d["start"], d["end"]))
+    return max(shares, key=shares.get)
+
+
+# --------------------------------------------------------------------------------------------
+# Synthetic signals: speech detection and quality measures
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, samples",
+    [
+        ("digital silence", np.zeros(10 * SR)),
+        ("white noise", 0.05 * np.random.default_rng(1).standard_normal(10 * SR)),
+        ("pink noise", 0.05 * pink_noise(10 * SR, seed=2)),
+        ("mains hum with hiss", 0.1 * np.sin(2 * np.pi * 50 * np.arange(10 * SR) / SR)
+         + 0.005 * np.random.default_rng(3).standard_normal(10 * SR)),
+    ],
+)
+def test_no_speech_in_silence_or_steady_noise(name, samples):
+    result = VoiceAnalyzer().analyze(track(samples))
+    assert result.speakers == [], name
+    assert result.speech_s == 0.0, name
+
+
+def test_empty_and_tiny_inputs_do_not_crash():
+    assert VoiceAnalyzer().analyze(track(np.zeros(0))).speakers == []
+    assert VoiceAnalyzer().analyze(track(np.zeros(100))).speakers == []
+
+
+def test_synthetic_voice_is_one_wideband_speaker():
+    voice = synthetic_voice()
+    result = VoiceAnalyzer().analyze(track(voice))
+    assert len(result.speakers) == 1
+    speaker = result.speakers[0]
+    assert speaker.voiceprint.shape == (19,)
+    assert 7.0 < result.speech_s < 11.0
+    assert speaker.bandwidth_hz > 5000
+    assert speaker.snr_db >= 40  # nothing but digital silence in the pauses
+    assert speaker.clipping_ratio == 0.0
+
+
+def test_bandwidth_of_telephone_band_content():
+    """8 kHz-band content reads <= 4 kHz even when the track claims a 16 kHz original."""
+    voice = synthetic_voice()
+    # Through an 8 kHz channel and back, as a phone recording decoded to 16 kHz would be.
+    librosa = pytest.importorskip("librosa")
+    narrow = librosa.resample(librosa.resample(voice, orig_sr=SR, target_sr=8000), orig_sr=8000, target_sr=SR)
+    speaker = VoiceAnalyzer().analyze(track(narrow)).speakers[0]
+    assert speaker.bandwidth_hz <= 4000
+    # And the original rate caps it: an 8 kHz recording cannot hold more than 4 kHz.
+    wide_but_8k = VoiceAnalyzer().analyze(track(voice, original_rate=8000)).speakers[0]
+    assert wide_but_8k.bandwidth_hz <= 4000
+
+
+def test_snr_follows_added_noise():
+    voice = synthetic_voice()
+    active = np.abs(voice) > 0.01
+    level = np.sqrt(np.mean(voice[active] ** 2))
+    measured = {}
+    for snr in (10, 30):
+        noise = pink_noise(len(voice), seed=snr) * level * 10 ** (-snr / 20)
+        speakers = VoiceAnalyzer().analyze(track(voice + noise)).speakers
+        assert len(speakers) == 1
+        measured[snr] = speakers[0].snr_db
+    assert measured[30] > measured[10] + 10
+    assert 3 <= measured[10] <= 20
+
+
+def test_clipping_is_measured_and_excluded_from_usable_speech():
+    voice = synthetic_voice()
+    clean = VoiceAnalyzer().analyze(track(voice)).speakers[0]
+    clipped = VoiceAnalyzer().analyze(track(np.clip(voice * 6.0, -1.0, 1.0))).speakers[0]
+    assert clipped.clipping_ratio > 0.01
+    assert clipped.usable_speech_s < clean.usable_speech_s
+
+
+def test_similarity_and_confidence():
+    a = np.array([1.0, 0.0, 0.0])
+    assert voice_similarity(a, a) == pytest.approx(1.0)
+    assert voice_similarity(a, -a) == pytest.approx(-1.0)
+    assert voice_similarity(a, np.zeros(3)) == 0.0
+    assert voice_match_confidence(VOICE_MATCH_THRESHOLD) == pytest.approx(0.5)
+    assert voice_match_confidence(0.95) > 0.9 > 0.1 > voice_match_confidence(0.5)
+
+
+# --------------------------------------------------------------------------------------------
+# Bundled sample recordings (flite/festival voices with known turns)
+# --------------------------------------------------------------------------------------------
+
+AUDIO_RECORDINGS = ["interview.mp4", "meeting_grid.mp4", "lobby.mp4", "webinar.mp4", "voice_memo.m4a", "phone_call.wav"]
+
+
+@pytest.fixture(scope="module")
+def sample_analyses() -> dict:
+    truth = ground_truth()
+    out = {}
+    for name in AUDIO_RECORDINGS:
+        path = RECORDINGS / name
+        if not path.exists():
+            pytest.skip(f"sample recording {name} is absent")
+        out[name] = VoiceAnalyzer().analyze(load(path))
+    return {"truth": truth, "analyses": out}
+
+
+@pytest.fixture(scope="module")
+def enrolled() -> dict[str, np.ndarray]:
+    paths = sorted((SAMPLE / "enrol").glob("*.wav")) if (SAMPLE / "enrol").exists() else []
+    if not paths:
+        pytest.skip("sample_data/enrol/*.wav are absent")
+    return {p.stem: voiceprint_from_audio(load(p)) for p in paths}
+
+
+@pytest.mark.parametrize("name", AUDIO_RECORDINGS)
+def test_sample_speaker_counts_and_turns(sample_analyses, name):
+    truth = sample_analyses["truth"]["recordings"][name]["speech"]
+    result = sample_analyses["analyses"][name]
+    assert len(result.speakers) == len({d["who"] for d in truth})
+    # Speakers come in order of first turn, numbered 0..n-1.
+    assert [s.speaker_id for s in result.speakers] == list(range(len(result.speakers)))
+    firsts = [s.turns[0].start for s in result.speakers]
+    assert firsts == sorted(firsts)
+    # Each found speaker stands for a different person...
+    owners = [majority_truth(s, truth) for s in result.speakers]
+    assert len(set(owners)) == len(owners)
+    # ...and each true turn is mostly covered by that person's found turns.
+    by_owner = dict(zip(owners, result.speakers))
+    for d in truth:
+        covered = sum(overlap_s((t.start, t.end), (d["start"], d["end"])) for t in by_owner[d["who"]].turns)
+        assert covered >= 0.7 * (d["end"] - d["start"]), (name, d)
+
+
+@pytest.mark.parametrize("name", AUDIO_RECORDINGS)
+def test_sample_voices_match_their_enrolment(sample_analyses, enrolled, name):
+    gt = sample_analyses["truth"]
+    recording = gt["recordings"][name]
+    truth = recording["speech"]
+    for speaker in sample_analyses["analyses"][name].speakers:
+        person = majority_truth(speaker, truth)
+        subject = gt["people"][person].get("subject_id")
+        sims = {key: voice_similarity(speaker.voiceprint, vp) for key, vp in enrolled.items()}
+        others = {k: s for k, s in sims.items() if k != subject}
+        # Nobody else's enrolment matches this voice.
+        assert max(others.values()) < VOICE_MATCH_THRESHOLD, (name, person, sims)
+        if subject in sims:
+            assert max(sims, key=sims.get) == subject, (name, person, sims)
+            if "noise" not in recording:
+                assert sims[subject] >= VOICE_MATCH_THRESHOLD, (name, person, sims)
+            # Known weakness: under 18 dB of background noise the right voice still ranks first
+            # but its similarity can fall below the threshold (measured 0.66).
+
+
+def test_sample_bandwidth_and_quality(sample_analyses):
+    analyses = sample_analyses["analyses"]
+    for speaker in analyses["phone_call.wav"].speakers:
+        assert speaker.bandwidth_hz <= 4000
+    for speaker in analyses["webinar.mp4"].speakers:
+        assert speaker.bandwidth_hz > 5000
+        assert speaker.snr_db > 30
+    for speaker in analyses["meeting_grid.mp4"].speakers:
+        assert speaker.snr_db < 30  # pink noise at 18 dB
+    for result in analyses.values():
+        for s in result.speakers:
+            assert 0 < s.longest_clean_s <= s.usable_speech_s + 1.0
+            assert s.usable_speech_s <= s.speech_s + 1e-6
+
+
+def test_sample_speed():
+    path = RECORDINGS / "meeting_grid.mp4"
+    if not path.exists():
+        pytest.skip("sample recording meeting_grid.mp4 is absent")
+    audio = load(path)
+    analyzer = VoiceAnalyzer()
+    analyzer.analyze(audio)  # first call pays librosa's one-off compilation
+    start = time.process_time()
+    analyzer.analyze(audio)
+    per_minute = (time.process_time() - start) / audio.duration_s * 60.0
+    assert per_minute < 2.0  # measured about 0.2-0.3 s per minute; generous for slow CI machines
+
+
+# --------------------------------------------------------------------------------------------
+# Real meeting speech (optional devset)
+# --------------------------------------------------------------------------------------------
+
+
+def _reference_speakers() -> dict[str, dict[str, float]]:
+    speakers: dict[str, dict[str, float]] = {}
+    for rttm in DEVSET.glob("*.rttm"):
+        for line in rttm.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 8 and parts[0] == "SPEAKER":
+                per_file = speakers.setdefault(parts[1], {})
+                per_file[parts[7]] = per_file.get(parts[7], 0.0) + float(parts[4])
+    return speakers
+
+
+@pytest.mark.skipif(not DEVSET.exists(), reason="../shared/devset is absent")
+def test_devset_meetings_give_plausible_speaker_counts():
+    sf = pytest.importorskip("soundfile")
+    reference = _reference_speakers()
+    analyzer = VoiceAnalyzer()
+    errors = []
+    for wav in sorted(DEVSET.glob("*.wav")):
+        samples, rate = sf.read(wav, dtype="float32")
+        assert rate == SR
+        result = analyzer.analyze(AudioTrack(samples, rate, rate))
+        if wav.stem == "empty":
+            assert result.speakers == []
+            continue
+        assert 1 <= len(result.speakers) <= 6, wav.name
+        expected = sum(1 for s in reference.get(wav.stem, {}).values() if s >= 3.0)
+        if expected:
+            errors.append(abs(len(result.speakers) - expected))
+    # Far-field meetings with overlap are hard for MFCC statistics: counts are off by one at times.
+    assert max(errors) <= 2
+    assert np.mean(errors) <= 1.0
