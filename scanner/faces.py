@@ -462,6 +462,35 @@ def _shot_signature(image: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
+class _SmallFaceSearch:
+    """Decides per frame whether the (4x slower) upsampled detection pass is needed.
+
+    The upsampled pass runs on the first frame, after every shot change and at least every
+    `check_s` seconds of video. As soon as it finds a face the plain pass could not have found
+    (narrower than ~1.15 HOG windows), every later frame gets it.
+    """
+
+    def __init__(self, check_s: float):
+        self.check_s = check_s
+        self.small_faces_seen = False
+        self.last_full_t: float | None = None
+
+    def new_shot(self) -> None:
+        self.last_full_t = None
+
+    def detect(self, locate, t: float, upsample: int, small_px: float) -> list[tuple[int, int, int, int]]:
+        """`locate(upsample) -> boxes` runs the detector; returns this frame's boxes."""
+        if upsample == 0 or self.small_faces_seen:
+            return locate(upsample)
+        if self.last_full_t is not None and t - self.last_full_t < self.check_s - 1e-6:
+            return locate(0)
+        self.last_full_t = t
+        boxes = locate(upsample)
+        if any(small_px <= (b[1] - b[3]) < 1.15 * _HOG_MIN_FACE for b in boxes):
+            self.small_faces_seen = True
+        return boxes
+
+
 class FaceAnalyzer:
     """Detect, measure, track, encode and cluster the faces of one recording.
 
@@ -531,27 +560,6 @@ class FaceAnalyzer:
             needed += 1
         return needed
 
-    def _detect(self, api, image: np.ndarray, upsample: int) -> list[tuple[int, int, int, int]]:
-        return api.face_locations(image, upsample, self.detector)
-
-    def _detect_frame(self, api, image: np.ndarray, scale: float, state: dict) -> list[tuple[int, int, int, int]]:
-        """Detections on one frame, running the upsampled pass only when it is needed."""
-        needed = self._upsample_needed(scale)
-        if needed == 0 or self.detector == "cnn":
-            return self._detect(api, image, needed)
-        if state["small_faces"]:
-            return self._detect(api, image, needed)
-        due = state["last_full_t"] is None or state["t"] - state["last_full_t"] >= self.small_face_check_s - 1e-6
-        if not due:
-            return self._detect(api, image, 0)
-        state["last_full_t"] = state["t"]
-        full = self._detect(api, image, needed)
-        min_px = self.min_face_px / scale
-        if any(1.15 * _HOG_MIN_FACE > (b[1] - b[3]) >= min_px for b in full):
-            # A face only the upsampled pass can see: from now on every frame needs it.
-            state["small_faces"] = True
-        return full
-
     # ---------------------------------------------------------------- main entry
     def analyze(self, path: Path, info: MediaInfo) -> FaceAnalysis:
         """Faces of one recording, grouped into people (clusters ordered by first appearance).
@@ -566,7 +574,7 @@ class FaceAnalyzer:
         interval = 0.0 if is_image else 1.0 / self.sample_fps
         k = max(1, min(self.encodings_per_track, self.encodings_per_cluster))
         tracker = _Tracker(k=k, slot_s=max(interval * 4, 1.0))
-        state = {"small_faces": False, "last_full_t": None, "t": 0.0}
+        search = _SmallFaceSearch(self.small_face_check_s)
         previous = None
         frames = 0
         for sample_index, frame in enumerate(iter_frames(path, info, self.sample_fps, self.max_width)):
@@ -575,10 +583,15 @@ class FaceAnalyzer:
             signature = _shot_signature(image)
             if previous is not None and float(np.abs(signature - previous).mean()) > self.shot_change:
                 tracker.cut()
-                state["last_full_t"] = None  # a new shot may bring small faces: look right away
+                search.new_shot()
             previous = signature
-            state["t"] = frame.time_s
-            boxes = self._detect_frame(api, image, frame.scale, state)
+            upsample = self._upsample_needed(frame.scale)
+            boxes = search.detect(
+                lambda up: api.face_locations(image, up, self.detector),
+                frame.time_s,
+                upsample if self.detector == "hog" else self.upsample,
+                small_px=self.min_face_px / frame.scale,
+            )
             boxes = [b for b in boxes if (b[1] - b[3]) * frame.scale >= self.min_face_px]
             if boxes:
                 shapes = api._raw_face_landmarks(image, boxes, "large")
