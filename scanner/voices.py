@@ -8,22 +8,23 @@ The pipeline works on one `AudioTrack` (mono float32, usually resampled to 16 kH
    adaptive noise floor (a low percentile of the recording's own frame energies) and its spectrum is
    not flat like noise. Hangover smoothing bridges short pauses and drops blips shorter than a
    minimum length, so steady hum, hiss or silence give no speech at all.
-3. **Window embeddings.** Inside speech, 1.5 s windows (0.75 s hop) are described by the mean and
-   standard deviation of MFCCs and their deltas. The mel filterbank covers only 300-3400 Hz: the
-   telephone band. A voice recorded on a phone line (8 kHz sampling, nothing above 4 kHz) and the same
-   voice recorded wideband then give comparable numbers, at the price of ignoring the speaker detail
-   above 4 kHz.
-4. **Speakers.** Window embeddings are grouped with agglomerative clustering on cosine distance; the
-   number of speakers (1 to `max_speakers`) follows from a distance threshold. Every frame is then
-   re-assigned to the speaker whose frame model fits it best (a small Gaussian mixture per speaker),
-   which sharpens turn boundaries to about 0.1 s, and the label sequence is smoothed into turns.
-   Frames that no speaker's model explains well inside a speech stretch where two speakers alternate
-   quickly are counted as overlapped speech and kept out of the usable material.
-5. **Per speaker**: a voiceprint (see `voiceprint_from_frames`) and quality measures: usable clean
+3. **Speaker features.** Band-limited MFCCs: for clustering 100-3700 Hz without noise compensation
+   (one recording shares one channel), for voiceprints 300-3400 Hz, the telephone band, after
+   subtracting the background spectrum, so that a voice recorded on a phone line (8 kHz sampling)
+   and the same voice recorded wideband, quiet or noisy, give comparable numbers, at the price of
+   ignoring the speaker detail above 3.4 kHz.
+4. **Speakers.** Speech is cut into 2 s segments, which are merged bottom-up by the Bayesian
+   information criterion (`bic_clustering`); the number of speakers (1 to `max_speakers`) falls
+   out of the criterion. Every frame is then re-assigned to the speaker whose frame model fits it
+   best (a small Gaussian mixture per speaker), which sharpens turn boundaries to about 0.1 s, and
+   the label sequence is smoothed into turns. Frames that no speaker's model explains well and
+   that two speakers explain about equally are counted as overlapped speech and kept out of the
+   usable material (a cheap, weak detector).
+5. **Per speaker**: a voiceprint (see `voiceprint_from_features`) and quality measures: usable clean
    speech, the longest clean stretch, SNR, effective bandwidth and clipping.
 
 The voiceprint is a fixed-length vector compared with cosine similarity (`voice_similarity`). It is
-MFCC statistics, far weaker than neural speaker embeddings (see PRODUCT.md): good enough to separate
+an average cepstrum, far weaker than neural speaker embeddings (see PRODUCT.md): good enough to separate
 the speakers of one recording and to match an enrolment sample in similar conditions, not a
 forensic-grade identifier.
 """
@@ -220,7 +221,7 @@ def speech_windows(
 ) -> list[tuple[int, int]]:
     """Frame ranges of the embedding windows: `window_s` long, every `step_s`, inside speech.
 
-    Windows are laid out separately in each speech stretch so that every stretch gets at least one
+    Used for the 2 s clustering segments. Windows are laid out separately in each speech stretch so that every stretch gets at least one
     window (a stretch shorter than `window_s` gets one window covering it), and a window is kept
     only if at least `min_speech_fraction` of its frames are speech.
     """
@@ -276,7 +277,7 @@ def voiceprint_from_features(features: np.ndarray) -> np.ndarray:
     The voiceprint is the average band-limited, noise-compensated cepstrum of the voice (its
     average vocal-tract shape), standardised with the background statistics and scaled to unit
     length so that a dot product is a cosine similarity. Averages over the speaker's whole speech
-    are far steadier than the 1.5 s window statistics used for diarization.
+    are far steadier than statistics of a few seconds.
     """
     if features.shape[1] == 0:
         return np.zeros(features.shape[0], np.float32)
@@ -342,7 +343,7 @@ def bic_clustering(segments: list[np.ndarray], penalty: float = 2.2, ridge: floa
 
     Parameters
     ----------
-    penalty : BIC penalty weight lambda (default 2.2; measured on synthetic 1-5 speaker conversations
+    penalty : BIC penalty weight lambda (default 2.2 here, 2.4 in `VoiceAnalyzer`; measured on synthetic 1-5 speaker conversations
         where 1.5 over-splits and 3.0 under-counts).
     ridge : added to covariance diagonals to keep short segments' covariances invertible.
     """
