@@ -628,21 +628,25 @@ class FaceAnalyzer:
             return [track]
         enc_times = np.array([track.detections[i].time_s for i in track.encoded_indices])
         pieces: dict[int, _Track] = {}
+        new_index: dict[int, int] = {}  # detection index in `track` -> index in its piece
         for i, det in enumerate(track.detections):
             label = int(labels[int(np.argmin(np.abs(enc_times - det.time_s)))])
             piece = pieces.setdefault(label, _Track(track.track_id, track.k, track.slot_s))
+            new_index[i] = len(piece.detections)
             piece.detections.append(det)
             piece.boxes.append(track.boxes[i])
             piece.sample_indices.append(track.sample_indices[i])
+        best = int(np.argmax([c.score for c in candidates]))
         for label, piece in pieces.items():
             mask = labels == label
             piece.encodings = encodings[mask]
-            piece.encoded_indices = [idx for idx, m in zip(track.encoded_indices, mask) if m]
-            # The whole track's thumbnail may show the other person; keep it only for the piece
-            # that holds the best encoded detection.
-            best = int(np.argmax([c.score for c in candidates]))
+            piece.encoded_indices = [new_index[idx] for idx, m in zip(track.encoded_indices, mask) if m]
+            # The track's thumbnail shows whoever had the best detection; only that piece keeps it.
             if mask[best]:
                 piece.thumbnail, piece.thumbnail_score = track.thumbnail, track.thumbnail_score
+            else:
+                own = max((c for c, m in zip(candidates, mask) if m), key=lambda c: c.score)
+                piece.thumbnail, piece.thumbnail_score = make_thumbnail(own.crop, own.box_in_crop), own.score
         return list(pieces.values())
 
     # ---------------------------------------------------------------- clustering

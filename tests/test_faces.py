@@ -245,6 +245,25 @@ def test_cut_between_two_people_gives_two_clusters(devset, analyzer, tmp_path):
     assert face_distance(first.encodings, enrol_biden).min() > MATCH_TOLERANCE
 
 
+def test_one_face_dissolving_into_another_is_split(devset, analyzer, tmp_path):
+    """A slow dissolve keeps the box in place and triggers no shot change, so tracking alone
+    would glue two people together; the encodings must separate them."""
+    size = (640, 360)
+    obama = letterbox(_photo(devset, "knn_examples/train/obama/obama2.jpg"), *size).astype(np.float32)
+    biden = letterbox(_photo(devset, "knn_examples/train/biden/biden2.jpg"), *size).astype(np.float32)
+    fps = 10
+    frames = [obama] * (3 * fps)
+    frames += [obama + (biden - obama) * (i / (2 * fps)) for i in range(2 * fps)]
+    frames += [biden] * (3 * fps)
+    video = make_video(tmp_path / "dissolve.mp4", [f.astype(np.uint8) for f in frames], fps=fps, size=size)
+    analysis = analyzer.analyze(video, probe(video))
+    assert len(analysis.clusters) == 2
+    first, second = analysis.clusters
+    assert first.time_ranges[0].start == 0.0 and first.time_ranges[-1].end <= 6.0
+    assert second.time_ranges[0].start >= 2.5 and second.time_ranges[-1].end == pytest.approx(8.0, abs=0.6)
+    assert first.thumbnail is not None and second.thumbnail is not None
+
+
 def test_bigger_face_in_bigger_frame_measures_bigger(devset, analyzer):
     small = devset / "obama-240p.jpg"
     large = devset / "obama-720p.jpg"
