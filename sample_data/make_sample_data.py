@@ -683,8 +683,8 @@ CONSENT_YAML = """\
 # Each subject demonstrates one consent case for the purpose ai-training; biden, hopper, astronaut
 # (faces) and ked (voice) also appear in the recordings but have no record here: unknown persons.
 subjects:
-  # Valid, current consent covering ai-training, but the accepted face risk is only "low":
-  # a large, long, frontal face in interview.mp4 exceeds it (risk above what was accepted).
+  # Valid, current consent covering ai-training, but the accepted face risk is only "low", while
+  # interview.mp4 holds ~17 s of his large frontal face (case: risk above what was accepted).
   - id: obama
     name: Barack Obama
     enrolment:
@@ -818,6 +818,14 @@ noise (numpy, fixed seeds).
 | `enrol/` | `obama.jpg` and 12-20 s voice samples (16 kHz mono) for obama, carol, dave, erin |
 | `consent.yaml` | consent records (one case per subject, see comments) |
 | `ground_truth.yaml` | who appears/speaks where, with exact rendered times |
+
+`check_sample_data.py` re-checks the result with the real components: dlib HOG face detection
+(upsample 1) and identification against the source photos on frames every 0.5 s, and
+`librosa.effects.split` speech regions against the ground-truth speech times.
+
+Reproducibility: two runs on the same machine give identical bytes for every file. The WAV files
+depend only on flite/festival, numpy and soxr; the MP4/M4A/JPEG bytes can differ with other
+versions of FFmpeg/x264 (PyAV) or Pillow, the rendered content and ground truth do not.
 """
 
 
