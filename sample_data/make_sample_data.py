@@ -744,6 +744,24 @@ PEOPLE = {  # identity -> (subject id or None, face source, voice source)
 }
 
 
+# The findings a scan of recordings/ must raise with `--purpose ai-training --as-of 2026-11-27`,
+# one per identity key, following from consent.yaml and what each person left in the recordings.
+EXPECTED_SCAN = {
+    "purposes": ["ai-training"],
+    "as_of": "2026-11-27",
+    "findings": [
+        {"rule_id": "LK005", "rule_name": "risk-above-accepted", "who": "obama", "modality": "face"},
+        {"rule_id": "LK002", "rule_name": "consent-withdrawn", "who": "carol"},
+        {"rule_id": "LK003", "rule_name": "consent-expired", "who": "dave"},
+        {"rule_id": "LK004", "rule_name": "purpose-not-covered", "who": "erin"},
+        {"rule_id": "LK001", "rule_name": "no-consent", "who": "biden"},
+        {"rule_id": "LK001", "rule_name": "no-consent", "who": "hopper"},
+        {"rule_id": "LK001", "rule_name": "no-consent", "who": "astronaut"},
+        {"rule_id": "LK001", "rule_name": "no-consent", "who": "ked"},
+    ],
+}
+
+
 def write_ground_truth(recs: dict, enrol: dict) -> None:
     for d in recs.values():
         d.setdefault("appearances", [])
@@ -766,8 +784,9 @@ def write_ground_truth(recs: dict, enrol: dict) -> None:
         "# recordings.<file>.speech: one entry per utterance, start/end of the synthesised speech\n"
         "#   with its leading/trailing silence trimmed (short pauses between sentences remain).\n"
         "# overlaps: intervals where two people speak at once.\n"
+        "# expected_scan: the findings a scan must raise for these purposes as of that date.\n"
     )
-    body = yaml.safe_dump({"people": people, "recordings": recs, "enrolment": enrol},
+    body = yaml.safe_dump({"people": people, "recordings": recs, "enrolment": enrol, "expected_scan": EXPECTED_SCAN},
                           sort_keys=False, default_flow_style=None, width=110)
     (OUT / "ground_truth.yaml").write_text(head + body)
 
