@@ -44,8 +44,10 @@ app = typer.Typer(
 consent_app = typer.Typer(help="Work with consent files.", no_args_is_help=True)
 app.add_typer(consent_app, name="consent")
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# soft_wrap: messages name files; a hard wrap would split paths across lines in CI logs.
+# markup off: paths and messages are user data and may contain [brackets].
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+out = Console(highlight=False, soft_wrap=True, markup=False)
 
 FORMATS = "html,json"
 
@@ -174,14 +176,14 @@ def consent_validate(
     """Check a consent file: structure, dates, ids, purposes and enrolment media, with line numbers."""
     records = _load_consent_or_exit(file)
     for warning in records.warnings:
-        err.print(f"[yellow]{warning}[/yellow]")
+        err.print(str(warning), style="yellow")
     if check_media:
         from scanner.enrolment import enrol_subjects
 
         problems = enrol_subjects(records).problems
         if problems:
             for problem in problems:
-                err.print(f"[red]{file}: error: {problem}[/red]")
+                err.print(f"error: {problem}", style="red")
             raise typer.Exit(EXIT_USAGE)
     subjects = len(records.subjects)
     grants = sum(len(s.grants) for s in records.subjects)
@@ -231,20 +233,20 @@ def _run_with_progress(
     if not quiet:
         err.print(f"Scanned {len(result.recordings)} recording(s) in {time.monotonic() - started:.1f} s")
     for warning in result.warnings:
-        err.print(f"[yellow]warning: {warning}[/yellow]")
+        err.print(f"warning: {warning}", style="yellow")
     return result
 
 
 def _report_unreadable(rec: RecordingAnalysis) -> None:
     if rec.status is RecordingStatus.UNREADABLE:
-        err.print(f"[red]unreadable: {rec.path}: {rec.error}[/red]")
+        err.print(f"unreadable: {rec.path}: {rec.error}", style="red")
 
 
 def _write_and_exit(result: ScanResult, out_dir: Path, formats: list[str], redact: bool, quiet: bool) -> None:
     try:
         written = write_reports(result, out_dir, formats, redact_thumbnails=redact)
     except OSError as exc:
-        err.print(f"[red]cannot write reports to {out_dir}: {exc}[/red]")
+        err.print(f"cannot write reports to {out_dir}: {exc}", style="red")
         raise typer.Exit(EXIT_FAILURE) from None
     failing = result.failing_findings()
     if not quiet:
@@ -267,8 +269,8 @@ def _load_consent_or_exit(path: Path) -> ConsentRecords:
         return load_consent(path)
     except ConsentFileError as exc:
         for problem in exc.problems:
-            err.print(f"[red]{problem}[/red]", soft_wrap=True)
-        err.print(f"[red]{path}: invalid consent file ({len(exc.problems)} problem(s))[/red]")
+            err.print(str(problem), style="red")
+        err.print(f"{path}: invalid consent file ({len(exc.problems)} problem(s))", style="red")
         raise typer.Exit(EXIT_USAGE) from None
 
 
@@ -290,16 +292,15 @@ def _parse_date(value: str) -> dt.date:
 
 
 def _usage_error(message: str) -> None:
-    err.print(f"[red]error: {message}[/red]")
+    err.print(f"error: {message}", style="red")
     raise typer.Exit(EXIT_USAGE)
 
 
 def _sample_data_dir() -> Path | None:
-    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
-        candidate = base / "sample_data"
-        if (candidate / "consent.yaml").is_file():
-            return candidate
-    return None
+    if (Path("sample_data") / "consent.yaml").is_file():
+        return Path("sample_data")  # relative, so the report shows short paths
+    candidate = Path(__file__).resolve().parents[1] / "sample_data"
+    return candidate if (candidate / "consent.yaml").is_file() else None
 
 
 def _setup_logging(quiet: bool, verbose: bool) -> None:
@@ -312,10 +313,10 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        err.print("[red]interrupted[/red]")
+        err.print("interrupted", style="red")
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the contract is an exit status, not a traceback
         logging.getLogger("scanner").debug("internal error", exc_info=True)
-        err.print(f"[red]likeness failed: {type(exc).__name__}: {exc}[/red]")
+        err.print(f"likeness failed: {type(exc).__name__}: {exc}", style="red")
         err.print("Run again with --verbose for details.")
         sys.exit(EXIT_FAILURE)

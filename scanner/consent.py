@@ -172,14 +172,21 @@ def load_consent(path: Path) -> ConsentRecords:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConsentFileError([Problem(path, None, "", f"cannot read file: {exc}")]) from None
 
+    loader = _ConsentLoader(text)
+    root = None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         reason = getattr(exc, "problem", None) or str(exc)
+        if isinstance(exc, yaml.constructor.ConstructorError) and root is not None and mark is not None:
+            loc = _path_to(root, mark.index)
+            raise ConsentFileError([Problem(path, line, _dotted(loc), reason)]) from None
         raise ConsentFileError([Problem(path, line, "", f"not valid YAML: {reason}")]) from None
+    finally:
+        loader.dispose()
 
     if data is None:
         data = {}
@@ -199,6 +206,22 @@ def load_consent(path: Path) -> ConsentRecords:
     if problems:
         raise ConsentFileError(problems)
     return ConsentRecords(path=path, document=document, warnings=tuple(warnings))
+
+
+class _ConsentLoader(yaml.SafeLoader):
+    """The safe YAML loader, with impossible dates reported at their line instead of crashing."""
+
+
+def _construct_date(loader: yaml.SafeLoader, node: yaml.Node):
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError as exc:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"'{node.value}' is not a valid date ({exc})", node.start_mark
+        ) from None
+
+
+_ConsentLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_date)
 
 
 def _semantic_problems(path: Path, root: Any, document: ConsentDocument) -> tuple[list[Problem], list[Problem]]:
@@ -255,6 +278,23 @@ def _line_of(node: Any, loc: tuple) -> int | None:
             break
         line = node.start_mark.line + 1
     return line
+
+
+def _path_to(node: Any, index: int, loc: tuple = ()) -> tuple:
+    """The key path of the YAML node that starts at character `index` (empty if not found)."""
+    if node.start_mark.index == index and not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        return loc
+    if isinstance(node, yaml.MappingNode):
+        children = [(getattr(k, "value", "?"), v) for k, v in node.value]
+    elif isinstance(node, yaml.SequenceNode):
+        children = list(enumerate(node.value))
+    else:
+        return ()
+    for key, child in children:
+        found = _path_to(child, index, (*loc, key))
+        if found:
+            return found
+    return ()
 
 
 def _dotted(loc: tuple) -> str:
