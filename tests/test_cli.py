@@ -85,3 +85,16 @@ def test_every_command_explains_its_options():
     validate = run_cli("consent", "validate", "--help")
     assert validate.returncode == 0 and "line numbers" in validate.stdout
     assert "bundled sample_data" in run_cli("demo", "--help").stdout
+
+
+def test_unreadable_results_follow_the_published_schema(tmp_path):
+    import jsonschema
+    from importlib import resources
+
+    (tmp_path / "empty.wav").write_bytes(b"")
+    proc = run_cli("scan", str(tmp_path / "empty.wav"), "--out", str(tmp_path / "out"), "--format", "json")
+    assert proc.returncode == 1
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    schema = json.loads((resources.files("scanner.schemas") / "results.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(doc)
+    assert doc["recordings"][0]["status"] == "unreadable" and not (tmp_path / "out" / "report.html").exists()

@@ -160,3 +160,12 @@ def test_demo_runs_the_same_scan_and_passes(scan, tmp_path):
     assert "PASS" in proc.stdout
     doc = json.loads((tmp_path / "results.json").read_text())
     assert sorted(p["person_id"] for p in doc["people"]) == sorted(p["person_id"] for p in scan["doc"]["people"])
+
+
+def test_results_follow_the_published_schema(scan):
+    import jsonschema
+    from importlib import resources
+
+    schema = json.loads((resources.files("scanner.schemas") / "results.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft202012Validator(schema).validate(scan["doc"])
