@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.cluster import AgglomerativeClustering
 
+from scanner.faces import DEFAULT_CLUSTER_TOLERANCE, MATCH_TOLERANCE, face_distance
 from scanner.models import (
     FaceSighting,
     IdentityMatch,
@@ -24,6 +25,7 @@ from scanner.models import (
     RecordingStatus,
     VoiceSighting,
 )
+from scanner.voices import VOICE_MATCH_THRESHOLD, voice_match_confidence, voice_similarity
 
 
 @dataclass
@@ -38,18 +40,21 @@ class EnrolledSubject:
 
 @dataclass(frozen=True)
 class ResolverSettings:
-    """Thresholds for matching and linking.
+    """Thresholds for matching and linking (defaults measured by the face and voice stages).
 
     face_tolerance: face encoding distance under which a face cluster is the enrolled subject
-        (dlib reports 99.38% on LFW at 0.6; real footage is harder, so the default is stricter).
+        (face_recognition's 0.6; on the sample and development faces the same person across
+        different photos measured 0.34-0.53, different people 0.67 and more).
+    face_link_tolerance: distance under which unknown faces in different recordings are linked
+        (the within-recording clustering tolerance).
     voice_threshold: cosine similarity of voiceprints above which a speaker is the enrolled subject.
-    face_link_tolerance / voice_link_threshold: the same for linking unknowns across recordings.
+    voice_link_threshold: the same for linking unknown speakers across recordings.
     """
 
-    face_tolerance: float = 0.55
-    face_link_tolerance: float = 0.55
-    voice_threshold: float = 0.75
-    voice_link_threshold: float = 0.75
+    face_tolerance: float = MATCH_TOLERANCE
+    face_link_tolerance: float = DEFAULT_CLUSTER_TOLERANCE
+    voice_threshold: float = VOICE_MATCH_THRESHOLD
+    voice_link_threshold: float = VOICE_MATCH_THRESHOLD
 
 
 def resolve_people(
@@ -135,13 +140,12 @@ def match_face(encodings: np.ndarray, subjects: list[EnrolledSubject], tolerance
     for subject in subjects:
         if len(subject.face_encodings) == 0 or len(encodings) == 0:
             continue
-        dists = np.linalg.norm(encodings[:, None, :] - subject.face_encodings[None, :, :], axis=2)
-        distance = float(np.median(dists.min(axis=1)))
+        distance = float(np.median([face_distance(subject.face_encodings, e).min() for e in encodings]))
         if best is None or distance < best[0]:
             best = (distance, subject.subject_id)
     if best is None or best[0] >= tolerance:
         return None
-    return IdentityMatch(Modality.FACE, best[1], round(best[0], 4), _confidence(tolerance - best[0], 0.04))
+    return IdentityMatch(Modality.FACE, best[1], round(best[0], 4), _face_confidence(best[0], tolerance))
 
 
 def match_voice(voiceprint: np.ndarray, subjects: list[EnrolledSubject], threshold: float) -> IdentityMatch | None:
@@ -150,25 +154,21 @@ def match_voice(voiceprint: np.ndarray, subjects: list[EnrolledSubject], thresho
     for subject in subjects:
         if subject.voiceprints is None or len(subject.voiceprints) == 0:
             continue
-        similarity = float(max(_cosine(voiceprint, ref) for ref in subject.voiceprints))
+        similarity = max(voice_similarity(voiceprint, ref) for ref in subject.voiceprints)
         if best is None or similarity > best[0]:
             best = (similarity, subject.subject_id)
     if best is None or best[0] < threshold:
         return None
-    return IdentityMatch(Modality.VOICE, best[1], round(1.0 - best[0], 4), _confidence(best[0] - threshold, 0.04))
+    confidence = round(voice_match_confidence(best[0], threshold=threshold), 4)
+    return IdentityMatch(Modality.VOICE, best[1], round(1.0 - best[0], 4), confidence)
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    denom = float(np.linalg.norm(a) * np.linalg.norm(b))
-    return float(np.dot(a, b) / denom) if denom else 0.0
-
-
-def _confidence(margin: float, scale: float) -> float:
-    """A logistic map from the margin past the threshold to 0..1 (0.5 at the threshold).
+def _face_confidence(distance: float, tolerance: float, scale: float = 0.04) -> float:
+    """A logistic map of the margin under the tolerance to 0..1 (0.5 at the tolerance).
 
     Not yet calibrated on labelled data; it orders matches by strength.
     """
-    return round(1.0 / (1.0 + math.exp(-margin / scale)), 4)
+    return round(1.0 / (1.0 + math.exp(-(tolerance - distance) / scale)), 4)
 
 
 def _link(vectors: list[np.ndarray], metric: str, threshold: float) -> list[list[int]]:
