@@ -17,6 +17,7 @@ from scanner.models import AudioTrack
 from scanner.voices import (
     VOICE_MATCH_THRESHOLD,
     VoiceAnalyzer,
+    loudest_frames,
     voice_match_confidence,
     voice_similarity,
     voiceprint_from_audio,
@@ -167,6 +168,31 @@ def test_clipping_is_measured_and_excluded_from_usable_speech():
     assert clipped.usable_speech_s < clean.usable_speech_s
 
 
+def test_loudest_frames_keep_the_loud_share_of_the_selection():
+    energy = np.arange(200, dtype=float)
+    selected = np.zeros(200, bool)
+    selected[100:] = True
+    loud = loudest_frames(energy, selected, fraction=0.6)
+    assert not loud[:100].any()  # never outside the selection
+    assert loud.sum() == 60 and loud[140:].all()
+    few = np.zeros(200, bool)
+    few[:10] = True
+    assert (loudest_frames(energy, few) == few).all()  # too few frames to choose from: all kept
+
+
+def test_voiceprint_survives_background_noise():
+    """A voice alone and the same voice under 10-20 dB pink noise give matching voiceprints."""
+    voice = synthetic_voice(seconds=15.0, f0=110.0, seed=4)
+    clean = voiceprint_from_audio(track(voice))
+    active = np.abs(voice) > 0.01
+    level = np.sqrt(np.mean(voice[active] ** 2))
+    for snr in (10, 15, 20):
+        noisy = voice + pink_noise(len(voice), seed=snr) * level * 10 ** (-snr / 20)
+        speakers = VoiceAnalyzer().analyze(track(noisy)).speakers
+        assert len(speakers) == 1
+        assert voice_similarity(speakers[0].voiceprint, clean) >= VOICE_MATCH_THRESHOLD, snr
+
+
 def test_similarity_and_confidence():
     a = np.array([1.0, 0.0, 0.0])
     assert voice_similarity(a, a) == pytest.approx(1.0)
@@ -236,10 +262,13 @@ def test_sample_voices_match_their_enrolment(sample_analyses, enrolled, name):
         assert max(others.values()) < VOICE_MATCH_THRESHOLD, (name, person, sims)
         if subject in sims:
             assert max(sims, key=sims.get) == subject, (name, person, sims)
-            if "noise" not in recording:
-                assert sims[subject] >= VOICE_MATCH_THRESHOLD, (name, person, sims)
-            # Known weakness: under 18 dB of background noise the right voice still ranks first
-            # but its similarity can fall below the threshold (measured 0.66).
+            # Also under 18 dB of pink noise (meeting_grid) and on the 8 kHz phone line; measured
+            # 0.82-0.98 for the right voice, at most 0.68 for a wrong one.
+            assert sims[subject] >= VOICE_MATCH_THRESHOLD + 0.05, (name, person, sims)
+            assert max(others.values()) < VOICE_MATCH_THRESHOLD - 0.05, (name, person, sims)
+        else:
+            # Unenrolled voices (ked) match nobody: measured at most 0.62.
+            assert max(sims.values()) < VOICE_MATCH_THRESHOLD - 0.1, (name, person, sims)
 
 
 def test_sample_bandwidth_and_quality(sample_analyses):
