@@ -661,7 +661,10 @@ def make_team_photo(photos):
 
 
 def make_enrolment(photos, tmp):
-    (ENROL / "obama.jpg").write_bytes(photos["obama.jpg"])
+    # An enrolment photo as a data protection team would file it: the portrait scaled to 640 px wide.
+    portrait = Image.open(io.BytesIO(photos["obama.jpg"])).convert("RGB")
+    height = round(portrait.height * 640 / portrait.width)
+    portrait.resize((640, height), Image.LANCZOS).save(ENROL / "obama.jpg", quality=92, optimize=True)
     out = {}
     for who, text in ENROL_TEXT.items():
         mix = Mix(30.0, tmp)
@@ -802,7 +805,7 @@ verified by SHA-256). No other media is used.
 
 | identity | package (version, file) | file inside the package | licence of package / photo |
 |---|---|---|---|
-| obama (enrolled) | `face_recognition` 1.3.0 sdist, `face_recognition-1.3.0.tar.gz` | `face_recognition-1.3.0/tests/test_images/obama.jpg` (enrolment, copied verbatim to `enrol/obama.jpg`), `obama2.jpg` (interview.mp4), `obama3.jpg` (team_photo.jpg) | MIT / US government photographs, public domain |
+| obama (enrolled) | `face_recognition` 1.3.0 sdist, `face_recognition-1.3.0.tar.gz` | `face_recognition-1.3.0/tests/test_images/obama.jpg` (enrolment, scaled to 640 px wide as `enrol/obama.jpg`), `obama2.jpg` (interview.mp4), `obama3.jpg` (team_photo.jpg) | MIT / US government photographs, public domain |
 | biden (not enrolled) | same sdist | `face_recognition-1.3.0/tests/test_images/biden.jpg` | MIT / US government photograph, public domain |
 | hopper (not enrolled) | `matplotlib` 3.9.2 wheel, `matplotlib-3.9.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl` | `matplotlib/mpl-data/sample_data/grace_hopper.jpg` | Matplotlib licence (PSF-style) / US Navy photograph, public domain |
 | astronaut (not enrolled) | `scikit-image` 0.24.0 wheel, `scikit_image-0.24.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl` | `skimage/data/astronaut.png` (`skimage.data.astronaut()`) | BSD-3-Clause / NASA photograph of Eileen Collins, public domain |
