@@ -18,7 +18,14 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from scanner import __version__
 from scanner.analyze import AnalysisSettings
@@ -103,7 +110,8 @@ def scan(
         int, typer.Option("--max-width", min=160, max=7680, help="Frames are downscaled to this width for detection.")
     ] = AnalysisSettings.max_width,
     face_detector: Annotated[
-        str, typer.Option("--face-detector", help="'hog' (fast) or 'cnn' (slow: seconds per frame, finds harder faces).")
+        str,
+        typer.Option("--face-detector", help="'hog' (fast) or 'cnn' (slow: seconds per frame, finds harder faces)."),
     ] = AnalysisSettings.face_detector,
     as_of: Annotated[
         Optional[str],
@@ -279,7 +287,8 @@ def _parse_formats(value: str) -> list[str]:
     available = writers()
     unknown = [n for n in names if n not in available]
     if not names or unknown:
-        _usage_error(f"--format: unknown format(s) {', '.join(unknown) or '(empty)'}; choose from {', '.join(available)}")
+        given = ", ".join(unknown) or "(empty)"
+        _usage_error(f"--format: unknown format(s) {given}; choose from {', '.join(available)}")
     return list(dict.fromkeys(names))
 
 

@@ -48,7 +48,14 @@ from PIL import Image
 from scipy import ndimage
 
 from scanner.media import iter_frames, load_image
-from scanner.models import FaceAnalysis, FaceCluster, FaceDetection, MediaInfo, MediaKind, TimeRange
+from scanner.models import (
+    FaceAnalysis,
+    FaceCluster,
+    FaceDetection,
+    MediaInfo,
+    MediaKind,
+    TimeRange,
+)
 
 #: Sharpness (variance of the Laplacian on a 128x128 grayscale crop) at or above which a face
 #: counts as sharp enough to serve a face swap.

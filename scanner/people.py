@@ -25,7 +25,11 @@ from scanner.models import (
     RecordingStatus,
     VoiceSighting,
 )
-from scanner.voices import VOICE_MATCH_THRESHOLD, voice_match_confidence, voice_similarity
+from scanner.voices import (
+    VOICE_MATCH_THRESHOLD,
+    voice_match_confidence,
+    voice_similarity,
+)
 
 
 @dataclass

@@ -12,8 +12,20 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from scanner.consent import ConsentDecision, ConsentOutcome, ConsentRecords, decide_consent
-from scanner.models import Finding, Level, Modality, Person, RecordingAnalysis, RecordingStatus
+from scanner.consent import (
+    ConsentDecision,
+    ConsentOutcome,
+    ConsentRecords,
+    decide_consent,
+)
+from scanner.models import (
+    Finding,
+    Level,
+    Modality,
+    Person,
+    RecordingAnalysis,
+    RecordingStatus,
+)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,13 @@ import scipy.fft
 import scipy.ndimage
 from sklearn.exceptions import ConvergenceWarning
 
-from scanner.models import AudioTrack, SpeakerCluster, TimeRange, VoiceAnalysis, merge_ranges
+from scanner.models import (
+    AudioTrack,
+    SpeakerCluster,
+    TimeRange,
+    VoiceAnalysis,
+    merge_ranges,
+)
 
 
 @dataclass
@@ -221,7 +227,8 @@ def speech_windows(
 ) -> list[tuple[int, int]]:
     """Frame ranges of the embedding windows: `window_s` long, every `step_s`, inside speech.
 
-    Used for the 2 s clustering segments. Windows are laid out separately in each speech stretch so that every stretch gets at least one
+    Used for the 2 s clustering segments. Windows are laid out separately in each speech stretch so that every
+    stretch gets at least one
     window (a stretch shorter than `window_s` gets one window covering it), and a window is kept
     only if at least `min_speech_fraction` of its frames are speech.
     """
@@ -382,7 +389,8 @@ def bic_clustering(segments: list[np.ndarray], penalty: float = 2.2, ridge: floa
 
     Parameters
     ----------
-    penalty : BIC penalty weight lambda (default 2.2 here, 2.4 in `VoiceAnalyzer`; measured on synthetic 1-5 speaker conversations
+    penalty : BIC penalty weight lambda (default 2.2 here, 2.4 in `VoiceAnalyzer`; measured on synthetic 1-5 speaker
+    conversations
         where 1.5 over-splits and 3.0 under-counts).
     ridge : added to covariance diagonals to keep short segments' covariances invertible.
     """

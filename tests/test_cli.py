@@ -88,8 +88,9 @@ def test_every_command_explains_its_options():
 
 
 def test_unreadable_results_follow_the_published_schema(tmp_path):
-    import jsonschema
     from importlib import resources
+
+    import jsonschema
 
     (tmp_path / "empty.wav").write_bytes(b"")
     proc = run_cli("scan", str(tmp_path / "empty.wav"), "--out", str(tmp_path / "out"), "--format", "json")

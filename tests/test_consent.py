@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from scanner.consent import ConsentFileError, ConsentOutcome, decide_consent, load_consent
+from scanner.consent import (
+    ConsentFileError,
+    ConsentOutcome,
+    decide_consent,
+    load_consent,
+)
 from scanner.models import Level, Modality
 
 GOOD = """\

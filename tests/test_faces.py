@@ -7,7 +7,6 @@ optional folder of third-party photos next to the repository.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +14,7 @@ import pytest
 import yaml
 from PIL import Image, ImageFilter
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from media_factory import letterbox, make_video  # noqa: E402
-
-from scanner.faces import (  # noqa: E402
+from scanner.faces import (
     MATCH_TOLERANCE,
     FaceAnalyzer,
     encode_face_image,
@@ -28,13 +23,15 @@ from scanner.faces import (  # noqa: E402
     face_distance,
     sample_time_ranges,
 )
-from scanner.media import probe  # noqa: E402
-from scanner.models import MediaError, TimeRange  # noqa: E402
+from scanner.media import probe
+from scanner.models import MediaError, TimeRange
+from tests.conftest import DEVSET as SHARED_DEVSET
+from tests.conftest import SAMPLE_DATA
+from tests.media_factory import letterbox, make_video
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "sample_data"
+SAMPLE = SAMPLE_DATA
 RECORDINGS = SAMPLE / "recordings"
-DEVSET = ROOT.parent / "shared" / "devset" / "faces"
+DEVSET = SHARED_DEVSET / "faces"
 
 
 def _need(*paths: Path) -> None:

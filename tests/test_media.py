@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from media_factory import make_png, make_video, make_wav, sine, truncate_copy  # noqa: E402
-
-from scanner.media import iter_frames, load_audio, probe, sha256_file  # noqa: E402
-from scanner.models import MediaError, MediaKind  # noqa: E402
+from scanner.media import iter_frames, load_audio, probe, sha256_file
+from scanner.models import MediaError, MediaKind
+from tests.media_factory import make_png, make_video, make_wav, sine, truncate_copy
 
 
 @pytest.fixture(scope="module")

@@ -177,8 +177,9 @@ def test_demo_runs_the_same_scan_and_passes(scan, tmp_path):
 
 
 def test_results_follow_the_published_schema(scan):
-    import jsonschema
     from importlib import resources
+
+    import jsonschema
 
     schema = json.loads((resources.files("scanner.schemas") / "results.schema.json").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)

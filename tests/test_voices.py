@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.signal
 
 from scanner.models import AudioTrack
 from scanner.voices import (
@@ -22,11 +21,12 @@ from scanner.voices import (
     voice_similarity,
     voiceprint_from_audio,
 )
+from tests.conftest import DEVSET as SHARED_DEVSET
+from tests.conftest import SAMPLE_DATA
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "sample_data"
+SAMPLE = SAMPLE_DATA
 RECORDINGS = SAMPLE / "recordings"
-DEVSET = REPO.parent / "shared" / "devset" / "diarization"
+DEVSET = SHARED_DEVSET / "diarization"
 SR = 16000
 
 

@@ -6,7 +6,15 @@ Only measured facts and decisions go in; face encodings and voiceprints never do
 from __future__ import annotations
 
 from scanner import __version__
-from scanner.models import Finding, Level, Person, RecordingAnalysis, RecordingStatus, ScanResult, TimeRange
+from scanner.models import (
+    Finding,
+    Level,
+    Person,
+    RecordingAnalysis,
+    RecordingStatus,
+    ScanResult,
+    TimeRange,
+)
 
 SCHEMA_VERSION = "1.0"
 
