@@ -385,6 +385,28 @@ def merge_ranges(ranges: list[TimeRange], gap: float = 0.0) -> list[TimeRange]:
     return merged
 
 
+@dataclass(frozen=True)
+class Waiver:
+    """An accepted finding: who accepted it, why, and until when (see scanner/waivers.py)."""
+
+    reason: str
+    approved_by: str
+    expires: str  # ISO date
+    fingerprint: str | None = None
+    rule_id: str | None = None
+    person_id: str | None = None
+    path_glob: str | None = None
+    line: int | None = None  # where the waiver stands in its file
+
+
+@dataclass
+class SuppressedFinding:
+    """A finding a waiver in force accepts: listed in every output, never failing the build."""
+
+    finding: Finding
+    waiver: Waiver
+
+
 @dataclass
 class SkippedFile:
     """A file found while walking a folder that is not media (kept so nothing vanishes silently)."""
@@ -413,6 +435,12 @@ class ScanResult:
     skipped: list[SkippedFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     root: Path | None = None
+    suppressed: list[SuppressedFinding] = field(default_factory=list)
+    show_from: Level = Level.LOW  # findings below this severity are left out of the outputs
+
+    def shown_findings(self) -> list[Finding]:
+        """Findings at or above `show_from`: what the outputs list (failing is decided separately)."""
+        return [f for f in self.findings if f.severity >= self.show_from]
 
     def failing_findings(self) -> list[Finding]:
         """Findings at or above the `fail_on` level (`none` fails nothing)."""

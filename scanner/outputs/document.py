@@ -14,9 +14,10 @@ from scanner.models import (
     RecordingStatus,
     ScanResult,
     TimeRange,
+    Waiver,
 )
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 def build_document(result: ScanResult) -> dict:
@@ -39,7 +40,8 @@ def build_document(result: ScanResult) -> dict:
         },
         "recordings": [_recording(r, result.purposes, face_owner, voice_owner) for r in result.recordings],
         "people": [_person(p) for p in result.people],
-        "findings": [_finding(f) for f in result.findings],
+        "findings": [_finding(f) for f in result.shown_findings()],
+        "suppressed": [{**_finding(s.finding), "waiver": _waiver(s.waiver)} for s in result.suppressed],
         "skipped": [{"path": str(s.path), "reason": s.reason} for s in result.skipped],
         "warnings": list(result.warnings),
         "summary": {
@@ -50,8 +52,9 @@ def build_document(result: ScanResult) -> dict:
             "people": len(result.people),
             "unknown_people": sum(1 for p in result.people if p.subject_id is None),
             "people_by_tier": _count(p.risk.combined_tier for p in result.people if p.risk),
-            "findings": len(result.findings),
-            "findings_by_severity": _count(f.severity for f in result.findings),
+            "findings": len(result.shown_findings()),
+            "findings_by_severity": _count(f.severity for f in result.shown_findings()),
+            "suppressed": len(result.suppressed),
             "fail_on": result.fail_on.value,
             "failing_findings": len(failing),
             "verdict": "fail" if failing else "pass",
@@ -179,4 +182,16 @@ def _finding(finding: Finding) -> dict:
         "evidence": finding.evidence,
         "remedy": finding.remedy,
         "fingerprint": finding.fingerprint,
+    }
+
+
+def _waiver(waiver: Waiver) -> dict:
+    return {
+        "reason": waiver.reason,
+        "approved_by": waiver.approved_by,
+        "expires": waiver.expires,
+        "fingerprint": waiver.fingerprint,
+        "rule_id": waiver.rule_id,
+        "person_id": waiver.person_id,
+        "path": waiver.path_glob,
     }
