@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from scanner.fileformat import FileFormatError, Problem, dotted, line_of, load_yaml_model
+from scanner.media import sha256_file
 from scanner.models import Level, Modality
 
 #: The purposes the product knows. The vocabulary is open: other purposes are accepted with a warning.
@@ -58,6 +59,7 @@ class Grant(_Strict):
     withdrawn: dt.date | None = None
     max_risk: MaxRisk | None = None
     evidence: str | None = None
+    evidence_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
     def is_active(self, on: dt.date) -> bool:
         return (
@@ -77,6 +79,7 @@ class Enrolment(_Strict):
 class Subject(_Strict):
     id: str
     name: str
+    jurisdiction: list[str] = Field(default_factory=list)  # e.g. [EU, US-IL]: the laws that apply
     enrolment: Enrolment = Field(default_factory=Enrolment)
     grants: list[Grant] = Field(default_factory=list)
 
@@ -92,33 +95,45 @@ class Subject(_Strict):
         return value
 
 
+class RecordingConsent(_Strict):
+    """Consent given for particular recordings (who consented to this meeting, for what).
+
+    `path` is a glob matched against recording paths relative to the scan root (`**` crosses
+    folders); `sha256`, when given, must match the recording's content as well.
+    """
+
+    path: str = Field(min_length=1)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    subjects: list[str] = Field(min_length=1)
+    purposes: list[str] = Field(min_length=1)
+    given: dt.date
+    expires: dt.date | None = None
+    withdrawn: dt.date | None = None
+    max_risk: MaxRisk | None = None
+    evidence: str | None = None
+    evidence_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    def as_grant(self) -> Grant:
+        return Grant(
+            purposes=self.purposes, given=self.given, expires=self.expires, withdrawn=self.withdrawn,
+            max_risk=self.max_risk, evidence=self.evidence, evidence_sha256=self.evidence_sha256,
+        )
+
+    def covers(self, relative_path: str, sha256: str) -> bool:
+        from fnmatch import fnmatchcase
+
+        if self.sha256 is not None and self.sha256 != sha256:
+            return False
+        return fnmatchcase(relative_path, self.path) or fnmatchcase(relative_path, self.path.replace("**/", ""))
+
+
 class ConsentDocument(_Strict):
     subjects: list[Subject] = Field(default_factory=list)
+    recordings: list[RecordingConsent] = Field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One problem in a consent file, located precisely enough to fix it."""
-
-    file: Path
-    line: int | None
-    field: str
-    message: str
-    is_error: bool = True
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else str(self.file)
-        kind = "error" if self.is_error else "warning"
-        field_part = f" [{self.field}]" if self.field else ""
-        return f"{where}: {kind}{field_part}: {self.message}"
-
-
-class ConsentFileError(Exception):
+class ConsentFileError(FileFormatError):
     """The consent file cannot be used; `problems` lists every error found."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
 
 
 @dataclass(frozen=True)
@@ -144,6 +159,14 @@ class ConsentRecords:
         names = subject.enrolment.faces if modality is Modality.FACE else subject.enrolment.voices
         return [(self.base_dir / name) for name in names]
 
+    def recording_grants(self, subject_id: str, relative_path: str, sha256: str) -> list[Grant]:
+        """Grants from per-recording consent that cover this subject in this recording."""
+        return [
+            rc.as_grant()
+            for rc in self.document.recordings
+            if subject_id in rc.subjects and rc.covers(relative_path, sha256)
+        ]
+
     def all_enrolment_paths(self) -> set[Path]:
         return {
             p.resolve()
@@ -159,69 +182,20 @@ class ConsentRecords:
 
 
 def load_consent(path: Path) -> ConsentRecords:
-    """Read and validate a consent file; raise ConsentFileError listing every problem by line."""
+    """Read and validate a consent file (YAML, or CSV of grants); raise ConsentFileError by line."""
     path = Path(path)
+    if path.suffix.lower() == ".csv":
+        from scanner.consent_csv import read_consent_csv
+
+        return read_consent_csv(path)
     try:
-        if path.stat().st_size > _MAX_CONSENT_BYTES:
-            raise ConsentFileError([Problem(path, None, "", "file is larger than 20 MB")])
-        text = path.read_text(encoding="utf-8")
-    except ConsentFileError:
-        raise
-    except FileNotFoundError:
-        raise ConsentFileError([Problem(path, None, "", "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConsentFileError([Problem(path, None, "", f"cannot read file: {exc}")]) from None
-
-    loader = _ConsentLoader(text)
-    root = None
-    try:
-        root = loader.get_single_node()
-        data = loader.construct_document(root) if root is not None else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        reason = getattr(exc, "problem", None) or str(exc)
-        if isinstance(exc, yaml.constructor.ConstructorError) and root is not None and mark is not None:
-            loc = _path_to(root, mark.index)
-            raise ConsentFileError([Problem(path, line, _dotted(loc), reason)]) from None
-        raise ConsentFileError([Problem(path, line, "", f"not valid YAML: {reason}")]) from None
-    finally:
-        loader.dispose()
-
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConsentFileError([Problem(path, 1, "", "the top level must be a mapping with a 'subjects' list")])
-
-    try:
-        document = ConsentDocument.model_validate(data)
-    except ValidationError as exc:
-        problems = [
-            Problem(path, _line_of(root, err["loc"]), _dotted(err["loc"]), _plain_message(err))
-            for err in exc.errors()
-        ]
-        raise ConsentFileError(problems) from None
-
+        document, root = load_yaml_model(path, ConsentDocument, max_bytes=_MAX_CONSENT_BYTES)
+    except FileFormatError as exc:
+        raise ConsentFileError(exc.problems) from None
     problems, warnings = _semantic_problems(path, root, document)
     if problems:
         raise ConsentFileError(problems)
     return ConsentRecords(path=path, document=document, warnings=tuple(warnings))
-
-
-class _ConsentLoader(yaml.SafeLoader):
-    """The safe YAML loader, with impossible dates reported at their line instead of crashing."""
-
-
-def _construct_date(loader: yaml.SafeLoader, node: yaml.Node):
-    try:
-        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
-    except ValueError as exc:
-        raise yaml.constructor.ConstructorError(
-            None, None, f"'{node.value}' is not a valid date ({exc})", node.start_mark
-        ) from None
-
-
-_ConsentLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_date)
 
 
 def _semantic_problems(path: Path, root: Any, document: ConsentDocument) -> tuple[list[Problem], list[Problem]]:
@@ -232,7 +206,7 @@ def _semantic_problems(path: Path, root: Any, document: ConsentDocument) -> tupl
         loc = ("subjects", i, "id")
         if subject.id in seen:
             errors.append(
-                Problem(path, _line_of(root, loc), _dotted(loc),
+                Problem(path, line_of(root, loc), dotted(loc),
                         f"duplicate subject id '{subject.id}' (first defined as subjects.{seen[subject.id]})")
             )
         seen.setdefault(subject.id, i)
@@ -242,72 +216,48 @@ def _semantic_problems(path: Path, root: Any, document: ConsentDocument) -> tupl
                 loc = ("subjects", i, "enrolment", key, j)
                 resolved = (path.parent / name).resolve()
                 if not resolved.is_relative_to(path.parent.resolve()):
-                    errors.append(Problem(path, _line_of(root, loc), _dotted(loc),
+                    errors.append(Problem(path, line_of(root, loc), dotted(loc),
                                           f"enrolment path '{name}' leaves the consent file's folder"))
                 elif not resolved.is_file():
-                    errors.append(Problem(path, _line_of(root, loc), _dotted(loc),
+                    errors.append(Problem(path, line_of(root, loc), dotted(loc),
                                           f"enrolment file '{name}' does not exist"))
         for g, grant in enumerate(subject.grants):
-            for key in ("expires", "withdrawn"):
-                value = getattr(grant, key)
-                if value is not None and value < grant.given:
-                    loc = ("subjects", i, "grants", g, key)
-                    errors.append(Problem(path, _line_of(root, loc), _dotted(loc),
-                                          f"{key} ({value}) is before given ({grant.given})"))
-            for p, purpose in enumerate(grant.purposes):
-                if purpose not in KNOWN_PURPOSES:
-                    loc = ("subjects", i, "grants", g, "purposes", p)
-                    warnings.append(Problem(path, _line_of(root, loc), _dotted(loc),
-                                            f"unknown purpose '{purpose}' (known: {', '.join(KNOWN_PURPOSES)})",
-                                            is_error=False))
+            _check_grant(path, root, ("subjects", i, "grants", g), grant, errors, warnings)
+    for r, rc in enumerate(document.recordings):
+        for k, subject_id in enumerate(rc.subjects):
+            if subject_id not in seen:
+                loc = ("recordings", r, "subjects", k)
+                errors.append(Problem(path, line_of(root, loc), dotted(loc),
+                                      f"unknown subject id '{subject_id}' (not among the subjects)"))
+        _check_grant(path, root, ("recordings", r), rc, errors, warnings)
     return errors, warnings
 
 
-def _line_of(node: Any, loc: tuple) -> int | None:
-    """1-based line of the YAML node at `loc` (the deepest node that exists on the way)."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for key in loc:
-        if isinstance(node, yaml.MappingNode) and isinstance(key, str):
-            match = next((v for k, v in node.value if getattr(k, "value", None) == key), None)
-            if match is None:
-                break
-            node = match
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-        else:
-            break
-        line = node.start_mark.line + 1
-    return line
+def _check_grant(path: Path, root: Any, at: tuple, grant: Grant | RecordingConsent,
+                 errors: list[Problem], warnings: list[Problem]) -> None:
+    for key in ("expires", "withdrawn"):
+        value = getattr(grant, key)
+        if value is not None and value < grant.given:
+            loc = (*at, key)
+            errors.append(Problem(path, line_of(root, loc), dotted(loc),
+                                  f"{key} ({value}) is before given ({grant.given})"))
+    for p, purpose in enumerate(grant.purposes):
+        if purpose not in KNOWN_PURPOSES:
+            loc = (*at, "purposes", p)
+            warnings.append(Problem(path, line_of(root, loc), dotted(loc),
+                                    f"unknown purpose '{purpose}' (known: {', '.join(KNOWN_PURPOSES)})",
+                                    is_error=False))
+    if grant.evidence and grant.evidence_sha256:
+        evidence = path.parent / grant.evidence
+        loc = (*at, "evidence_sha256")
+        if not evidence.is_file():
+            warnings.append(Problem(path, line_of(root, (*at, "evidence")), dotted((*at, "evidence")),
+                                    f"evidence '{grant.evidence}' is not beside the consent file; hash not checked",
+                                    is_error=False))
+        elif sha256_file(evidence) != grant.evidence_sha256:
+            errors.append(Problem(path, line_of(root, loc), dotted(loc),
+                                  f"evidence '{grant.evidence}' does not match its sha256 (the file changed)"))
 
-
-def _path_to(node: Any, index: int, loc: tuple = ()) -> tuple:
-    """The key path of the YAML node that starts at character `index` (empty if not found)."""
-    if node.start_mark.index == index and not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
-        return loc
-    if isinstance(node, yaml.MappingNode):
-        children = [(getattr(k, "value", "?"), v) for k, v in node.value]
-    elif isinstance(node, yaml.SequenceNode):
-        children = list(enumerate(node.value))
-    else:
-        return ()
-    for key, child in children:
-        found = _path_to(child, index, (*loc, key))
-        if found:
-            return found
-    return ()
-
-
-def _dotted(loc: tuple) -> str:
-    return ".".join(str(part) for part in loc)
-
-
-def _plain_message(err: dict) -> str:
-    message = err.get("msg", "invalid value")
-    if err.get("type") == "extra_forbidden":
-        return "unknown field (check the spelling against the documented format)"
-    if err.get("type") == "enum":
-        return f"{message}; got {err.get('input')!r}"
-    return message.removeprefix("Value error, ")
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,16 +282,19 @@ class ConsentDecision:
     grant: Grant | None = None
 
 
-def decide_consent(subject: Subject | None, purpose: str, on: dt.date) -> ConsentDecision:
+def decide_consent(
+    subject: Subject | None, purpose: str, on: dt.date, extra_grants: list[Grant] | None = None
+) -> ConsentDecision:
     """Whether `subject` consented to `purpose` on date `on`.
 
     An active grant covering the purpose wins. Otherwise the most telling reason is reported:
     a withdrawn grant for the purpose, then an expired one, then grants that exist but do not
     name the purpose, then no consent at all.
     """
-    if subject is None or not subject.grants:
+    grants = [*(subject.grants if subject else []), *(extra_grants or [])]
+    if subject is None or not grants:
         return ConsentDecision(purpose, ConsentOutcome.NO_CONSENT)
-    covering = [g for g in subject.grants if purpose in g.purposes]
+    covering = [g for g in grants if purpose in g.purposes]
     active = [g for g in covering if g.is_active(on)]
     if active:
         return ConsentDecision(purpose, ConsentOutcome.GRANTED, _most_permissive(active))
