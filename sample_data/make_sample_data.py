@@ -757,10 +757,10 @@ EXPECTED_SCAN = {
         {"rule_id": "LK002", "rule_name": "consent-withdrawn", "who": "carol"},
         {"rule_id": "LK003", "rule_name": "consent-expired", "who": "dave"},
         {"rule_id": "LK004", "rule_name": "purpose-not-covered", "who": "erin"},
-        {"rule_id": "LK001", "rule_name": "no-consent", "who": "biden"},
-        {"rule_id": "LK001", "rule_name": "no-consent", "who": "hopper"},
-        {"rule_id": "LK001", "rule_name": "no-consent", "who": "astronaut"},
-        {"rule_id": "LK001", "rule_name": "no-consent", "who": "ked"},
+        {"rule_id": "LK001", "rule_name": "unknown-person", "who": "biden"},
+        {"rule_id": "LK001", "rule_name": "unknown-person", "who": "hopper"},
+        {"rule_id": "LK001", "rule_name": "unknown-person", "who": "astronaut"},
+        {"rule_id": "LK001", "rule_name": "unknown-person", "who": "ked"},
     ],
 }
 

@@ -137,7 +137,7 @@ def scan(
     from scanner.scan import ScanOptions
 
     options = ScanOptions(
-        purposes=list(dict.fromkeys(purpose or ["recording"])),
+        purposes=list(dict.fromkeys(purpose or [])),
         fail_on=fail_on,
         workers=workers,
         as_of=as_of_date,

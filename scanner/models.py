@@ -7,6 +7,7 @@ live only on the analysis records and are never copied into a report.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -386,6 +387,16 @@ def merge_ranges(ranges: list[TimeRange], gap: float = 0.0) -> list[TimeRange]:
 
 
 @dataclass(frozen=True)
+class RecordingContext:
+    """What the policy needs to know about one recording besides its content."""
+
+    purposes: tuple[str, ...]
+    recorded: dt.date | None = None
+    retention_days: int | None = None
+    metadata_source: str | None = None  # the file that said so, for the report
+
+
+@dataclass(frozen=True)
 class Waiver:
     """An accepted finding: who accepted it, why, and until when (see scanner/waivers.py)."""
 
@@ -437,6 +448,7 @@ class ScanResult:
     root: Path | None = None
     suppressed: list[SuppressedFinding] = field(default_factory=list)
     show_from: Level = Level.LOW  # findings below this severity are left out of the outputs
+    contexts: dict[Path, RecordingContext] = field(default_factory=dict)
 
     def shown_findings(self) -> list[Finding]:
         """Findings at or above `show_from`: what the outputs list (failing is decided separately)."""

@@ -20,9 +20,11 @@ from scanner.analyze import AnalysisSettings
 from scanner.consent import ConsentDocument, ConsentRecords
 from scanner.enrolment import enrol_subjects
 from scanner.execute import run_local
-from scanner.models import Level, RecordingAnalysis, ScanResult, SkippedFile
+from scanner.fileformat import FileFormatError
+from scanner.manifest import Manifest, is_metadata_file, recording_context
+from scanner.models import Level, RecordingAnalysis, RecordingContext, ScanResult, SkippedFile
 from scanner.people import ResolverSettings, resolve_people
-from scanner.policy import check_consent
+from scanner.policy import PolicySettings, check_policy
 from scanner.risk import DEFAULT_RUBRIC, Rubric, assess, face_exposure, voice_exposure
 
 #: Extensions taken as recordings when walking folders; other files are sniffed by content.
@@ -37,13 +39,16 @@ MEDIA_EXTENSIONS = frozenset(
 class ScanOptions:
     """Everything that shapes a scan besides the inputs and the consent records."""
 
-    purposes: list[str] = field(default_factory=lambda: ["recording"])
+    purposes: list[str] = field(default_factory=list)  # command-line purposes, added to every recording's
     fail_on: Level = Level.HIGH
     workers: int = 1
     as_of: dt.date | None = None
     analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
     resolver: ResolverSettings = field(default_factory=ResolverSettings)
     rubric: Rubric = DEFAULT_RUBRIC
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    manifest: Manifest | None = None
+    show_from: Level = Level.LOW
 
 
 ProgressCallback = Callable[[int, int, RecordingAnalysis], None]
@@ -68,6 +73,8 @@ def discover_recordings(inputs: list[Path], exclude: set[Path] = frozenset()) ->
                         continue
                     if path.resolve() in exclude:
                         skipped.append(SkippedFile(path, "enrolment media of the consent file"))
+                    elif is_metadata_file(path):
+                        continue
                     elif _looks_like_media(path):
                         found.setdefault(path, None)
                     else:
@@ -121,7 +128,8 @@ def run_scan(
         person.risk = assess(person.face, person.voice)
 
     root = _common_root(inputs)
-    findings = check_consent(people, recordings, consent, options.purposes, as_of, root)
+    contexts, context_warnings = _contexts(recordings, options)
+    findings = check_policy(people, recordings, consent, contexts, as_of, options.policy, root)
     return ScanResult(
         scan_id=_scan_id(started, recordings),
         started_at=started,
@@ -137,9 +145,30 @@ def run_scan(
         findings=findings,
         fail_on=options.fail_on,
         skipped=skipped,
-        warnings=[str(w) for w in consent.warnings] + enrolment.problems,
+        warnings=[str(w) for w in consent.warnings] + enrolment.problems + context_warnings,
         root=root,
+        contexts=contexts,
+        show_from=options.show_from,
     )
+
+
+def _contexts(
+    recordings: list[RecordingAnalysis], options: ScanOptions
+) -> tuple[dict[Path, RecordingContext], list[str]]:
+    """Each recording's purposes, date and retention; a broken sidecar is a warning, not the end of the scan."""
+    contexts: dict[Path, RecordingContext] = {}
+    warnings: list[str] = []
+    for rec in recordings:
+        try:
+            contexts[rec.path] = recording_context(
+                rec.path, options.manifest, options.purposes, options.policy.retention_days
+            )
+        except FileFormatError as exc:
+            warnings += [f"{p} (metadata ignored; purposes from the command line)" for p in exc.problems]
+            contexts[rec.path] = recording_context(
+                rec.path, options.manifest, options.purposes, options.policy.retention_days, use_sidecar=False
+            )
+    return contexts, warnings
 
 
 def _options_record(options: ScanOptions) -> dict:
@@ -151,6 +180,13 @@ def _options_record(options: ScanOptions) -> dict:
         "analysis": asdict(options.analysis),
         "resolver": asdict(options.resolver),
         "rubric": asdict(options.rubric),
+        "policy": {
+            "severities": {k: v.value for k, v in options.policy.severities.items()},
+            "disabled": sorted(options.policy.disabled),
+            "retention_days": options.policy.retention_days,
+        },
+        "manifest": str(options.manifest.path) if options.manifest else None,
+        "show_from": options.show_from.value,
         "tool_version": __version__,
     }
 

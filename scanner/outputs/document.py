@@ -38,7 +38,7 @@ def build_document(result: ScanResult) -> dict:
             "consent_file": result.consent_file,
             "consent_sha256": result.consent_sha256,
         },
-        "recordings": [_recording(r, result.purposes, face_owner, voice_owner) for r in result.recordings],
+        "recordings": [_recording(r, result, face_owner, voice_owner) for r in result.recordings],
         "people": [_person(p) for p in result.people],
         "findings": [_finding(f) for f in result.shown_findings()],
         "suppressed": [{**_finding(s.finding), "waiver": _waiver(s.waiver)} for s in result.suppressed],
@@ -80,7 +80,9 @@ def _ranges(ranges: list[TimeRange]) -> list[dict]:
     return [{"start": round(r.start, 2), "end": round(r.end, 2)} for r in ranges]
 
 
-def _recording(rec: RecordingAnalysis, purposes: list[str], face_owner: dict, voice_owner: dict) -> dict:
+def _recording(rec: RecordingAnalysis, result: ScanResult, face_owner: dict, voice_owner: dict) -> dict:
+    context = result.contexts.get(rec.path)
+    purposes = list(context.purposes) if context else list(result.purposes)
     appearances = []
     speech = []
     if rec.faces:
@@ -114,7 +116,10 @@ def _recording(rec: RecordingAnalysis, purposes: list[str], face_owner: dict, vo
         "status": rec.status.value,
         "error": rec.error,
         "media": media,
-        "purposes": list(purposes),
+        "purposes": purposes,
+        "recorded": context.recorded.isoformat() if context and context.recorded else None,
+        "retention_days": context.retention_days if context else None,
+        "metadata_source": context.metadata_source if context else None,
         "frames_analysed": rec.faces.frames_sampled if rec.faces else 0,
         "appearances": appearances,
         "speech": speech,
