@@ -59,6 +59,8 @@ class Frames:
     flatness: spectral flatness of the speech band per frame (0 tonal ... 1 white noise).
     peak: largest absolute sample value within each frame (for clipping).
     hop_s: seconds between frames.
+    stationarity: correlation of each frame's magnitude spectrum (150-5000 Hz) with the frame 100 ms
+        earlier (see `spectral_stationarity`); held notes of music stay near 1, speech does not.
     """
 
     power: np.ndarray
@@ -67,6 +69,7 @@ class Frames:
     flatness: np.ndarray
     peak: np.ndarray
     hop_s: float
+    stationarity: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -101,7 +104,28 @@ def compute_frames(audio: AudioTrack, *, frame_s: float = 0.025, hop_s: float = 
     padded = np.pad(np.abs(y), (win // 2, win))
     starts = np.minimum(np.arange(n) * hop, len(padded) - 1)
     peak = np.maximum.reduceat(padded, starts)[:n] if n else np.zeros(0, np.float32)
-    return Frames(power, freqs, energy_db, flatness, peak.astype(np.float32), hop / float(sr))
+    return Frames(power, freqs, energy_db, flatness, peak.astype(np.float32), hop / float(sr),
+                  spectral_stationarity(power, freqs, max(1, int(round(0.1 / (hop / float(sr)))))))
+
+
+def spectral_stationarity(power: np.ndarray, freqs: np.ndarray, lag: int) -> np.ndarray:
+    """Cosine similarity of each frame's magnitude spectrum (150-5000 Hz) with the one `lag` frames earlier.
+
+    Speech changes its spectrum every syllable: its pitch glides and its formants move, so 100 ms
+    apart the spectra of one voice differ (median over a stretch of speech measured 0.58-0.89 on
+    five synthetic voices and 0.69-0.84 on real far-field meetings). Music holds notes: chords and
+    melodies keep every harmonic at the same frequency for a beat or longer (0.92-1.0).
+    """
+    band = (freqs >= 150.0) & (freqs <= 5000.0)
+    m = np.sqrt(power[band])
+    out = np.ones(power.shape[1], np.float32)
+    if power.shape[1] > lag:
+        a, b = m[:, lag:], m[:, :-lag]
+        num = np.einsum("ij,ij->j", a, b)
+        den = np.sqrt(np.einsum("ij,ij->j", a, a) * np.einsum("ij,ij->j", b, b)) + 1e-20
+        out[lag:] = num / den
+        out[:lag] = out[lag]
+    return out
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -133,6 +157,8 @@ def detect_speech(
     hangover_s: float = 0.15,
     min_gap_s: float = 0.3,
     min_speech_s: float = 0.3,
+    max_stationarity: float = 0.91,
+    stationarity_chunk_s: float = 5.0,
 ) -> np.ndarray:
     """Mark each frame as speech (True) or not.
 
@@ -149,6 +175,10 @@ def detect_speech(
         endings of words (default 0.15 s).
     min_gap_s : pauses shorter than this inside speech are bridged (default 0.3 s).
     min_speech_s : speech stretches shorter than this are dropped as clicks (default 0.3 s).
+    max_stationarity : a stretch of up to `stationarity_chunk_s` (default 5 s) of candidate speech whose
+        median `Frames.stationarity` exceeds this (default 0.91) is music or another held tone, not
+        speech. Measured: speech at most 0.89 (the steadiest synthetic voice), real meetings at most
+        0.84, generated chords with drums and melodies 0.92-1.0.
     """
     if frames.n == 0:
         return np.zeros(0, bool)
@@ -166,6 +196,13 @@ def detect_speech(
     for a, b in _runs(~speech):
         if 0 < a and b < len(speech) and b - a < gap:
             speech[a:b] = True
+    if frames.stationarity is not None:
+        chunk = max(1, int(round(stationarity_chunk_s / frames.hop_s)))
+        for a, b in _runs(speech):
+            edges = np.linspace(a, b, max(1, int(round((b - a) / chunk))) + 1).astype(int)
+            for x, z in zip(edges[:-1], edges[1:]):
+                if z > x and float(np.median(frames.stationarity[x:z])) > max_stationarity:
+                    speech[x:z] = False
     shortest = int(round(min_speech_s / frames.hop_s))
     for a, b in _runs(speech):
         if b - a < shortest:

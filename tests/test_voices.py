@@ -67,6 +67,51 @@ def pink_noise(n: int, seed: int = 0) -> np.ndarray:
     return (y / y.std()).astype(np.float32)
 
 
+def music(seconds: float = 12.0, seed: int = 0, bpm: float = 120.0, drums: bool = True) -> np.ndarray:
+    """Music-like signal: four-note chords with rich harmonics struck on every beat, a kick drum and hi-hats."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    y = np.zeros(n)
+    beat = 60.0 / bpm
+    for ci, start in enumerate(np.arange(0.0, seconds, 4 * beat)):
+        root = (220.0, 174.6, 261.6, 196.0)[ci % 4]
+        for ratio in (1.0, 1.26, 1.5, 2.0):
+            f0 = root * ratio
+            for b in range(4):
+                a, e = int((start + b * beat) * SR), min(n, int((start + (b + 1) * beat) * SR))
+                if a >= n:
+                    break
+                tt = np.arange(e - a) / SR
+                env = np.exp(-3.0 * tt) * (1 - np.exp(-200.0 * tt))
+                for k in range(1, int(6000 / f0)):
+                    y[a:e] += env * np.sin(2 * np.pi * k * f0 * tt + rng.uniform(0, 2 * np.pi)) / k**1.2
+    if drums:
+        for b in np.arange(0.0, seconds, beat / 2):
+            a = int(b * SR)
+            hat = min(n - a, int(0.08 * SR))
+            y[a:a + hat] += 0.6 * rng.standard_normal(hat) * np.exp(-60.0 * np.arange(hat) / SR)
+            kick = min(n - a, int(0.15 * SR))
+            tt = np.arange(kick) / SR
+            y[a:a + kick] += 1.5 * np.sin(2 * np.pi * (60 + 80 * np.exp(-30 * tt)) * tt) * np.exp(-20 * tt)
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+
+
+def melody(seconds: float = 12.0, seed: int = 1) -> np.ndarray:
+    """A single instrument playing a tune: notes of 0.25-0.75 s, each with harmonics and a decay."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    y = np.zeros(n)
+    pos = 0
+    while pos < n:
+        f0 = rng.choice([261.6, 293.7, 329.6, 349.2, 392.0, 440.0, 493.9, 523.3])
+        tt = np.arange(min(int(rng.choice([0.25, 0.5, 0.75]) * SR), n - pos)) / SR
+        env = np.exp(-2.0 * tt) * (1 - np.exp(-100.0 * tt))
+        for k in range(1, int(7000 / f0)):
+            y[pos:pos + len(tt)] += env * np.sin(2 * np.pi * k * f0 * tt) / k
+        pos += len(tt)
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+
+
 def load(path: Path) -> AudioTrack:
     media = pytest.importorskip("scanner.media")
     audio = media.load_audio(path)
@@ -111,6 +156,21 @@ def majority_truth(speaker, truth_turns: list[dict]) -> str:
     ],
 )
 def test_no_speech_in_silence_or_steady_noise(name, samples):
+    result = VoiceAnalyzer().analyze(track(samples))
+    assert result.speakers == [], name
+    assert result.speech_s == 0.0, name
+
+
+@pytest.mark.parametrize(
+    "name, samples",
+    [
+        ("chords with drums", music()),
+        ("chords without drums", music(seed=2, drums=False, bpm=96)),
+        ("melody", melody()),
+        ("quiet chords over hiss", 0.3 * music(seed=3) + 0.002 * np.random.default_rng(4).standard_normal(12 * SR)),
+    ],
+)
+def test_music_alone_is_no_speaker(name, samples):
     result = VoiceAnalyzer().analyze(track(samples))
     assert result.speakers == [], name
     assert result.speech_s == 0.0, name
@@ -269,6 +329,64 @@ def test_sample_voices_match_their_enrolment(sample_analyses, enrolled, name):
         else:
             # Unenrolled voices (ked) match nobody: measured at most 0.62.
             assert max(sims.values()) < VOICE_MATCH_THRESHOLD - 0.1, (name, person, sims)
+
+
+def _enrolment_samples(*names: str) -> list[np.ndarray]:
+    out = []
+    for n in names:
+        path = SAMPLE / "enrol" / f"{n}.wav"
+        if not path.exists():
+            pytest.skip(f"sample_data/enrol/{n}.wav is absent")
+        out.append(load(path).samples)
+    return out
+
+
+@pytest.mark.parametrize("first, second", [("carol", "dave"), ("obama", "dave"), ("erin", "carol")])
+def test_two_different_voices_are_not_merged(first, second):
+    """Two real recorded voices taking turns in one file come out as two speakers, each one voice."""
+    a, b = _enrolment_samples(first, second)
+    pause = np.zeros(int(0.6 * SR), np.float32)
+    half_a, half_b = len(a) // 2, len(b) // 2
+    y = np.concatenate([a[:half_a], pause, b[:half_b], pause, a[half_a:], pause, b[half_b:]])
+    bounds = np.cumsum([0, half_a, len(pause), half_b, len(pause), len(a) - half_a, len(pause), len(b) - half_b]) / SR
+    truth = [{"who": (first, second)[i % 2], "start": bounds[2 * i], "end": bounds[2 * i + 1]} for i in range(4)]
+    speakers = VoiceAnalyzer().analyze(track(y)).speakers
+    assert len(speakers) == 2
+    assert {majority_truth(s, truth) for s in speakers} == {first, second}
+
+
+def test_same_voice_in_two_files_is_linked():
+    """The same voice in two recordings (different sentences, one under noise and on a phone line) gives
+    voiceprints above the match threshold; a different voice stays below it."""
+    librosa = pytest.importorskip("librosa")
+    carol, dave = _enrolment_samples("carol", "dave")
+    half = len(carol) // 2
+    first = VoiceAnalyzer().analyze(track(carol[:half])).speakers
+    second_clean = carol[half:]
+    level = np.sqrt(np.mean(second_clean[np.abs(second_clean) > 0.01] ** 2))
+    noisy = second_clean + pink_noise(len(second_clean), seed=5) * level * 10 ** (-15 / 20)
+    phone = librosa.resample(librosa.resample(second_clean, orig_sr=SR, target_sr=8000), orig_sr=8000, target_sr=SR)
+    other = VoiceAnalyzer().analyze(track(dave)).speakers
+    assert len(first) == len(other) == 1
+    for copy, rate in ((second_clean, SR), (noisy, SR), (phone, 8000)):
+        second = VoiceAnalyzer().analyze(track(copy, original_rate=rate)).speakers
+        assert len(second) == 1
+        assert voice_similarity(first[0].voiceprint, second[0].voiceprint) >= VOICE_MATCH_THRESHOLD
+        assert voice_similarity(other[0].voiceprint, second[0].voiceprint) < VOICE_MATCH_THRESHOLD
+
+
+def test_noisy_copy_of_real_speech_has_lower_snr_and_phone_copy_is_telephone_band():
+    librosa = pytest.importorskip("librosa")
+    (voice,) = _enrolment_samples("dave")
+    level = np.sqrt(np.mean(voice[np.abs(voice) > 0.01] ** 2))
+    clean = VoiceAnalyzer().analyze(track(voice)).speakers[0]
+    noisy = VoiceAnalyzer().analyze(track(voice + pink_noise(len(voice), seed=7) * level * 0.1)).speakers[0]
+    assert noisy.snr_db < clean.snr_db - 10
+    narrow = librosa.resample(librosa.resample(voice, orig_sr=SR, target_sr=8000), orig_sr=8000, target_sr=SR)
+    # Resampled back to 16 kHz, as a phone recording stored in a wideband file: the spectrum tells.
+    phone = VoiceAnalyzer().analyze(track(narrow)).speakers[0]
+    assert clean.bandwidth_hz > 5000
+    assert phone.bandwidth_hz <= 4000
 
 
 def test_sample_bandwidth_and_quality(sample_analyses):
