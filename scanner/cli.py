@@ -57,6 +57,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 out = Console(highlight=False, soft_wrap=True, markup=False)
 
 FORMATS = "html,json"
+FORMATS_HELP = "html, json, sarif, junit, csv"
 
 
 def _version_callback(value: bool) -> None:
@@ -80,71 +81,138 @@ def scan(
     paths: Annotated[list[Path], typer.Argument(help="Recordings and folders to scan (folders recursively).")],
     consent: Annotated[
         Optional[Path],
-        typer.Option("--consent", "-c", help="Consent file (YAML). Without one, everybody found is unconsented."),
+        typer.Option("--consent", "-c", help="Consent file (YAML, or CSV of grants). Without one, everybody "
+                     "found is unconsented."),
     ] = None,
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for report.html and results.json.")] = Path(
-        "likeness-report"
-    ),
+    out_dir: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="Folder for the reports. [default: likeness-report]")
+    ] = None,
     purpose: Annotated[
         Optional[list[str]],
         typer.Option(
             "--purpose", "-p",
-            help="What the recordings will be used for (repeatable), e.g. ai-training, publication. "
-            "Default: recording (keeping the recordings at all).",
+            help="What the recordings will be used for (repeatable), e.g. ai-training, publication; added to "
+            "the purposes a manifest or sidecar gives. With neither: recording (keeping them at all).",
         ),
     ] = None,
     fail_on: Annotated[
-        Level,
-        typer.Option("--fail-on", help="Exit 1 when a finding has this severity or higher; 'none' never fails."),
-    ] = Level.HIGH,
+        Optional[Level],
+        typer.Option("--fail-on", help="Exit 1 when a finding has this severity or higher; 'none' never fails. "
+                     "[default: high]"),
+    ] = None,
+    show: Annotated[
+        Optional[Level],
+        typer.Option("--show", help="Leave findings below this severity out of the outputs (failing is "
+                     "decided by --fail-on alone). [default: low]"),
+    ] = None,
     formats: Annotated[
-        str, typer.Option("--format", "-f", help=f"Comma-separated output formats ({FORMATS}).")
-    ] = FORMATS,
+        Optional[str],
+        typer.Option("--format", "-f", help=f"Comma-separated output formats ({FORMATS_HELP}). [default: html,json]"),
+    ] = None,
+    waivers: Annotated[
+        Optional[Path],
+        typer.Option("--waivers", help="Waivers file: accepted findings with reason, approver and expiry."),
+    ] = None,
+    manifest: Annotated[
+        Optional[Path],
+        typer.Option("--manifest", help="Recording metadata (purposes, dates, retention) by path glob. "
+                     "[default: likeness-manifest.yaml at a scanned folder's root]"),
+    ] = None,
+    config: Annotated[
+        Optional[Path],
+        typer.Option("--config", help="Config file mirroring these options plus policy and rubric. "
+                     "[default: ./likeness.toml when present]"),
+    ] = None,
     workers: Annotated[
-        int, typer.Option("--workers", "-w", min=1, max=256, help="Worker processes for analysis.")
-    ] = 1,
+        Optional[int], typer.Option("--workers", "-w", min=1, max=256, help="Worker processes. [default: 1]")
+    ] = None,
     sample_fps: Annotated[
-        float, typer.Option("--sample-fps", min=0.1, max=60.0, help="Video frames analysed per second.")
-    ] = AnalysisSettings.sample_fps,
+        Optional[float],
+        typer.Option("--sample-fps", min=0.1, max=60.0, help="Video frames analysed per second. [default: 2]"),
+    ] = None,
     max_width: Annotated[
-        int, typer.Option("--max-width", min=160, max=7680, help="Frames are downscaled to this width for detection.")
-    ] = AnalysisSettings.max_width,
+        Optional[int],
+        typer.Option("--max-width", min=160, max=7680, help="Frames are downscaled to this width for detection. "
+                     "[default: 1280]"),
+    ] = None,
     face_detector: Annotated[
-        str,
-        typer.Option("--face-detector", help="'hog' (fast) or 'cnn' (slow: seconds per frame, finds harder faces)."),
-    ] = AnalysisSettings.face_detector,
+        Optional[str],
+        typer.Option("--face-detector", help="'hog' (fast) or 'cnn' (slow: seconds per frame, finds harder "
+                     "faces). [default: hog]"),
+    ] = None,
     as_of: Annotated[
         Optional[str],
-        typer.Option("--as-of", help="Judge consent as of this date (YYYY-MM-DD) instead of today."),
+        typer.Option("--as-of", help="Judge consent and retention as of this date (YYYY-MM-DD) instead of today."),
     ] = None,
     redact_thumbnails: Annotated[
-        bool, typer.Option("--redact-thumbnails", help="Blur face thumbnails in the HTML report.")
-    ] = False,
+        Optional[bool], typer.Option("--redact-thumbnails/--no-redact-thumbnails",
+                                     help="Blur face thumbnails in the HTML report. [default: no]")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the verdict.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print debugging detail.")] = False,
 ) -> None:
     """Scan recordings, write the reports, and exit with a status CI can act on."""
     _setup_logging(quiet, verbose)
-    format_list = _parse_formats(formats)
-    if face_detector not in ("hog", "cnn"):
-        _usage_error(f"--face-detector must be 'hog' or 'cnn', not '{face_detector}'")
     missing = [p for p in paths if not p.exists() and not p.is_symlink()]
     if missing:
         _usage_error("no such file or folder: " + ", ".join(str(p) for p in missing))
-    as_of_date = _parse_date(as_of) if as_of else None
-    records = _load_consent_or_exit(consent) if consent else None
 
+    cfg, base = _load_config_or_exit(config)
+    table = cfg.scan
+
+    def from_file(value: str | None) -> Path | None:
+        return base / value if value is not None else None
+
+    consent_path = consent or from_file(table.consent)
+    waivers_path = waivers or from_file(table.waivers)
+    manifest_path = manifest or from_file(table.manifest)
+    if manifest_path is None:
+        from scanner.manifest import find_manifest
+
+        manifest_path = find_manifest(paths)
+    format_list = _parse_formats(formats) if formats else _parse_formats(",".join(table.formats or ["html", "json"]))
+    detector = face_detector or cfg.analysis.face_detector or AnalysisSettings.face_detector
+    if detector not in ("hog", "cnn"):
+        _usage_error(f"--face-detector must be 'hog' or 'cnn', not '{detector}'")
+
+    from scanner.policy import PolicySettings
     from scanner.scan import ScanOptions
 
+    policy_defaults = PolicySettings()
     options = ScanOptions(
-        purposes=list(dict.fromkeys(purpose or [])),
-        fail_on=fail_on,
-        workers=workers,
-        as_of=as_of_date,
-        analysis=AnalysisSettings(sample_fps=sample_fps, max_width=max_width, face_detector=face_detector),
+        purposes=list(dict.fromkeys(purpose or table.purposes or [])),
+        fail_on=_first(fail_on, table.fail_on, Level.HIGH),
+        show_from=_first(show, table.show, Level.LOW),
+        workers=_first(workers, table.workers, 1),
+        as_of=_parse_date(as_of) if as_of else None,
+        analysis=AnalysisSettings(
+            sample_fps=_first(sample_fps, cfg.analysis.sample_fps, AnalysisSettings.sample_fps),
+            max_width=_first(max_width, cfg.analysis.max_width, AnalysisSettings.max_width),
+            face_detector=detector,
+        ),
+        rubric=cfg.rubric_settings(),
+        policy=PolicySettings(
+            severities=dict(cfg.policy.severity),
+            disabled=frozenset(cfg.policy.disabled),
+            retention_days=_first(cfg.policy.retention_days, policy_defaults.retention_days),
+        ),
+        manifest=_load_or_exit(manifest_path, "manifest") if manifest_path else None,
+        waivers=_load_or_exit(waivers_path, "waivers") if waivers_path else None,
     )
+    records = _load_consent_or_exit(consent_path) if consent_path else None
     result = _run_with_progress(paths, records, options, quiet)
-    _write_and_exit(result, out_dir, format_list, redact_thumbnails, quiet)
+    _write_and_exit(
+        result,
+        out_dir or (base / table.out if table.out else Path("likeness-report")),
+        format_list,
+        _first(redact_thumbnails, table.redact_thumbnails, False),
+        quiet,
+    )
+
+
+def _first(*values):
+    """The first value that is not None: command line, then config file, then built-in default."""
+    return next((v for v in values if v is not None), None)
 
 
 @app.command()
@@ -272,14 +340,42 @@ def _write_and_exit(result: ScanResult, out_dir: Path, formats: list[str], redac
     raise typer.Exit(EXIT_OK)
 
 
+def _load_config_or_exit(path: Path | None):
+    from scanner.config import LikenessConfig, find_config, load_config
+    from scanner.fileformat import FileFormatError
+
+    path = path or find_config()
+    if path is None:
+        return LikenessConfig(), Path(".")
+    try:
+        return load_config(path)
+    except FileFormatError as exc:
+        _exit_with_problems(path, "config file", exc.problems)
+
+
+def _load_or_exit(path: Path, kind: str):
+    from scanner.fileformat import FileFormatError
+    from scanner.manifest import load_manifest
+    from scanner.waivers import load_waivers
+
+    try:
+        return load_manifest(path) if kind == "manifest" else load_waivers(path)
+    except FileFormatError as exc:
+        _exit_with_problems(path, f"{kind} file", exc.problems)
+
+
+def _exit_with_problems(path: Path, kind: str, problems) -> None:
+    for problem in problems:
+        err.print(str(problem), style="red")
+    err.print(f"{path}: invalid {kind} ({len(problems)} problem(s))", style="red")
+    raise typer.Exit(EXIT_USAGE)
+
+
 def _load_consent_or_exit(path: Path) -> ConsentRecords:
     try:
         return load_consent(path)
     except ConsentFileError as exc:
-        for problem in exc.problems:
-            err.print(str(problem), style="red")
-        err.print(f"{path}: invalid consent file ({len(exc.problems)} problem(s))", style="red")
-        raise typer.Exit(EXIT_USAGE) from None
+        _exit_with_problems(path, "consent file", exc.problems)
 
 
 def _parse_formats(value: str) -> list[str]:

@@ -24,8 +24,9 @@ from scanner.fileformat import FileFormatError
 from scanner.manifest import Manifest, is_metadata_file, recording_context
 from scanner.models import Level, RecordingAnalysis, RecordingContext, ScanResult, SkippedFile
 from scanner.people import ResolverSettings, resolve_people
-from scanner.policy import PolicySettings, check_policy
+from scanner.policy import PolicySettings, apply_settings, check_policy
 from scanner.risk import DEFAULT_RUBRIC, Rubric, assess, face_exposure, voice_exposure
+from scanner.waivers import WaiverFile, apply_waivers
 
 #: Extensions taken as recordings when walking folders; other files are sniffed by content.
 MEDIA_EXTENSIONS = frozenset(
@@ -48,6 +49,7 @@ class ScanOptions:
     rubric: Rubric = DEFAULT_RUBRIC
     policy: PolicySettings = field(default_factory=PolicySettings)
     manifest: Manifest | None = None
+    waivers: WaiverFile | None = None
     show_from: Level = Level.LOW
 
 
@@ -130,6 +132,12 @@ def run_scan(
     root = _common_root(inputs)
     contexts, context_warnings = _contexts(recordings, options)
     findings = check_policy(people, recordings, consent, contexts, as_of, options.policy, root)
+    suppressed = []
+    if options.waivers is not None:
+        outcome = apply_waivers(findings, options.waivers, as_of, root)
+        findings = apply_settings(outcome.findings, options.policy)
+        suppressed = outcome.suppressed
+        context_warnings += outcome.warnings
     return ScanResult(
         scan_id=_scan_id(started, recordings),
         started_at=started,
@@ -149,6 +157,7 @@ def run_scan(
         root=root,
         contexts=contexts,
         show_from=options.show_from,
+        suppressed=suppressed,
     )
 
 
@@ -186,6 +195,7 @@ def _options_record(options: ScanOptions) -> dict:
             "retention_days": options.policy.retention_days,
         },
         "manifest": str(options.manifest.path) if options.manifest else None,
+        "waivers": str(options.waivers.path) if options.waivers else None,
         "show_from": options.show_from.value,
         "tool_version": __version__,
     }

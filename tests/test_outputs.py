@@ -22,8 +22,9 @@ import pytest
 from scanner.consent import load_consent
 from scanner.models import Finding, Level, ScanResult, SuppressedFinding, Waiver
 from scanner.outputs.csv_report import COLUMNS, CsvWriter, neutralise
+from scanner.outputs.document import format_ranges
 from scanner.outputs.junit_report import JunitWriter
-from scanner.outputs.sarif_report import FINGERPRINT_KEY, SECURITY_SEVERITY, SarifWriter, format_ranges
+from scanner.outputs.sarif_report import FINGERPRINT_KEY, SECURITY_SEVERITY, SarifWriter
 from scanner.policy import RULES
 from scanner.scan import ScanOptions, run_scan
 

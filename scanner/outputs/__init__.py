@@ -20,10 +20,14 @@ class ReportWriter(Protocol):
 
 def writers(redact_thumbnails: bool = False) -> dict[str, ReportWriter]:
     """The available writers by format name."""
+    from scanner.outputs.csv_report import CsvWriter
     from scanner.outputs.html_report import HtmlWriter
     from scanner.outputs.json_report import JsonWriter
+    from scanner.outputs.junit_report import JunitWriter
+    from scanner.outputs.sarif_report import SarifWriter
 
-    return {w.format: w for w in (HtmlWriter(redact_thumbnails=redact_thumbnails), JsonWriter())}
+    writers = (HtmlWriter(redact_thumbnails=redact_thumbnails), JsonWriter(), SarifWriter(), JunitWriter(), CsvWriter())
+    return {w.format: w for w in writers}
 
 
 def write_reports(

@@ -12,8 +12,7 @@ import csv
 from pathlib import Path
 
 from scanner.models import ScanResult
-from scanner.outputs.document import build_document
-from scanner.outputs.sarif_report import format_ranges, ranges_by_recording
+from scanner.outputs.document import build_document, format_ranges, ranges_by_recording
 
 COLUMNS = (
     "fingerprint", "rule_id", "rule_name", "severity", "status", "person_id", "subject_id", "recording",

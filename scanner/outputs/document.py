@@ -200,3 +200,33 @@ def _waiver(waiver: Waiver) -> dict:
         "person_id": waiver.person_id,
         "path": waiver.path_glob,
     }
+
+
+def timecode(seconds: float) -> str:
+    """0:01.0, 12:05.3, 1:02:03.4."""
+    seconds = max(0.0, float(seconds))
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    if hours:
+        return f"{hours}:{minutes:02d}:{secs:04.1f}"
+    return f"{minutes}:{secs:04.1f}"
+
+
+def format_ranges(ranges: list[dict]) -> str:
+    """Time ranges of the document ({"start", "end"} dicts) as '0:01.0-0:18.5; 0:20.0-0:22.1'.
+
+    A range of no duration (a still image) is one time code.
+    """
+    parts = []
+    for r in ranges:
+        start, end = timecode(r["start"]), timecode(r["end"])
+        parts.append(start if start == end else f"{start}-{end}")
+    return "; ".join(parts)
+
+
+def ranges_by_recording(finding: dict) -> dict[str, list[dict]]:
+    """A document finding's time ranges grouped by recording, in the finding's recording order."""
+    grouped: dict[str, list[dict]] = {rec: [] for rec in finding["recordings"]}
+    for r in finding["time_ranges"]:
+        grouped.setdefault(r["recording"], []).append(r)
+    return grouped

@@ -12,7 +12,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from PIL import Image, ImageFilter
 
 from scanner.models import Level, Person, ScanResult
-from scanner.outputs.document import build_document
+from scanner.outputs.document import build_document, timecode
 
 TIER_COLOURS = {
     "none": "#6b7280",
@@ -39,7 +39,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.globals["tier_colour"] = lambda tier: TIER_COLOURS.get(tier or "none", "#6b7280")
-    env.filters["timecode"] = _timecode
+    env.filters["timecode"] = lambda s: "" if s is None else timecode(s)
     return env
 
 
@@ -73,14 +73,3 @@ class HtmlWriter:
         buffer = io.BytesIO()
         image.save(buffer, format="PNG", optimize=True)
         return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _timecode(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = max(0.0, float(seconds))
-    minutes, secs = divmod(seconds, 60)
-    hours, minutes = divmod(int(minutes), 60)
-    if hours:
-        return f"{hours}:{minutes:02d}:{secs:04.1f}"
-    return f"{minutes}:{secs:04.1f}"

@@ -20,8 +20,7 @@ from pathlib import Path
 
 from scanner import __version__
 from scanner.models import Level, ScanResult
-from scanner.outputs.document import build_document
-from scanner.outputs.sarif_report import format_ranges, ranges_by_recording
+from scanner.outputs.document import build_document, format_ranges, ranges_by_recording
 
 SUITE_NAME = "likeness"
 RECORDING_CLASS = "likeness.recordings"
