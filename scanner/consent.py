@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -132,6 +132,10 @@ class ConsentDocument(_Strict):
     recordings: list[RecordingConsent] = Field(default_factory=list)
 
 
+#: Maps a field's key path (as in pydantic error locations) to its line in the file.
+Locator = Callable[[tuple], "int | None"]
+
+
 class ConsentFileError(FileFormatError):
     """The consent file cannot be used; `problems` lists every error found."""
 
@@ -192,13 +196,13 @@ def load_consent(path: Path) -> ConsentRecords:
         document, root = load_yaml_model(path, ConsentDocument, max_bytes=_MAX_CONSENT_BYTES)
     except FileFormatError as exc:
         raise ConsentFileError(exc.problems) from None
-    problems, warnings = _semantic_problems(path, root, document)
+    problems, warnings = semantic_problems(path, lambda loc: line_of(root, loc), document)
     if problems:
         raise ConsentFileError(problems)
     return ConsentRecords(path=path, document=document, warnings=tuple(warnings))
 
 
-def _semantic_problems(path: Path, root: Any, document: ConsentDocument) -> tuple[list[Problem], list[Problem]]:
+def semantic_problems(path: Path, locate: Locator, document: ConsentDocument) -> tuple[list[Problem], list[Problem]]:
     errors: list[Problem] = []
     warnings: list[Problem] = []
     seen: dict[str, int] = {}
@@ -206,7 +210,7 @@ def _semantic_problems(path: Path, root: Any, document: ConsentDocument) -> tupl
         loc = ("subjects", i, "id")
         if subject.id in seen:
             errors.append(
-                Problem(path, line_of(root, loc), dotted(loc),
+                Problem(path, locate(loc), dotted(loc),
                         f"duplicate subject id '{subject.id}' (first defined as subjects.{seen[subject.id]})")
             )
         seen.setdefault(subject.id, i)
@@ -216,46 +220,46 @@ def _semantic_problems(path: Path, root: Any, document: ConsentDocument) -> tupl
                 loc = ("subjects", i, "enrolment", key, j)
                 resolved = (path.parent / name).resolve()
                 if not resolved.is_relative_to(path.parent.resolve()):
-                    errors.append(Problem(path, line_of(root, loc), dotted(loc),
+                    errors.append(Problem(path, locate(loc), dotted(loc),
                                           f"enrolment path '{name}' leaves the consent file's folder"))
                 elif not resolved.is_file():
-                    errors.append(Problem(path, line_of(root, loc), dotted(loc),
+                    errors.append(Problem(path, locate(loc), dotted(loc),
                                           f"enrolment file '{name}' does not exist"))
         for g, grant in enumerate(subject.grants):
-            _check_grant(path, root, ("subjects", i, "grants", g), grant, errors, warnings)
+            _check_grant(path, locate, ("subjects", i, "grants", g), grant, errors, warnings)
     for r, rc in enumerate(document.recordings):
         for k, subject_id in enumerate(rc.subjects):
             if subject_id not in seen:
                 loc = ("recordings", r, "subjects", k)
-                errors.append(Problem(path, line_of(root, loc), dotted(loc),
+                errors.append(Problem(path, locate(loc), dotted(loc),
                                       f"unknown subject id '{subject_id}' (not among the subjects)"))
-        _check_grant(path, root, ("recordings", r), rc, errors, warnings)
+        _check_grant(path, locate, ("recordings", r), rc, errors, warnings)
     return errors, warnings
 
 
-def _check_grant(path: Path, root: Any, at: tuple, grant: Grant | RecordingConsent,
+def _check_grant(path: Path, locate: Locator, at: tuple, grant: Grant | RecordingConsent,
                  errors: list[Problem], warnings: list[Problem]) -> None:
     for key in ("expires", "withdrawn"):
         value = getattr(grant, key)
         if value is not None and value < grant.given:
             loc = (*at, key)
-            errors.append(Problem(path, line_of(root, loc), dotted(loc),
+            errors.append(Problem(path, locate(loc), dotted(loc),
                                   f"{key} ({value}) is before given ({grant.given})"))
     for p, purpose in enumerate(grant.purposes):
         if purpose not in KNOWN_PURPOSES:
             loc = (*at, "purposes", p)
-            warnings.append(Problem(path, line_of(root, loc), dotted(loc),
+            warnings.append(Problem(path, locate(loc), dotted(loc),
                                     f"unknown purpose '{purpose}' (known: {', '.join(KNOWN_PURPOSES)})",
                                     is_error=False))
     if grant.evidence and grant.evidence_sha256:
         evidence = path.parent / grant.evidence
         loc = (*at, "evidence_sha256")
         if not evidence.is_file():
-            warnings.append(Problem(path, line_of(root, (*at, "evidence")), dotted((*at, "evidence")),
+            warnings.append(Problem(path, locate((*at, "evidence")), dotted((*at, "evidence")),
                                     f"evidence '{grant.evidence}' is not beside the consent file; hash not checked",
                                     is_error=False))
         elif sha256_file(evidence) != grant.evidence_sha256:
-            errors.append(Problem(path, line_of(root, loc), dotted(loc),
+            errors.append(Problem(path, locate(loc), dotted(loc),
                                   f"evidence '{grant.evidence}' does not match its sha256 (the file changed)"))
 
 

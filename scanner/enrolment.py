@@ -16,6 +16,10 @@ from scanner.consent import ConsentRecords
 from scanner.models import MediaError, Modality
 from scanner.people import EnrolledSubject
 
+#: Least speech an enrolment voice sample must hold; speaker models are unreliable below a few
+#: seconds (PRODUCT.md measured 10-20 s enrolments), so shorter samples are rejected.
+MIN_ENROLMENT_SPEECH_S = 5.0
+
 
 @dataclass
 class EnrolmentResult:
@@ -26,7 +30,7 @@ class EnrolmentResult:
 def enrol_subjects(consent: ConsentRecords, audio_sample_rate: int = 16000) -> EnrolmentResult:
     """Reference biometrics for every subject of the consent records."""
     from scanner.faces import encode_face_image
-    from scanner.voices import voiceprint_from_audio
+    from scanner.voices import VoiceAnalyzer, voiceprint_from_audio
 
     subjects: list[EnrolledSubject] = []
     problems: list[str] = []
@@ -53,6 +57,13 @@ def enrol_subjects(consent: ConsentRecords, audio_sample_rate: int = 16000) -> E
                 continue
             if audio is None or audio.duration_s < 1.0:
                 problems.append(f"{path}: voice sample of '{subject.id}' has no usable audio")
+                continue
+            speech_s = VoiceAnalyzer().analyze(audio).speech_s
+            if speech_s < MIN_ENROLMENT_SPEECH_S:
+                problems.append(
+                    f"{path}: voice sample of '{subject.id}' holds {speech_s:.1f} s of speech, "
+                    f"at least {MIN_ENROLMENT_SPEECH_S:.0f} s are needed"
+                )
                 continue
             try:
                 voice_refs.append(voiceprint_from_audio(audio))

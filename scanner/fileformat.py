@@ -90,6 +90,9 @@ def load_yaml_model(path: Path, model: type[Model], max_bytes: int = DEFAULT_MAX
         reason = getattr(exc, "problem", None) or str(exc)
         if isinstance(exc, yaml.constructor.ConstructorError) and root is not None and mark is not None:
             raise FileFormatError([Problem(path, line, dotted(_path_to(root, mark.index)), reason)]) from None
+        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and context_mark is not None and context_mark.line + 1 != line:
+            reason = f"{reason} ({context} started on line {context_mark.line + 1})"
         raise FileFormatError([Problem(path, line, "", f"not valid YAML: {reason}")]) from None
     finally:
         loader.dispose()
