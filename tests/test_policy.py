@@ -215,3 +215,19 @@ def test_bad_config_exits_2_with_its_line(corpus, tmp_path):
     config.write_text('[scan]\nfail_on = "high\n')
     result = runner.invoke(app, ["scan", str(corpus), "--config", str(config)])
     assert result.exit_code == 2 and f"{config}:2:" in result.output and "not valid TOML" in result.output
+
+
+def test_html_report_lists_waived_findings(corpus, consent, tmp_path):
+    from scanner.outputs import write_reports
+
+    first = scan(corpus, consent)
+    unknown = next(f for f in first.findings if f.rule_id == "LK001")
+    waivers = write_waivers(tmp_path / "waivers.yaml", (
+        f"  - fingerprint: {unknown.fingerprint}\n    reason: Crowd <b>scene</b>\n"
+        "    approved_by: Jane Doe\n    expires: 2027-06-30\n"
+    ))
+    result = scan(corpus, consent, waivers=load_waivers(waivers))
+    (html,) = write_reports(result, tmp_path / "out", ["html"])
+    text = html.read_text()
+    assert "Suppressed by waivers (1)" in text and "Jane Doe" in text
+    assert "Crowd &lt;b&gt;scene&lt;/b&gt;" in text
