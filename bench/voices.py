@@ -376,8 +376,8 @@ def single_speaker_audio(name: str, who: str, ref: list, audio: AudioTrack) -> l
 
 
 def identification(speakers: dict[str, list[np.ndarray]], enrol_s: float = 10.0, probe_s: float = 3.0,
-                   min_enrolled_total: float = 16.0) -> dict:
-    """Enrol speakers with enough speech (>= enrol_s + probe_s... see below), probe with 3 s pieces.
+                   min_enrolled_total: float = 13.0) -> dict:
+    """Top-1 accuracy and impostor acceptance with `enrol_s` of enrolment and `probe_s` probes.
 
     `speakers` maps a speaker to a list of audio chunks (single-speaker stretches, in order). A speaker
     with at least `min_enrolled_total` s is enrolled with its first `enrol_s` s, and the rest is cut
