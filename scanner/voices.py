@@ -7,7 +7,8 @@ The pipeline works on one `AudioTrack` (mono float32, usually resampled to 16 kH
 2. **Speech detection** (`detect_speech`). A frame is speech when its energy stands clearly above an
    adaptive noise floor (a low percentile of the recording's own frame energies) and its spectrum is
    not flat like noise. Hangover smoothing bridges short pauses and drops blips shorter than a
-   minimum length, so steady hum, hiss or silence give no speech at all.
+   minimum length, so steady hum, hiss or silence give no speech at all. Stretches whose spectrum
+   holds still like music's sustained notes (`spectral_stationarity`) are not speech either.
 3. **Speaker features.** Band-limited MFCCs: for clustering 100-3700 Hz without noise compensation
    (one recording shares one channel), for voiceprints 300-3400 Hz, the telephone band, after
    subtracting the background spectrum, so that a voice recorded on a phone line (8 kHz sampling)
