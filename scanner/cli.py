@@ -258,9 +258,7 @@ def consent_validate(
 
         problems = enrol_subjects(records).problems
         if problems:
-            for problem in problems:
-                err.print(f"error: {problem}", style="red")
-            raise typer.Exit(EXIT_USAGE)
+            _exit_with_problems(file, "consent file", problems)
     subjects = len(records.subjects)
     grants = sum(len(s.grants) for s in records.subjects)
     out.print(f"{file}: valid ({subjects} subjects, {grants} grants)")

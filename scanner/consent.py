@@ -11,7 +11,7 @@ import datetime as dt
 import enum
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -147,6 +147,11 @@ class ConsentRecords:
     path: Path
     document: ConsentDocument
     warnings: tuple[Problem, ...] = ()
+    locate: Locator | None = field(default=None, compare=False, repr=False)
+
+    def problem(self, loc: tuple, message: str) -> Problem:
+        """A problem about the field at `loc`, located in this file."""
+        return Problem(self.path, self.locate(loc) if self.locate else None, dotted(loc), message)
 
     @property
     def subjects(self) -> list[Subject]:
@@ -199,7 +204,8 @@ def load_consent(path: Path) -> ConsentRecords:
     problems, warnings = semantic_problems(path, lambda loc: line_of(root, loc), document)
     if problems:
         raise ConsentFileError(problems)
-    return ConsentRecords(path=path, document=document, warnings=tuple(warnings))
+    return ConsentRecords(path=path, document=document, warnings=tuple(warnings),
+                          locate=lambda loc: line_of(root, loc))
 
 
 def semantic_problems(path: Path, locate: Locator, document: ConsentDocument) -> tuple[list[Problem], list[Problem]]:

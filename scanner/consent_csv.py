@@ -107,7 +107,7 @@ def read_consent_csv(path: Path) -> ConsentRecords:
     problems, warnings = semantic_problems(path, locate, document)
     if problems:
         raise ConsentFileError(problems)
-    return ConsentRecords(path=path, document=document, warnings=tuple(warnings))
+    return ConsentRecords(path=path, document=document, warnings=tuple(warnings), locate=locate)
 
 
 def _csv_field(loc: tuple) -> str:

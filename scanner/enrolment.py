@@ -13,6 +13,7 @@ import numpy as np
 
 from scanner import media
 from scanner.consent import ConsentRecords
+from scanner.fileformat import Problem
 from scanner.models import MediaError, Modality
 from scanner.people import EnrolledSubject
 
@@ -24,7 +25,7 @@ MIN_ENROLMENT_SPEECH_S = 5.0
 @dataclass
 class EnrolmentResult:
     subjects: list[EnrolledSubject]
-    problems: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
 
 
 def enrol_subjects(consent: ConsentRecords, audio_sample_rate: int = 16000) -> EnrolmentResult:
@@ -33,42 +34,38 @@ def enrol_subjects(consent: ConsentRecords, audio_sample_rate: int = 16000) -> E
     from scanner.voices import VoiceAnalyzer, voiceprint_from_audio
 
     subjects: list[EnrolledSubject] = []
-    problems: list[str] = []
-    for subject in consent.subjects:
+    problems: list[Problem] = []
+    for i, subject in enumerate(consent.subjects):
         face_refs: list[np.ndarray] = []
-        for path in consent.enrolment_paths(subject, Modality.FACE):
+        for j, path in enumerate(consent.enrolment_paths(subject, Modality.FACE)):
+            at = ("subjects", i, "enrolment", "faces", j)
             try:
                 encodings = encode_face_image(path)
             except MediaError as exc:
-                problems.append(f"{path}: enrolment photo of '{subject.id}' unreadable: {exc}")
+                problems.append(consent.problem(at, f"enrolment photo '{path.name}' is unreadable: {exc}"))
                 continue
             if len(encodings) != 1:
-                problems.append(
-                    f"{path}: enrolment photo of '{subject.id}' shows {len(encodings)} faces, expected exactly one"
-                )
+                problems.append(consent.problem(
+                    at, f"enrolment photo '{path.name}' shows {len(encodings)} faces, expected exactly one"
+                ))
                 continue
             face_refs.append(encodings[0])
         voice_refs: list[np.ndarray] = []
-        for path in consent.enrolment_paths(subject, Modality.VOICE):
+        for j, path in enumerate(consent.enrolment_paths(subject, Modality.VOICE)):
+            at = ("subjects", i, "enrolment", "voices", j)
             try:
                 audio = media.load_audio(path, sample_rate=audio_sample_rate)
             except MediaError as exc:
-                problems.append(f"{path}: voice sample of '{subject.id}' unreadable: {exc}")
+                problems.append(consent.problem(at, f"voice sample '{path.name}' is unreadable: {exc}"))
                 continue
-            if audio is None or audio.duration_s < 1.0:
-                problems.append(f"{path}: voice sample of '{subject.id}' has no usable audio")
-                continue
-            speech_s = VoiceAnalyzer().analyze(audio).speech_s
+            speech_s = VoiceAnalyzer().analyze(audio).speech_s if audio is not None and len(audio.samples) else 0.0
             if speech_s < MIN_ENROLMENT_SPEECH_S:
-                problems.append(
-                    f"{path}: voice sample of '{subject.id}' holds {speech_s:.1f} s of speech, "
-                    f"at least {MIN_ENROLMENT_SPEECH_S:.0f} s are needed"
-                )
+                problems.append(consent.problem(
+                    at, f"voice sample '{path.name}' holds {speech_s:.1f} s of speech, "
+                    f"at least {MIN_ENROLMENT_SPEECH_S:.0f} s are needed",
+                ))
                 continue
-            try:
-                voice_refs.append(voiceprint_from_audio(audio))
-            except ValueError as exc:
-                problems.append(f"{path}: voice sample of '{subject.id}' is not usable: {exc}")
+            voice_refs.append(voiceprint_from_audio(audio))
         subjects.append(
             EnrolledSubject(
                 subject_id=subject.id,

@@ -153,7 +153,7 @@ def run_scan(
         findings=findings,
         fail_on=options.fail_on,
         skipped=skipped,
-        warnings=[str(w) for w in consent.warnings] + enrolment.problems + context_warnings,
+        warnings=[str(w) for w in [*consent.warnings, *enrolment.problems]] + context_warnings,
         root=root,
         contexts=contexts,
         show_from=options.show_from,

@@ -100,7 +100,8 @@ def test_enrolment_photo_must_show_exactly_one_face(folder, sample_data):
     (folder / "consent.yaml").write_text(BASE)
     result = validate(folder / "consent.yaml")
     assert result.exit_code == 2
-    assert "shows 2 faces, expected exactly one" in result.output
+    where = "consent.yaml:5: error [subjects.0.enrolment.faces.0]: "
+    assert where + "enrolment photo 'alice.jpg' shows 2 faces" in result.output
 
 
 def test_voice_sample_must_hold_speech(folder):
@@ -112,7 +113,17 @@ def test_voice_sample_must_hold_speech(folder):
     (folder / "consent.yaml").write_text(BASE.replace("faces: [enrol/alice.jpg]", "voices: [enrol/alice.wav]"))
     result = validate(folder / "consent.yaml")
     assert result.exit_code == 2
-    assert "alice.wav" in result.output and "holds 0.0 s of speech" in result.output
+    assert "consent.yaml:5: error [subjects.0.enrolment.voices.0]" in result.output
+    assert "'alice.wav' holds 0.0 s of speech" in result.output
+
+
+def test_unreadable_enrolment_photo(folder):
+    (folder / "enrol" / "alice.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    (folder / "consent.yaml").write_text(BASE)
+    result = validate(folder / "consent.yaml")
+    assert result.exit_code == 2
+    where = "consent.yaml:5: error [subjects.0.enrolment.faces.0]: "
+    assert where + "enrolment photo 'alice.jpg' is unreadable" in result.output
 
 
 def test_unknown_purpose_is_reported_but_valid(folder):
