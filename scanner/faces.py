@@ -2,22 +2,24 @@
 
 Pipeline for one recording (`FaceAnalyzer.analyze`):
 
-1. Sample frames (`scanner.media.iter_frames`, default 2 per second, at most 1280 px wide).
-2. Detect faces with dlib's HOG detector (via face_recognition). Small faces need the frame
-   upsampled, which costs about 4x; see "Small faces" below for how that cost is avoided.
+1. Sample frames (`scanner.media.iter_frames`, default 1 per second, at most 1280 px wide). The
+   decoder skips non-reference frames (about half of an H.264 stream with B-frames).
+2. Detect faces with dlib's HOG detector (via face_recognition). A full-frame search runs on the
+   first sample, after every shot change and every `search_s` (10) seconds; it finds faces of
+   60 px and more at the frame's size. In between, each sample searches only around the faces
+   being tracked (crops rescaled so each face measures 60-100 px) and in the 40 px blocks that
+   changed since they were last searched (someone joining, a camera turned on). On a 720p
+   gallery view this costs about a fifth of a full-frame search per sample.
 3. Measure every detection from its 68 landmarks and pixels: face width, eye distance, sharpness,
    head yaw, eyes open; from those decide whether it is `usable` for a face swap.
 4. Link detections across consecutive samples into tracks (box overlap), cutting all tracks at
-   shot changes. Only the best few detections of each track are encoded (128-d face_recognition
-   encodings cost ~80 ms each, everything else costs a few ms).
+   shot changes. Only few detections of each track are encoded (128-d encodings cost ~80-90 ms
+   each, everything else a few ms): the best one, and another only where the face stops looking
+   like the encoded ones (a dissolve, a seat swap); tracks whose encodings disagree are split.
 5. Cluster tracks into people by their mean encoding (agglomerative, average linkage).
 
-Small faces: the HOG detector's window finds faces of about 70 px and more. A face of
-`min_face_px` (40 by default) therefore needs one 2x upsampling, which makes detection about
-4x slower (1280x720: ~70 ms without, ~300 ms with). The analyzer runs the upsampled pass on the
-first sample and then at least every `small_face_check_s` seconds; only if it finds a face the
-plain pass missed does it upsample every frame from then on. Recordings with only large faces
-(interviews, speaker view) pay roughly half; gallery views with small tiles get the full search.
+A long video can be split into time windows (`analyze(start_s=..., end_s=...)`) analysed in
+separate (spawned) processes and joined with `merge_analyses`.
 
 Quality scale (documented because the risk rubric reads these numbers):
 - `size_px`: face box width in original pixels.
@@ -66,12 +68,20 @@ EYES_OPEN_EAR = 0.2
 MAX_USABLE_YAW = 45.0
 #: Smallest eye distance (original pixels) at which a face still counts as usable.
 MIN_USABLE_EYE_DISTANCE = 10.0
-#: Typical match tolerance of face_recognition encodings (same person below this distance).
+#: Enrolment match rule: a face is the enrolled subject whose nearest reference photo is closer
+#: than this; otherwise nobody. Measured on the development faces (bench/faces.md): same person
+#: 0.06-0.52, different people 0.69-1.02; 0.6 sits in that gap (and is face_recognition's own).
 MATCH_TOLERANCE = 0.6
+#: Coefficients of `face_match_confidence`: P(same) = 1 / (1 + exp(-(b + a * distance))), fitted
+#: on 20 same-person and 74 different-person distances of the development faces (P = 0.5 at 0.57).
+MATCH_LOGIT_SLOPE = -19.6
+MATCH_LOGIT_INTERCEPT = 11.1
 #: Default tolerance for grouping tracks into people within one recording (see `FaceAnalyzer`).
 DEFAULT_CLUSTER_TOLERANCE = 0.5
-#: Smallest face (detector pixels) dlib's HOG window finds without upsampling.
-_HOG_MIN_FACE = 70.0
+#: Smallest face (detector pixels) dlib's HOG detector finds reliably without upsampling. Measured
+#: on the bench meeting video at 1280x720: faces with a 60-70 px box are found at native size,
+#: none under ~58 px.
+_HOG_MIN_FACE = 60.0
 _THUMBNAIL_PX = 96
 
 
@@ -105,6 +115,17 @@ def _face_api():
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = truncated_before
     return api
+
+
+def face_match_confidence(distance: float) -> float:
+    """Probability that two faces at this encoding distance are the same person.
+
+    Logistic regression (`MATCH_LOGIT_SLOPE`, `MATCH_LOGIT_INTERCEPT`) fitted by
+    `bench/faces.py --only identify` on the development faces: distances between every
+    enrolment photo and every probe face, labelled same or different person.
+    """
+    z = MATCH_LOGIT_INTERCEPT + MATCH_LOGIT_SLOPE * float(distance)
+    return float(1.0 / (1.0 + math.exp(-z)))
 
 
 def face_distance(known: np.ndarray, probe: np.ndarray) -> np.ndarray:
@@ -355,6 +376,7 @@ class _Track:
     slots: dict[int, _Candidate] = field(default_factory=dict)
     thumbnail: np.ndarray | None = None
     thumbnail_score: float = -1.0
+    thumbnail_time_s: float | None = None
     encodings: np.ndarray | None = None
     encoded_indices: list[int] = field(default_factory=list)
 
@@ -373,6 +395,7 @@ class _Track:
         if score > self.thumbnail_score:
             self.thumbnail_score = score
             self.thumbnail = make_thumbnail(image, box)
+            self.thumbnail_time_s = det.time_s
 
     def _coarsen(self) -> None:
         merged: dict[int, _Candidate] = {}
@@ -396,6 +419,18 @@ def _crop_for_encoding(image: np.ndarray, box, margin: float = 0.6):
     t, r, b, l = _clip_box((top - pad, right + pad, bottom + pad, left - pad), image.shape)
     crop = np.ascontiguousarray(image[t:b, l:r])
     return crop, (top - t, right - l, bottom - t, left - l)
+
+
+def _appearance_patch(crop: np.ndarray, box, size: int = 24) -> np.ndarray:
+    """Zero-mean, unit-norm grey patch of the face box: dot products are correlations."""
+    top, right, bottom, left = _clip_box(box, crop.shape)
+    if bottom - top < 2 or right - left < 2:
+        return np.zeros(size * size, dtype=np.float32)
+    gray = Image.fromarray(crop[top:bottom, left:right]).convert("L").resize((size, size), Image.Resampling.BILINEAR)
+    v = np.asarray(gray, dtype=np.float32).ravel()
+    v = v - v.mean()
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm > 0 else v
 
 
 def make_thumbnail(image: np.ndarray, box, max_px: int = _THUMBNAIL_PX, margin: float = 0.2) -> np.ndarray:
@@ -455,13 +490,28 @@ class _Tracker:
         return sorted(self.finished, key=lambda t: (t.detections[0].time_s, t.track_id))
 
 
-def _shot_signature(image: np.ndarray) -> np.ndarray:
-    """Coarse 16x9 grayscale block means: robust to motion and noise, changes at a cut."""
-    gray = image.mean(axis=2, dtype=np.float32)
-    h, w = gray.shape
-    bh, bw = max(1, h // 9), max(1, w // 16)
-    g = gray[: bh * 9, : bw * 16]
-    return g.reshape(9, bh, 16, bw).mean(axis=(1, 3))
+def _block_signature(image: np.ndarray, block: int = 40) -> np.ndarray:
+    """Mean green level (most of the luminance) of `block`-pixel blocks, about 32x18 at 1280x720:
+    shows where a frame changed. Computed by Pillow's box filter (~1 ms per 720p frame)."""
+    h, w = image.shape[:2]
+    rows, cols = max(2, 2 * round(h / block / 2)), max(2, 2 * round(w / block / 2))
+    green = Image.fromarray(np.ascontiguousarray(image[..., 1]))
+    return np.asarray(green.resize((cols, rows), Image.Resampling.BOX), dtype=np.float32)
+
+
+def _shot_signature(blocks: np.ndarray) -> np.ndarray:
+    """Coarse block means (2x2 of `_block_signature`): robust to motion and noise, change at a cut."""
+    rows, cols = blocks.shape
+    return blocks[: rows // 2 * 2, : cols // 2 * 2].reshape(rows // 2, 2, cols // 2, 2).mean(axis=(1, 3))
+
+
+def _dedupe(boxes: list) -> list:
+    """Drop boxes that overlap an earlier one (the same face found by two searches)."""
+    kept: list = []
+    for box in boxes:
+        if all(_iou(box, other) < 0.4 for other in kept):
+            kept.append(box)
+    return kept
 
 
 # --------------------------------------------------------------------------------------------
@@ -469,72 +519,60 @@ def _shot_signature(image: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-class _SmallFaceSearch:
-    """Decides per frame whether the (4x slower) upsampled detection pass is needed.
-
-    The upsampled pass runs on the first frame, after every shot change and at least every
-    `check_s` seconds of video. As soon as it finds a face the plain pass could not have found
-    (narrower than ~1.15 HOG windows), every later frame gets it.
-    """
-
-    def __init__(self, check_s: float):
-        self.check_s = check_s
-        self.small_faces_seen = False
-        self.last_full_t: float | None = None
-
-    def new_shot(self) -> None:
-        self.last_full_t = None
-
-    def detect(self, locate, t: float, upsample: int, small_px: float) -> list[tuple[int, int, int, int]]:
-        """`locate(upsample) -> boxes` runs the detector; returns this frame's boxes."""
-        if upsample == 0 or self.small_faces_seen:
-            return locate(upsample)
-        if self.last_full_t is not None and t - self.last_full_t < self.check_s - 1e-6:
-            return locate(0)
-        self.last_full_t = t
-        boxes = locate(upsample)
-        if any(small_px <= (b[1] - b[3]) < 1.15 * _HOG_MIN_FACE for b in boxes):
-            self.small_faces_seen = True
-        return boxes
-
-
 class FaceAnalyzer:
     """Detect, measure, track, encode and cluster the faces of one recording.
 
     Parameters
     ----------
-    sample_fps : float, default=2.0
-        Frames analysed per second of video.
+    sample_fps : float, default=1.0
+        Frames analysed per second of video (each analysed frame adds one detection per visible
+        face to the quality counts). People rarely appear for less than a second; 1 fps finds
+        everyone visible for 2 s or more (bench/faces.md).
     max_width : int, default=1280
         Frames are downscaled to at most this width before detection.
     detector : {"hog", "cnn"}, default="hog"
-        dlib detector. "cnn" is far more robust to pose but takes seconds per frame on a CPU.
+        dlib detector. "cnn" (dlib's MMOD CNN) is far more robust to pose and small faces but
+        takes 1.4-5.5 s per 720p frame on a CPU: opt-in for hard material only.
     upsample : int, default=1
-        Most 2x upsamplings used to find small faces (see the module docstring: the upsampled
-        pass runs only when needed).
+        Most 2x upsamplings used to reach `min_face_px` faces.
     min_face_px : int, default=40
         Faces narrower than this (original pixels) are ignored: too small to identify, and
-        where HOG's false positives live.
+        where HOG's false positives live. In still images the search upsamples to find them;
+        in video the full-frame search looks for faces of `max(min_face_px, 60)` px (60 px is
+        what HOG finds without upsampling, see `_HOG_MIN_FACE`), smaller ones are found
+        wherever a regional search or a track upsamples.
     encodings_per_cluster : int, default=5
         Encodings kept per person, from the best detections of all their tracks.
     encodings_per_track : int, default=3
-        Detections encoded per track (the best ones, spread over the track). Encoding is the
-        expensive step (~80-110 ms each), so this bounds the cost per appearance.
+        Most detections encoded per track. The best detection is always encoded; another one
+        only when the track's face looks different from every encoded one (see
+        `appearance_change`). Encoding is the expensive step (~80-90 ms each).
     cluster_tolerance : float, default=0.5
-        Largest average encoding distance between tracks of the same person. Measured on the
-        development faces: same person 0.24-0.44, different people 0.61-0.91 (face_recognition's
-        own match tolerance is 0.6). 0.5 sits in the gap.
-    small_face_check_s : float, default=5.0
-        While no small face has been seen, the upsampled pass runs on the first sample and then
-        at least this often (seconds of video).
+        Largest average encoding distance between tracks of the same person (see
+        `DEFAULT_CLUSTER_TOLERANCE`).
+    search_s : float, default=10.0
+        Full-frame search period (seconds of video). Between full searches, every sample runs
+        the detector only around the faces being tracked and in regions that changed since
+        they were last searched (a participant joining, a camera turned on, a layout change).
     shot_change : float, default=20.0
         Mean absolute difference (0-255 grey levels, on 16x9 block means) between consecutive
-        samples above which a shot change is assumed and all tracks end.
+        samples above which a shot change is assumed: all tracks end, full search. Also a shot
+        change: more than 20% of the 40 px blocks changing by more than 1.5 times this.
+    region_change : float, default=10.0
+        Mean absolute difference of a 40 px block (grey levels) since it was last searched
+        above which it is searched again.
+    appearance_change : float, default=0.4
+        Normalised correlation of 24x24 grey face patches (box aligned) under which a
+        detection of a track counts as looking different from the encoded ones and gets its
+        own encoding (a dissolve, someone taking another's seat). Measured: the least similar
+        pair of detections within one person's track 0.26-1.0 (median 0.59, bench and sample
+        videos; zooms and head turns lowest), obama vs biden 0.12. A false alarm costs one
+        encoding; a miss would keep two people in one track, so the threshold leans high.
     """
 
     def __init__(
         self,
-        sample_fps: float = 2.0,
+        sample_fps: float = 1.0,
         max_width: int = 1280,
         detector: str = "hog",
         upsample: int = 1,
@@ -542,8 +580,10 @@ class FaceAnalyzer:
         encodings_per_cluster: int = 5,
         encodings_per_track: int = 3,
         cluster_tolerance: float = DEFAULT_CLUSTER_TOLERANCE,
-        small_face_check_s: float = 5.0,
+        search_s: float = 10.0,
         shot_change: float = 20.0,
+        region_change: float = 10.0,
+        appearance_change: float = 0.4,
     ):
         if detector not in ("hog", "cnn"):
             raise ValueError(f"detector must be 'hog' or 'cnn', not {detector!r}")
@@ -555,24 +595,62 @@ class FaceAnalyzer:
         self.encodings_per_cluster = encodings_per_cluster
         self.encodings_per_track = encodings_per_track
         self.cluster_tolerance = cluster_tolerance
-        self.small_face_check_s = small_face_check_s
+        self.search_s = search_s
         self.shot_change = shot_change
+        self.region_change = region_change
+        self.appearance_change = appearance_change
 
     # ---------------------------------------------------------------- detection
-    def _upsample_needed(self, scale: float) -> int:
-        """2x upsamplings that bring a `min_face_px` face up to the HOG window, capped."""
-        face = self.min_face_px / max(scale, 1e-6)
+    def _upsample_needed(self, face_px: float) -> int:
+        """2x upsamplings that bring a face of `face_px` detector pixels up to the HOG window."""
         needed = 0
-        while face * 2**needed < _HOG_MIN_FACE and needed < self.upsample:
+        while face_px * 2**needed < _HOG_MIN_FACE and needed < self.upsample:
             needed += 1
         return needed
 
+    def _locate(self, api, image: np.ndarray, upsample: int) -> list[tuple[int, int, int, int]]:
+        return api.face_locations(image, upsample, self.detector)
+
+    def _locate_region(self, api, image, rect, face_px: float, target: float | None = None):
+        """Detect inside rect = (top, right, bottom, left) of `image`; boxes in image pixels.
+
+        The crop is rescaled so that a face of `face_px` (detector pixels) reaches the HOG
+        window (a 1.2x enlargement costs 1.4x, where the detector's own upsampling costs 4x),
+        and so that a tracked face of `target` px measures ~100 px (a short pyramid).
+        """
+        top, right, bottom, left = _clip_box(rect, image.shape)
+        if bottom - top < 24 or right - left < 24:
+            return []
+        crop = image[top:bottom, left:right]
+        factor = 1.0
+        if face_px < _HOG_MIN_FACE:
+            factor = min(4.0, _HOG_MIN_FACE * 1.05 / max(face_px, 1.0))
+        elif target is not None and target > 130:
+            factor = 100.0 / target
+        if factor != 1.0:
+            h, w = crop.shape[:2]
+            size = (max(1, int(round(w * factor))), max(1, int(round(h * factor))))
+            crop = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.BILINEAR))
+        boxes = self._locate(api, np.ascontiguousarray(crop), 0)
+        return [
+            (
+                int(round(t / factor)) + top,
+                int(round(r / factor)) + left,
+                int(round(b / factor)) + top,
+                int(round(l / factor)) + left,
+            )
+            for t, r, b, l in boxes
+        ]
+
     # ---------------------------------------------------------------- main entry
-    def analyze(self, path: Path, info: MediaInfo) -> FaceAnalysis:
+    def analyze(
+        self, path: Path, info: MediaInfo, start_s: float | None = None, end_s: float | None = None
+    ) -> FaceAnalysis:
         """Faces of one recording, grouped into people (clusters ordered by first appearance).
 
-        Audio-only recordings give an empty analysis. Decoding problems raise MediaError
-        (from `scanner.media`).
+        `start_s`/`end_s` restrict the analysis to a window of the video (to split one long
+        video over several workers; join the parts with `merge_analyses`). Audio-only
+        recordings give an empty analysis. Decoding problems raise MediaError.
         """
         if info.kind == MediaKind.AUDIO:
             return FaceAnalysis(clusters=[], frames_sampled=0, sample_fps=None)
@@ -580,25 +658,34 @@ class FaceAnalyzer:
         is_image = info.kind == MediaKind.IMAGE
         interval = 0.0 if is_image else 1.0 / self.sample_fps
         k = max(1, min(self.encodings_per_track, self.encodings_per_cluster))
-        tracker = _Tracker(k=k, slot_s=max(interval * 4, 1.0))
-        search = _SmallFaceSearch(self.small_face_check_s)
-        previous = None
+        tracker = _Tracker(k=k, slot_s=max(interval * 2, 1.0))
+        previous = previous_blocks = None
+        reference = None  # block signature as of each block's last search
+        last_full: float | None = None
         frames = 0
-        for sample_index, frame in enumerate(iter_frames(path, info, self.sample_fps, self.max_width)):
+        frame_iter = iter_frames(path, info, self.sample_fps, self.max_width, start_s=start_s, end_s=end_s)
+        for sample_index, frame in enumerate(frame_iter):
             frames += 1
             image = frame.image
-            signature = _shot_signature(image)
-            if previous is not None and float(np.abs(signature - previous).mean()) > self.shot_change:
-                tracker.cut()
-                search.new_shot()
-            previous = signature
-            upsample = self._upsample_needed(frame.scale)
-            boxes = search.detect(
-                lambda up: api.face_locations(image, up, self.detector),
-                frame.time_s,
-                upsample if self.detector == "hog" else self.upsample,
-                small_px=self.min_face_px / frame.scale,
-            )
+            min_px = self.min_face_px / frame.scale
+            if is_image:
+                boxes = self._locate(api, image, self._upsample_needed(min_px))
+            else:
+                signature = _block_signature(image)
+                coarse = _shot_signature(signature)
+                shot = previous is not None and (
+                    float(np.abs(coarse - previous).mean()) > self.shot_change
+                    # a cut of the picture's main part (letterboxed or framed content)
+                    or float((np.abs(signature - previous_blocks) > 1.5 * self.shot_change).mean()) > 0.2
+                )
+                previous, previous_blocks = coarse, signature
+                if shot:
+                    tracker.cut()
+                if shot or last_full is None or frame.time_s - last_full >= self.search_s - 1e-6:
+                    boxes = self._locate(api, image, self._upsample_needed(max(min_px, _HOG_MIN_FACE)))
+                    reference, last_full = signature, frame.time_s
+                else:
+                    boxes = self._search_tracked_and_changed(api, image, tracker, signature, reference, min_px)
             boxes = [b for b in boxes if (b[1] - b[3]) * frame.scale >= self.min_face_px]
             if boxes:
                 shapes = api._raw_face_landmarks(image, boxes, "large")
@@ -614,7 +701,59 @@ class FaceAnalyzer:
         clusters = self._cluster(tracks, interval, info.duration_s if not is_image else None)
         return FaceAnalysis(clusters=clusters, frames_sampled=frames, sample_fps=None if is_image else self.sample_fps)
 
+    def _search_tracked_and_changed(self, api, image, tracker: "_Tracker", signature, reference, min_px: float):
+        """Detections between full searches: around every tracked face, and in changed regions."""
+        boxes: list[tuple[int, int, int, int]] = []
+        covered = np.zeros(signature.shape, dtype=bool)
+        bh, bw = image.shape[0] / signature.shape[0], image.shape[1] / signature.shape[1]
+        for track in tracker.active:
+            top, right, bottom, left = track.boxes[-1]
+            w = right - left
+            pad = 0.6 * w
+            rect = (top - pad, right + pad, bottom + pad, left - pad)
+            found = self._locate_region(api, image, rect, max(min_px, 0.8 * w), target=w)
+            boxes.extend(found)
+            # Hair, shoulders and head movement change the blocks around a face: not a new face.
+            t, r, b, l = _clip_box((top - w, right + 1.2 * w, bottom + 2 * w, left - 1.2 * w), image.shape)
+            covered[int(t // bh) : int(math.ceil(b / bh)), int(l // bw) : int(math.ceil(r / bw))] = True
+        changed = (np.abs(signature - reference) > self.region_change) & ~covered
+        if changed.any():
+            labels, _ = ndimage.label(ndimage.binary_dilation(changed, iterations=1))
+            for sl in ndimage.find_objects(labels):
+                if sl is None:
+                    continue
+                rows, cols = sl
+                grow = max(1, int(math.ceil(2.0 * max(min_px, _HOG_MIN_FACE) / bw)))
+                r0, r1 = max(0, rows.start - grow), min(signature.shape[0], rows.stop + grow)
+                c0, c1 = max(0, cols.start - grow), min(signature.shape[1], cols.stop + grow)
+                rect = (r0 * bh, c1 * bw, r1 * bh, c0 * bw)
+                boxes.extend(self._locate_region(api, image, rect, max(min_px, _HOG_MIN_FACE)))
+                reference[r0:r1, c0:c1] = signature[r0:r1, c0:c1]
+        return _dedupe(boxes)
+
     # ---------------------------------------------------------------- encoding
+    def _candidates_to_encode(self, track: _Track) -> list[_Candidate]:
+        """The best detection, plus (up to `k` in all) those that look unlike every chosen one.
+
+        Candidates are the best detection of each time slot of the track. Looks are compared
+        on small box-aligned grey patches (`_appearance_patch`): a face that stays the same
+        person keeps a high correlation; a dissolve or a seat swap drops it.
+        """
+        pool = sorted(track.slots.values(), key=lambda c: c.det_index)
+        best = max(pool, key=lambda c: c.score)
+        chosen = [best]
+        patches = {id(c): _appearance_patch(c.crop, c.box_in_crop) for c in pool}
+        while len(chosen) < track.k:
+            rest = [c for c in pool if all(c is not o for o in chosen)]
+            if not rest:
+                break
+            likeness = [max(float(patches[id(c)] @ patches[id(o)]) for o in chosen) for c in rest]
+            worst = int(np.argmin(likeness))
+            if likeness[worst] >= self.appearance_change:
+                break
+            chosen.append(rest[worst])
+        return sorted(chosen, key=lambda c: c.det_index)
+
     def _encode_track(self, api, track: _Track) -> list[_Track]:
         """Encode a track's best detections; split it if they are not all one person.
 
@@ -622,7 +761,7 @@ class FaceAnalyzer:
         keeps the overall picture, someone stepping into another's place). If the encodings
         disagree, each detection goes to the identity of the nearest encoded detection in time.
         """
-        candidates = track.best_candidates()
+        candidates = self._candidates_to_encode(track)
         encodings = np.asarray(
             [api.face_encodings(c.crop, [c.box_in_crop], 1, "small")[0] for c in candidates], dtype=np.float64
         ).reshape(-1, 128)
@@ -633,6 +772,17 @@ class FaceAnalyzer:
         labels = _agglomerate(encodings, self.cluster_tolerance)
         if len(set(labels)) == 1:
             return [track]
+        # Two people in one track (rare): encode every candidate so that each detection goes to
+        # the identity of a nearby encoded detection, not of one at the far end of the track.
+        rest = [c for c in track.slots.values() if all(c is not o for o in candidates)]
+        if rest:
+            candidates = sorted(candidates + rest, key=lambda c: c.det_index)
+            encodings = np.asarray(
+                [api.face_encodings(c.crop, [c.box_in_crop], 1, "small")[0] for c in candidates], dtype=np.float64
+            ).reshape(-1, 128)
+            track.encodings = encodings
+            track.encoded_indices = [c.det_index for c in candidates]
+            labels = _agglomerate(encodings, self.cluster_tolerance)
         enc_times = np.array([track.detections[i].time_s for i in track.encoded_indices])
         pieces: dict[int, _Track] = {}
         new_index: dict[int, int] = {}  # detection index in `track` -> index in its piece
@@ -651,9 +801,11 @@ class FaceAnalyzer:
             # The track's thumbnail shows whoever had the best detection; only that piece keeps it.
             if mask[best]:
                 piece.thumbnail, piece.thumbnail_score = track.thumbnail, track.thumbnail_score
+                piece.thumbnail_time_s = track.thumbnail_time_s
             else:
                 own = max((c for c, m in zip(candidates, mask) if m), key=lambda c: c.score)
                 piece.thumbnail, piece.thumbnail_score = make_thumbnail(own.crop, own.box_in_crop), own.score
+                piece.thumbnail_time_s = track.detections[own.det_index].time_s
         return list(pieces.values())
 
     # ---------------------------------------------------------------- clustering
@@ -670,21 +822,20 @@ class FaceAnalyzer:
         for cluster_id, members in enumerate(people):
             detections = sorted((d for t in members for d in t.detections), key=lambda d: d.time_s)
             scored = [
-                (quality_score(t.detections[i]), enc)
-                for t in members
-                for i, enc in zip(t.encoded_indices, t.encodings)
+                (quality_score(t.detections[i]), enc) for t in members for i, enc in zip(t.encoded_indices, t.encodings)
             ]
             scored.sort(key=lambda p: -p[0])
             encodings = np.stack([enc for _, enc in scored[: self.encodings_per_cluster]])
             with_thumb = [t for t in members if t.thumbnail is not None]
-            thumbnail = max(with_thumb, key=lambda t: t.thumbnail_score).thumbnail if with_thumb else None
+            best_thumb = max(with_thumb, key=lambda t: t.thumbnail_score) if with_thumb else None
             clusters.append(
                 FaceCluster(
                     cluster_id=cluster_id,
                     detections=detections,
                     encodings=encodings,
                     time_ranges=sample_time_ranges([d.time_s for d in detections], interval, duration_s=duration_s),
-                    thumbnail=thumbnail,
+                    thumbnail=best_thumb.thumbnail if best_thumb else None,
+                    thumbnail_time_s=best_thumb.thumbnail_time_s if best_thumb else None,
                 )
             )
         return clusters
@@ -700,3 +851,56 @@ def _agglomerate(vectors: np.ndarray, tolerance: float) -> np.ndarray:
         n_clusters=None, distance_threshold=tolerance, linkage="average", metric="euclidean"
     )
     return model.fit_predict(vectors)
+
+
+def merge_analyses(parts: list[FaceAnalysis], tolerance: float = DEFAULT_CLUSTER_TOLERANCE) -> FaceAnalysis:
+    """Join the analyses of consecutive windows of one video (`FaceAnalyzer.analyze(start_s=...)`).
+
+    Clusters of different windows are grouped by their mean encodings (average linkage under
+    `tolerance`, as within a window); clusters of the same window stay apart. Cluster ids follow
+    first appearance, as in a single analysis.
+    """
+    clusters = [c for part in parts for c in part.clusters]
+    owner = [i for i, part in enumerate(parts) for _ in part.clusters]
+    frames = sum(p.frames_sampled for p in parts)
+    fps = next((p.sample_fps for p in parts if p.sample_fps), None)
+    if not clusters:
+        return FaceAnalysis(clusters=[], frames_sampled=frames, sample_fps=fps)
+    means = np.stack([c.encodings.mean(axis=0) for c in clusters])
+    labels = _agglomerate(means, tolerance)
+    groups: dict[int, list[int]] = {}
+    for i, label in enumerate(labels):
+        groups.setdefault(int(label), []).append(i)
+    # Two clusters from one window were kept apart there; keep them apart here too.
+    final: list[list[int]] = []
+    for members in groups.values():
+        buckets: list[list[int]] = []
+        for i in members:
+            for bucket in buckets:
+                if all(owner[j] != owner[i] for j in bucket):
+                    bucket.append(i)
+                    break
+            else:
+                buckets.append([i])
+        final.extend(buckets)
+    interval = 1.0 / fps if fps else None
+    merged = []
+    for members in sorted(final, key=lambda m: min(clusters[i].detections[0].time_s for i in m)):
+        parts_c = [clusters[i] for i in members]
+        detections = sorted((d for c in parts_c for d in c.detections), key=lambda d: d.time_s)
+        encodings = np.concatenate([c.encodings for c in parts_c])
+        with_thumb = [c for c in parts_c if c.thumbnail is not None]
+        thumb = None
+        if with_thumb:
+            thumb = max(with_thumb, key=lambda c: max((quality_score(d) for d in c.detections), default=0.0))
+        merged.append(
+            FaceCluster(
+                cluster_id=len(merged),
+                detections=detections,
+                encodings=encodings,
+                time_ranges=sample_time_ranges([d.time_s for d in detections], interval),
+                thumbnail=thumb.thumbnail if thumb else None,
+                thumbnail_time_s=thumb.thumbnail_time_s if thumb else None,
+            )
+        )
+    return FaceAnalysis(clusters=merged, frames_sampled=frames, sample_fps=fps)

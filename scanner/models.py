@@ -154,6 +154,15 @@ class FaceCluster:
     encodings: np.ndarray  # shape (k, 128)
     time_ranges: list[TimeRange]
     thumbnail: np.ndarray | None = None
+    thumbnail_time_s: float | None = None  # time code of the thumbnail's frame (0.0 for a photo)
+
+    def pose_bins(self, frontal_deg: float = 15.0, profile_deg: float = 45.0) -> dict[str, int]:
+        """Detections per head-pose bin by |yaw|: frontal <= 15 deg < three_quarter <= 45 deg < profile."""
+        bins = {"frontal": 0, "three_quarter": 0, "profile": 0}
+        for d in self.detections:
+            yaw = abs(d.yaw_deg)
+            bins["frontal" if yaw <= frontal_deg else "three_quarter" if yaw <= profile_deg else "profile"] += 1
+        return bins
 
     @property
     def usable_frames(self) -> int:

@@ -7,6 +7,7 @@ optional folder of third-party photos next to the repository.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +22,12 @@ from scanner.faces import (
     estimate_yaw,
     eye_aspect_ratio,
     face_distance,
+    face_match_confidence,
+    merge_analyses,
     sample_time_ranges,
 )
 from scanner.media import probe
-from scanner.models import MediaError, TimeRange
+from scanner.models import FaceCluster, FaceDetection, MediaError, TimeRange
 from tests.conftest import DEVSET as SHARED_DEVSET
 from tests.conftest import SAMPLE_DATA
 from tests.media_factory import letterbox, make_video
@@ -143,7 +146,7 @@ def test_meeting_grid_people_and_time_ranges(sample_analyses, ground_truth):
     truth = ground_truth["recordings"]["meeting_grid.mp4"]
     people = {a["who"] for a in truth["appearances"]}
     assert len(analysis.clusters) == len(people)
-    assert analysis.frames_sampled == pytest.approx(truth["duration"] * 2, abs=2)
+    assert analysis.frames_sampled == pytest.approx(truth["duration"] * analysis.sample_fps, abs=2)
     for cluster in analysis.clusters:
         covered = sum(r.duration for r in cluster.time_ranges)
         assert covered >= 0.9 * truth["duration"]  # everyone is on screen the whole call
@@ -303,3 +306,93 @@ def test_encode_face_image_errors_and_no_face(tmp_path):
     blank = tmp_path / "blank.png"
     Image.new("RGB", (200, 200), (128, 128, 128)).save(blank)
     assert encode_face_image(blank).shape == (0, 128)
+
+
+# ------------------------------------------------------------------------------- added checks
+
+
+def test_pose_bins_split_at_15_and_45_degrees():
+    dets = [
+        FaceDetection(float(i), (0, 10, 10, 0), 10.0, 5.0, 100.0, yaw)
+        for i, yaw in enumerate([0, -15, 20, -45, 46, -80])
+    ]
+    cluster = FaceCluster(0, dets, np.zeros((1, 128)), [TimeRange(0, 6)])
+    assert cluster.pose_bins() == {"frontal": 2, "three_quarter": 2, "profile": 2}
+
+
+def test_match_confidence_is_calibrated_and_monotone():
+    values = [face_match_confidence(d) for d in (0.2, 0.4, 0.5, MATCH_TOLERANCE, 0.7, 0.9)]
+    assert values == sorted(values, reverse=True)
+    assert values[0] > 0.99 and values[-1] < 0.01
+    assert 0.05 < face_match_confidence(MATCH_TOLERANCE) < 0.5  # the rule's edge is not a sure match
+
+
+def test_tracking_follows_a_moving_face_and_encodes_few(devset, tmp_path):
+    """One face sliding across the frame for 6 s: one track, one person, few encodings (the face
+    never changes), a thumbnail with its time code, and the range covering the whole clip."""
+    size = (640, 360)
+    face = np.asarray(Image.open(devset / "knn_examples/train/obama/obama2.jpg").convert("RGB").resize((200, 220)))
+    fps = 10
+    frames = []
+    for i in range(6 * fps):
+        canvas = np.full((size[1], size[0], 3), 90, dtype=np.uint8)
+        x = 40 + int(i * 5)  # 50 px per second
+        canvas[70:290, x : x + 200] = face
+        frames.append(canvas)
+    video = make_video(tmp_path / "moving.mp4", frames, fps=fps, size=size)
+    analysis = FaceAnalyzer(sample_fps=2.0).analyze(video, probe(video))
+    (cluster,) = analysis.clusters
+    assert analysis.frames_sampled == 12
+    assert len(cluster.detections) >= 11  # tracked through (at most one sample missed)
+    lefts = [d.box[3] for d in cluster.detections]
+    assert lefts == sorted(lefts) and lefts[-1] - lefts[0] > 200
+    assert 1 <= cluster.encodings.shape[0] <= 2 < analysis.frames_sampled
+    assert cluster.time_ranges == [TimeRange(0.0, 6.0)]
+    assert cluster.thumbnail is not None and cluster.thumbnail_time_s in [d.time_s for d in cluster.detections]
+
+
+def test_clustering_is_stable_across_reruns_and_windows(sample_analyses, analyzer):
+    """The same recording analysed twice gives the same people with the same ids; analysed as two
+    windows and merged, the same people again."""
+    first = sample_analyses("meeting_grid.mp4")
+    path = RECORDINGS / "meeting_grid.mp4"
+    again = analyzer.analyze(path, probe(path))
+
+    def signature(analysis):
+        return [(c.cluster_id, round(c.detections[0].box[3], -1), len(c.detections)) for c in analysis.clusters]
+
+    assert signature(again) == signature(first)
+    info = probe(path)
+    merged = merge_analyses([analyzer.analyze(path, info, end_s=12.0), analyzer.analyze(path, info, start_s=12.0)])
+    assert [(c.cluster_id, round(c.detections[0].box[3], -1)) for c in merged.clusters] == [
+        (c.cluster_id, round(c.detections[0].box[3], -1)) for c in first.clusters
+    ]
+    assert merged.frames_sampled == first.frames_sampled
+
+
+def test_several_reference_photos_match_real_photos(devset):
+    """Enrol two photos per subject; unseen photos match their subject, a stranger nobody."""
+    refs = {
+        "obama": [devset / "knn_examples/train/obama/obama.jpg", devset / "knn_examples/train/obama/obama2.jpg"],
+        "biden": [devset / "knn_examples/train/biden/biden.jpg", devset / "knn_examples/train/biden/biden2.jpg"],
+    }
+    enrolled = {who: np.concatenate([encode_face_image(p)[:1] for p in paths]) for who, paths in refs.items()}
+
+    def nearest(path):
+        enc = encode_face_image(path)[0]
+        who, d = min(((w, float(face_distance(e, enc).min())) for w, e in enrolled.items()), key=lambda p: p[1])
+        return (who if d < MATCH_TOLERANCE else None), face_match_confidence(d)
+
+    who, confidence = nearest(devset / "knn_examples/test/obama1.jpg")
+    assert who == "obama" and confidence > 0.8
+    who, confidence = nearest(devset / "lin-manuel-miranda.png")
+    assert who is None and confidence < 0.1
+
+
+@pytest.mark.skipif(
+    not os.environ.get("LIKENESS_TEST_CNN"), reason="CNN detector takes seconds per frame: set LIKENESS_TEST_CNN=1"
+)
+def test_cnn_detector_finds_the_face(devset):
+    path = devset / "obama-480p.jpg"
+    (cluster,) = FaceAnalyzer(detector="cnn").analyze(path, probe(path)).clusters
+    assert cluster.detections[0].size_px > 60 and cluster.encodings.shape == (1, 128)

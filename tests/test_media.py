@@ -194,9 +194,28 @@ def test_frames_at_non_integer_rate(media_dir):
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
+    exact = [f.time_s for f in iter_frames(path, probe(path), sample_fps=2.0, skip_nonref=False)]
+    assert len(exact) == 6
+    assert np.allclose(exact, np.arange(6) * 0.5, atol=1 / 29.97)
+    # Skipping non-reference B-frames (the default) lands within two frames of the grid.
     times = [f.time_s for f in iter_frames(path, probe(path), sample_fps=2.0)]
     assert len(times) == 6
-    assert np.allclose(times, np.arange(6) * 0.5, atol=1 / 29.97)
+    assert np.allclose(times, np.arange(6) * 0.5, atol=2.01 / 29.97)
+
+
+def test_time_windows_tile_the_video(media_dir):
+    """Windows [0, 1) and [1, 3) yield the samples of the whole video, and nothing twice."""
+    path = make_video(media_dir / "windows.mp4", frames=90, fps=30, size=(160, 120))
+    info = probe(path)
+    whole = [f.index for f in iter_frames(path, info, sample_fps=2.0, skip_nonref=False)]
+    parts = [
+        f.index
+        for lo, hi in ((0.0, 1.0), (1.0, 3.0))
+        for f in iter_frames(path, info, sample_fps=2.0, start_s=lo, end_s=hi, skip_nonref=False)
+    ]
+    assert whole == parts == [0, 15, 30, 45, 60, 75]
+    late = list(iter_frames(path, info, sample_fps=2.0, start_s=2.2))
+    assert [round(f.time_s, 2) for f in late] == [2.5]
 
 
 def test_image_yields_one_downscaled_frame(png):
