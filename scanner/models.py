@@ -238,6 +238,20 @@ class VoiceAnalysis:
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class FaceVoiceLink:
+    """Face cluster `cluster_id` and speaker `speaker_id` of one recording are the same person.
+
+    Found by lip movement (scanner/linking.py): `correlation` between how much the mouth moves and
+    when the speaker talks, over `overlap_s` seconds where the face was visible and the voice active.
+    """
+
+    cluster_id: int
+    speaker_id: int
+    correlation: float
+    overlap_s: float
+
+
 class RecordingStatus(str, enum.Enum):
     OK = "ok"
     UNREADABLE = "unreadable"
@@ -255,6 +269,7 @@ class RecordingAnalysis:
     faces: FaceAnalysis | None = None
     voices: VoiceAnalysis | None = None
     size_bytes: int = 0
+    links: list[FaceVoiceLink] = field(default_factory=list)
 
 
 @dataclass

@@ -66,20 +66,40 @@ def resolve_people(
     subjects: list[EnrolledSubject],
     settings: ResolverSettings = ResolverSettings(),
 ) -> list[Person]:
-    """Group every face cluster and speaker of the scan into people, matched subjects first."""
-    faces = [
-        FaceSighting(rec.path, cluster)
-        for rec in recordings
-        if rec.status is RecordingStatus.OK and rec.faces
-        for cluster in rec.faces.clusters
-    ]
-    voices = [
-        VoiceSighting(rec.path, speaker)
-        for rec in recordings
-        if rec.status is RecordingStatus.OK and rec.voices
-        for speaker in rec.voices.speakers
-    ]
+    """Group every face cluster and speaker of the scan into people, matched subjects first.
+
+    Within a recording, a face and a voice linked by lip movement are one person: a voice with no
+    enrolment inherits the subject its face matched, and the other way round. When the two match
+    different subjects the link is not trusted and both stay separate.
+    """
+    faces: list[FaceSighting] = []
+    voices: list[VoiceSighting] = []
+    links: list[tuple[int, int]] = []  # (face index, voice index)
+    for rec in recordings:
+        if rec.status is not RecordingStatus.OK:
+            continue
+        face_at = {}
+        for cluster in rec.faces.clusters if rec.faces else []:
+            face_at[cluster.cluster_id] = len(faces)
+            faces.append(FaceSighting(rec.path, cluster))
+        voice_at = {}
+        for speaker in rec.voices.speakers if rec.voices else []:
+            voice_at[speaker.speaker_id] = len(voices)
+            voices.append(VoiceSighting(rec.path, speaker))
+        links += [(face_at[k.cluster_id], voice_at[k.speaker_id]) for k in rec.links
+                  if k.cluster_id in face_at and k.speaker_id in voice_at]
     order = {rec.path: i for i, rec in enumerate(recordings)}
+
+    face_match = [match_face(s.cluster.encodings, subjects, settings.face_tolerance) for s in faces]
+    voice_match = [match_voice(s.speaker.voiceprint, subjects, settings.voice_threshold) for s in voices]
+    for f, v in links:
+        fm, vm = face_match[f], voice_match[v]
+        if fm and vm and fm.subject_id != vm.subject_id:
+            continue
+        if fm and not vm:
+            voice_match[v] = fm
+        elif vm and not fm:
+            face_match[f] = vm
 
     by_subject: dict[str, Person] = {}
     names = {s.subject_id: s.name for s in subjects}
@@ -93,38 +113,41 @@ def resolve_people(
             person.match = match
         return person
 
-    unknown_faces: list[FaceSighting] = []
-    for sighting in faces:
-        match = match_face(sighting.cluster.encodings, subjects, settings.face_tolerance)
+    for sighting, match in zip(faces, face_match):
         if match:
             person_for(match).faces.append(sighting)
-        else:
-            unknown_faces.append(sighting)
-
-    unknown_voices: list[VoiceSighting] = []
-    for sighting in voices:
-        match = match_voice(sighting.speaker.voiceprint, subjects, settings.voice_threshold)
+    for sighting, match in zip(voices, voice_match):
         if match:
             person_for(match).voices.append(sighting)
-        else:
-            unknown_voices.append(sighting)
 
-    face_groups = _link(
-        [s.cluster.encodings.mean(axis=0) for s in unknown_faces], "euclidean", settings.face_link_tolerance
-    )
-    voice_groups = _link(
-        [s.speaker.voiceprint for s in unknown_voices], "cosine", 1.0 - settings.voice_link_threshold
-    )
+    # Unknowns: link faces across recordings, voices across recordings, and lip-linked pairs.
+    unknown_faces = [i for i, m in enumerate(face_match) if m is None]
+    unknown_voices = [i for i, m in enumerate(voice_match) if m is None]
+    groups = _UnionFind([("face", i) for i in unknown_faces] + [("voice", i) for i in unknown_voices])
+    for group in _link([faces[i].cluster.encodings.mean(axis=0) for i in unknown_faces], "euclidean",
+                       settings.face_link_tolerance):
+        groups.join([("face", unknown_faces[g]) for g in group])
+    for group in _link([voices[i].speaker.voiceprint for i in unknown_voices], "cosine",
+                       1.0 - settings.voice_link_threshold):
+        groups.join([("voice", unknown_voices[g]) for g in group])
+    for f, v in links:
+        if face_match[f] is None and voice_match[v] is None:
+            groups.join([("face", f), ("voice", v)])
+
     unknown_people: list[tuple[tuple[int, float], Person]] = []
-    for group in face_groups:
-        members = [unknown_faces[i] for i in group]
-        first = min((order[m.recording], m.cluster.time_ranges[0].start if m.cluster.time_ranges else 0.0)
-                    for m in members)
-        unknown_people.append((first, Person("", None, None, None, faces=members)))
-    for group in voice_groups:
-        members = [unknown_voices[i] for i in group]
-        first = min((order[m.recording], m.speaker.turns[0].start if m.speaker.turns else 0.0) for m in members)
-        unknown_people.append((first, Person("", None, None, None, voices=members)))
+    for members in groups.groups():
+        person = Person("", None, None, None)
+        starts = []
+        for kind, i in members:
+            if kind == "face":
+                person.faces.append(faces[i])
+                ranges = faces[i].cluster.time_ranges
+                starts.append((order[faces[i].recording], ranges[0].start if ranges else 0.0))
+            else:
+                person.voices.append(voices[i])
+                turns = voices[i].speaker.turns
+                starts.append((order[voices[i].recording], turns[0].start if turns else 0.0))
+        unknown_people.append((min(starts), person))
     unknown_people.sort(key=lambda item: item[0])
     for n, (_, person) in enumerate(unknown_people, start=1):
         person.person_id = f"unknown-{n}"
@@ -132,6 +155,29 @@ def resolve_people(
     subject_order = {s.subject_id: i for i, s in enumerate(subjects)}
     matched = sorted(by_subject.values(), key=lambda p: subject_order.get(p.subject_id, 0))
     return matched + [p for _, p in unknown_people]
+
+
+class _UnionFind:
+    """Disjoint sets of hashable items, kept in first-seen order."""
+
+    def __init__(self, items: list):
+        self._parent = {item: item for item in items}
+
+    def _root(self, item):
+        while self._parent[item] != item:
+            self._parent[item] = self._parent[self._parent[item]]
+            item = self._parent[item]
+        return item
+
+    def join(self, items: list) -> None:
+        for other in items[1:]:
+            self._parent[self._root(other)] = self._root(items[0])
+
+    def groups(self) -> list[list]:
+        by_root: dict = {}
+        for item in self._parent:
+            by_root.setdefault(self._root(item), []).append(item)
+        return list(by_root.values())
 
 
 def match_face(encodings: np.ndarray, subjects: list[EnrolledSubject], tolerance: float) -> IdentityMatch | None:

@@ -255,12 +255,12 @@ def assess(face: FaceExposure | None, voice: VoiceExposure | None) -> RiskAssess
     voice_tier = voice.tier if voice else Level.NONE
     combined = max(face_tier, voice_tier)
     reasons = []
-    if face_tier >= Level.MEDIUM and voice_tier >= Level.MEDIUM:
-        # Face and voice of the same person make a full audiovisual deepfake kit.
-        raised = Level.CRITICAL if combined >= Level.HIGH else Level.HIGH
+    if face_tier >= Level.LOW and voice_tier >= Level.LOW:
+        # Face and voice of the same person make an audiovisual deepfake kit: one tier more.
+        raised = combined if combined is Level.CRITICAL else _next(combined)
         reasons.append(
             f"face ({face_tier.value}) and voice ({voice_tier.value}) of the same person: "
-            f"a full audiovisual deepfake kit, combined tier raised to {raised.value}"
+            f"an audiovisual deepfake kit, combined tier raised to {raised.value}"
         )
         combined = raised
     else:
@@ -272,6 +272,11 @@ def assess(face: FaceExposure | None, voice: VoiceExposure | None) -> RiskAssess
         score=_score(combined, face, voice),
         reasons=reasons,
     )
+
+
+def _next(level: Level) -> Level:
+    order = list(Level)
+    return order[min(len(order) - 1, order.index(level) + 1)]
 
 
 def _score(tier: Level, face: FaceExposure | None, voice: VoiceExposure | None) -> int:

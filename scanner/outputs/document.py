@@ -95,6 +95,12 @@ def _recording(rec: RecordingAnalysis, result: ScanResult, face_owner: dict, voi
             for r in speaker.turns:
                 speech.append({"start": round(r.start, 2), "end": round(r.end, 2),
                                "person_id": voice_owner.get(id(speaker))})
+    clusters = {c.cluster_id: c for c in rec.faces.clusters} if rec.faces else {}
+    links = [
+        {"person_id": face_owner.get(id(clusters[k.cluster_id])), "correlation": k.correlation,
+         "overlap_s": k.overlap_s}
+        for k in rec.links if k.cluster_id in clusters
+    ]
     appearances.sort(key=lambda a: (a["start"], a["person_id"] or ""))
     speech.sort(key=lambda a: (a["start"], a["person_id"] or ""))
     media = None
@@ -123,6 +129,7 @@ def _recording(rec: RecordingAnalysis, result: ScanResult, face_owner: dict, voi
         "frames_analysed": rec.faces.frames_sampled if rec.faces else 0,
         "appearances": appearances,
         "speech": speech,
+        "voice_face_links": links,
     }
 
 

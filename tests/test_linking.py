@@ -1,0 +1,72 @@
+"""Voices tied to faces by lip movement, on generated talking videos (real face, real voices)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+
+from scanner.analyze import analyze_recording
+from scanner.consent import load_consent
+from scanner.models import Level
+from scanner.scan import ScanOptions, run_scan
+from tests.talking_video import make_talking_video
+
+
+@pytest.fixture(scope="module")
+def talking(sample_data, tmp_path_factory) -> tuple[Path, dict]:
+    folder = tmp_path_factory.mktemp("talking")
+    video = folder / "talk.mp4"
+    truth = make_talking_video(video, sample_data / "enrol" / "obama.jpg", sample_data / "enrol" / "carol.wav",
+                               sample_data / "enrol" / "dave.wav")
+    return video, truth
+
+
+@pytest.fixture(scope="module")
+def analysis(talking):
+    return analyze_recording(talking[0])
+
+
+def _speaker_during(analysis, span: tuple[float, float]) -> int:
+    def overlap(speaker):
+        return sum(max(0.0, min(t.end, span[1]) - max(t.start, span[0])) for t in speaker.turns)
+
+    return max(analysis.voices.speakers, key=overlap).speaker_id
+
+
+def test_the_voice_whose_lips_move_is_linked_and_the_off_screen_voice_is_not(analysis, talking):
+    truth = talking[1]
+    assert len(analysis.faces.clusters) == 1 and len(analysis.voices.speakers) == 2
+    on_screen = _speaker_during(analysis, truth["on_screen"])
+    off_screen = _speaker_during(analysis, truth["off_screen"])
+    assert on_screen != off_screen
+    (link,) = analysis.links
+    assert (link.cluster_id, link.speaker_id) == (analysis.faces.clusters[0].cluster_id, on_screen)
+    assert link.correlation >= 0.5 and link.overlap_s >= 3.0
+
+
+def test_linked_unknown_face_and_voice_are_one_person(talking):
+    result = run_scan([talking[0]], None, ScanOptions(as_of=dt.date(2026, 11, 27)))
+    people = sorted(result.people, key=lambda p: (len(p.faces), len(p.voices)), reverse=True)
+    assert len(people) == 2
+    kit, voice_only = people
+    assert len(kit.faces) == 1 and len(kit.voices) == 1
+    assert voice_only.faces == [] and len(voice_only.voices) == 1
+    strongest = max(kit.risk.face_tier, kit.risk.voice_tier)
+    assert kit.risk.combined_tier > strongest or kit.risk.combined_tier is Level.CRITICAL
+    assert any("audiovisual" in reason for reason in kit.risk.reasons)
+
+
+def test_an_unenrolled_voice_inherits_the_identity_of_its_face(talking, sample_data, tmp_path):
+    shutil.copy(sample_data / "enrol" / "obama.jpg", tmp_path / "obama.jpg")
+    (tmp_path / "consent.yaml").write_text(
+        "subjects:\n  - id: obama\n    name: Barack Obama\n    enrolment: {faces: [obama.jpg]}\n"
+        "    grants:\n      - {purposes: [recording], given: 2026-01-01}\n"
+    )
+    result = run_scan([talking[0]], load_consent(tmp_path / "consent.yaml"), ScanOptions(as_of=dt.date(2026, 11, 27)))
+    obama = next(p for p in result.people if p.person_id == "obama")
+    assert len(obama.faces) == 1 and len(obama.voices) == 1
+    (other,) = [p for p in result.people if p is not obama]
+    assert other.subject_id is None and other.faces == []
