@@ -21,14 +21,15 @@ log = logging.getLogger(__name__)
 class AnalysisSettings:
     """How recordings are sampled and analysed.
 
-    sample_fps: video frames analysed per second (2 keeps up with people entering and leaving).
+    sample_fps: video frames searched for faces per second; faces are tracked in between, and
+        1 a second finds everyone visible for 2 s or more (bench/faces.md).
     max_width: frames are downscaled to this width before face detection (speed vs small faces).
     face_detector: "hog" (fast, default) or "cnn" (much slower, finds harder faces).
     audio_sample_rate: analysis rate for speech; 16 kHz keeps everything a voice clone needs.
     link_voices: watch lips to tie voices to faces in videos (about 10 mouth samples a second).
     """
 
-    sample_fps: float = 2.0
+    sample_fps: float = 1.0
     max_width: int = 1280
     face_detector: str = "hog"
     audio_sample_rate: int = 16000

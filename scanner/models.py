@@ -354,6 +354,38 @@ class RiskAssessment:
 
 
 @dataclass
+class RecordingExposure:
+    """One person's material in one recording, graded on its own (the corpus view's rows)."""
+
+    recording: Path
+    face_tier: Level
+    voice_tier: Level
+    combined_tier: Level
+    score: int
+    usable_frames: int = 0
+    best_face_px: float = 0.0
+    usable_speech_s: float = 0.0
+    longest_clean_s: float = 0.0
+
+
+@dataclass
+class ReductionPlan:
+    """Recordings whose removal brings one modality of a person down to `tier_after`."""
+
+    modality: Modality
+    remove: list[Path]
+    tier_before: Level
+    tier_after: Level
+
+    def describe(self) -> str:
+        names = ", ".join(p.name for p in self.remove)
+        return (
+            f"remove {names} and the {self.modality.value} drops from {self.tier_before.value} "
+            f"to {self.tier_after.value}"
+        )
+
+
+@dataclass
 class Person:
     """Someone identifiable in the scan: enrolled subject or a stable unknown."""
 
@@ -366,6 +398,8 @@ class Person:
     face: FaceExposure | None = None
     voice: VoiceExposure | None = None
     risk: RiskAssessment | None = None
+    by_recording: list[RecordingExposure] = field(default_factory=list)
+    reductions: list[ReductionPlan] = field(default_factory=list)
 
     @property
     def recordings(self) -> list[Path]:

@@ -9,13 +9,12 @@ inputs always give the same ids.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.cluster import AgglomerativeClustering
 
-from scanner.faces import DEFAULT_CLUSTER_TOLERANCE, MATCH_TOLERANCE, face_distance
+from scanner.faces import DEFAULT_CLUSTER_TOLERANCE, MATCH_TOLERANCE, face_distance, face_match_confidence
 from scanner.models import (
     FaceSighting,
     IdentityMatch,
@@ -195,7 +194,7 @@ def match_face(encodings: np.ndarray, subjects: list[EnrolledSubject], tolerance
             best = (distance, subject.subject_id)
     if best is None or best[0] >= tolerance:
         return None
-    return IdentityMatch(Modality.FACE, best[1], round(best[0], 4), _face_confidence(best[0], tolerance))
+    return IdentityMatch(Modality.FACE, best[1], round(best[0], 4), round(face_match_confidence(best[0]), 4))
 
 
 def match_voice(voiceprint: np.ndarray, subjects: list[EnrolledSubject], threshold: float) -> IdentityMatch | None:
@@ -211,14 +210,6 @@ def match_voice(voiceprint: np.ndarray, subjects: list[EnrolledSubject], thresho
         return None
     confidence = round(voice_match_confidence(best[0], threshold=threshold), 4)
     return IdentityMatch(Modality.VOICE, best[1], round(1.0 - best[0], 4), confidence)
-
-
-def _face_confidence(distance: float, tolerance: float, scale: float = 0.04) -> float:
-    """A logistic map of the margin under the tolerance to 0..1 (0.5 at the tolerance).
-
-    Not yet calibrated on labelled data; it orders matches by strength.
-    """
-    return round(1.0 / (1.0 + math.exp(-(tolerance - distance) / scale)), 4)
 
 
 def _link(vectors: list[np.ndarray], metric: str, threshold: float) -> list[list[int]]:

@@ -24,6 +24,7 @@ from scanner.models import (
     RecordingStatus,
     TimeRange,
 )
+from scanner.risk import DEFAULT_RUBRIC, Rubric, plan_reduction
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,7 @@ def check_policy(
     on: dt.date,
     settings: PolicySettings = PolicySettings(),
     root: Path | None = None,
+    rubric: Rubric = DEFAULT_RUBRIC,
 ) -> list[Finding]:
     """All findings of a scan, severities and disabled rules applied, most severe first."""
     by_path = {rec.path: rec for rec in recordings}
@@ -164,7 +166,7 @@ def check_policy(
         if rec.status is RecordingStatus.UNREADABLE:
             findings.append(_unreadable_finding(rec))
     for person in people:
-        findings.extend(_person_findings(person, by_path, consent, contexts, on, root))
+        findings.extend(_person_findings(person, by_path, consent, contexts, on, root, rubric))
     findings.extend(_retention_findings(people, recordings, contexts, on, settings))
     findings = apply_settings(findings, settings)
     findings.sort(key=lambda f: (-f.severity.rank, f.rule_id, f.person_id or "", [str(r) for r in f.recordings]))
@@ -191,6 +193,7 @@ def _person_findings(
     contexts: dict[Path, RecordingContext],
     on: dt.date,
     root: Path | None,
+    rubric: Rubric,
 ) -> list[Finding]:
     tier = person.risk.combined_tier if person.risk else Level.NONE
     recs = [by_path[p] for p in person.recordings if p in by_path]
@@ -239,6 +242,9 @@ def _person_findings(
                 f"{who}'s {modality.value} cloning risk is {measured}, above the {accepted} they accepted "
                 f"for {purposes}."
             )
+            plan = plan_reduction(person, modality, Level(accepted), rubric)
+            if plan is not None:
+                message += f" To meet it: {plan.describe()}."
             severity = rule.severity
         elif rule in (UNCONSENTED_FACE, UNCONSENTED_VOICE):
             message = f"{who} has no consent on record for {purposes}, and their {modality.value} is identifiable."

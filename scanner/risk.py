@@ -13,6 +13,10 @@ from scanner.models import (
     FaceExposure,
     FaceSighting,
     Level,
+    Modality,
+    Person,
+    RecordingExposure,
+    ReductionPlan,
     RiskAssessment,
     VoiceExposure,
     VoiceSighting,
@@ -288,3 +292,81 @@ def _score(tier: Level, face: FaceExposure | None, voice: VoiceExposure | None) 
     if voice is not None:
         strength = max(strength, min(1.0, voice.usable_speech_s / 120.0), min(1.0, voice.longest_clean_s / 15.0))
     return int(round(low + (high - low) * strength))
+
+
+def score_person(person: Person, rubric: Rubric = DEFAULT_RUBRIC) -> None:
+    """Grade a person over the whole scan and per recording, and plan how to reduce the exposure."""
+    person.face = face_exposure(person.faces, rubric)
+    person.voice = voice_exposure(person.voices, rubric)
+    person.risk = assess(person.face, person.voice)
+    person.by_recording = []
+    for recording in person.recordings:
+        face = face_exposure([s for s in person.faces if s.recording == recording], rubric)
+        voice = voice_exposure([s for s in person.voices if s.recording == recording], rubric)
+        risk = assess(face, voice)
+        person.by_recording.append(RecordingExposure(
+            recording=recording, face_tier=risk.face_tier, voice_tier=risk.voice_tier,
+            combined_tier=risk.combined_tier, score=risk.score,
+            usable_frames=face.usable_frames if face else 0, best_face_px=face.best_face_px if face else 0.0,
+            usable_speech_s=voice.usable_speech_s if voice else 0.0,
+            longest_clean_s=voice.longest_clean_s if voice else 0.0,
+        ))
+    person.by_recording.sort(key=lambda e: (-e.score, str(e.recording)))
+    person.reductions = [
+        plan
+        for modality, tier in ((Modality.FACE, person.risk.face_tier), (Modality.VOICE, person.risk.voice_tier))
+        if tier >= Level.MEDIUM
+        for plan in [plan_reduction(person, modality, tier.lowered(), rubric)]
+        if plan is not None
+    ]
+
+
+def plan_reduction(
+    person: Person, modality: Modality, target: Level, rubric: Rubric = DEFAULT_RUBRIC, max_steps: int = 10
+) -> ReductionPlan | None:
+    """The fewest recordings (greedy) whose removal brings `modality` down to `target` or below.
+
+    Each step removes the recording whose absence lowers the tier most, then the strength of what is
+    left (usable frames and face size, or usable and longest clean speech). None when no removal
+    within `max_steps` reaches the target.
+    """
+    sightings = person.faces if modality is Modality.FACE else person.voices
+    grade = _face_tier_of if modality is Modality.FACE else _voice_tier_of
+    before = grade(sightings, rubric)
+    if before <= target:
+        return None
+    removed: list = []
+    remaining = list(sightings)
+    recordings = list(dict.fromkeys(s.recording for s in sightings))
+    for _ in range(min(max_steps, len(recordings))):
+        candidates = [r for r in recordings if r not in removed]
+        best = min(
+            candidates,
+            key=lambda r: (grade([s for s in remaining if s.recording != r], rubric).rank,
+                           _strength([s for s in remaining if s.recording != r], modality), str(r)),
+        )
+        removed.append(best)
+        remaining = [s for s in remaining if s.recording != best]
+        after = grade(remaining, rubric)
+        if after <= target:
+            return ReductionPlan(modality, removed, before, after)
+    return None
+
+
+def _face_tier_of(sightings: list, rubric: Rubric) -> Level:
+    exposure = face_exposure(sightings, rubric)
+    return exposure.tier if exposure else Level.NONE
+
+
+def _voice_tier_of(sightings: list, rubric: Rubric) -> Level:
+    exposure = voice_exposure(sightings, rubric)
+    return exposure.tier if exposure else Level.NONE
+
+
+def _strength(sightings: list, modality: Modality) -> float:
+    if modality is Modality.FACE:
+        detections = [d for s in sightings for d in s.cluster.detections if d.usable]
+        return len(detections) + max((d.size_px for d in detections), default=0.0)
+    return sum(s.speaker.usable_speech_s for s in sightings) + max(
+        (s.speaker.longest_clean_s for s in sightings), default=0.0
+    )

@@ -25,7 +25,7 @@ from scanner.manifest import Manifest, is_metadata_file, recording_context
 from scanner.models import Level, RecordingAnalysis, RecordingContext, ScanResult, SkippedFile
 from scanner.people import ResolverSettings, resolve_people
 from scanner.policy import PolicySettings, apply_settings, check_policy
-from scanner.risk import DEFAULT_RUBRIC, Rubric, assess, face_exposure, voice_exposure
+from scanner.risk import DEFAULT_RUBRIC, Rubric, score_person
 from scanner.waivers import WaiverFile, apply_waivers
 
 #: Extensions taken as recordings when walking folders; other files are sniffed by content.
@@ -125,13 +125,11 @@ def run_scan(
 
     people = resolve_people(recordings, enrolment.subjects, options.resolver)
     for person in people:
-        person.face = face_exposure(person.faces, options.rubric)
-        person.voice = voice_exposure(person.voices, options.rubric)
-        person.risk = assess(person.face, person.voice)
+        score_person(person, options.rubric)
 
     root = _common_root(inputs)
     contexts, context_warnings = _contexts(recordings, options)
-    findings = check_policy(people, recordings, consent, contexts, as_of, options.policy, root)
+    findings = check_policy(people, recordings, consent, contexts, as_of, options.policy, root, options.rubric)
     suppressed = []
     if options.waivers is not None:
         outcome = apply_waivers(findings, options.waivers, as_of, root)

@@ -156,6 +156,8 @@ def _person(person: Person) -> dict:
             "best_eye_distance_px": face.best_eye_distance_px,
             "sharpness": face.sharpness,
             "yaw_range": list(face.yaw_range),
+            "pose_bins": _pose_bins(person),
+            "thumbnail": _thumbnail_source(person),
             "tier": face.tier.value,
             "evidence": face.reasons,
         },
@@ -168,6 +170,20 @@ def _person(person: Person) -> dict:
             "tier": voice.tier.value,
             "evidence": voice.reasons,
         },
+        "by_recording": [
+            {
+                "recording": str(e.recording), "face_tier": e.face_tier.value, "voice_tier": e.voice_tier.value,
+                "combined_tier": e.combined_tier.value, "score": e.score, "usable_frames": e.usable_frames,
+                "best_face_px": e.best_face_px, "usable_speech_s": e.usable_speech_s,
+                "longest_clean_s": e.longest_clean_s,
+            }
+            for e in person.by_recording
+        ],
+        "reductions": [
+            {"modality": r.modality.value, "remove": [str(p) for p in r.remove], "tier_before": r.tier_before.value,
+             "tier_after": r.tier_after.value, "text": r.describe()}
+            for r in person.reductions
+        ],
         "risk": None if risk is None else {
             "face_tier": risk.face_tier.value,
             "voice_tier": risk.voice_tier.value,
@@ -176,6 +192,23 @@ def _person(person: Person) -> dict:
             "evidence": risk.reasons,
         },
     }
+
+
+def _pose_bins(person: Person) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for sighting in person.faces:
+        for name, count in sighting.cluster.pose_bins().items():
+            totals[name] = totals.get(name, 0) + count
+    return totals
+
+
+def _thumbnail_source(person: Person) -> dict | None:
+    """Where the report's thumbnail comes from: the recording and time code of the best face."""
+    clusters = [s for s in person.faces if s.cluster.thumbnail is not None]
+    if not clusters:
+        return None
+    best = max(clusters, key=lambda s: s.cluster.best_face_px)
+    return {"recording": str(best.recording), "time_s": best.cluster.thumbnail_time_s}
 
 
 def _finding(finding: Finding) -> dict:
