@@ -1,26 +1,83 @@
-"""report.html: one self-contained page for auditors (inline CSS, no external requests)."""
+"""report.html: one self-contained page for auditors (inline CSS and script, no external requests).
+
+The page renders the results.json document (`build_document`) plus a few views computed here from the
+same `ScanResult`: consent status per person and purpose, per-person time codes, the face x voice
+risk matrix, and indices that let the findings table filter and sort without repeating data per row.
+
+Biometric content: the face thumbnails (one small JPEG per person, the best frame) are the only
+biometric content in the page. With `redact_thumbnails=True` they are left out entirely: no image,
+blurred or not, is written; the card shows a placeholder saying so. Blurring was rejected because a
+blurred face can still be recognised or de-blurred, and the auditor needs the ids and evidence, not
+the face.
+
+Everything that comes from outside (file names, subject names, waiver reasons, metadata) goes through
+Jinja2's autoescaping in HTML text and quoted attributes, never into the style sheet, and into the
+script only as indices; the Content-Security-Policy forbids every external request.
+"""
 
 from __future__ import annotations
 
 import base64
 import io
+import re
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from PIL import Image, ImageFilter
+from markupsafe import Markup
+from PIL import Image
 
 from scanner.models import Level, Person, ScanResult
 from scanner.outputs.document import build_document, timecode
 
-TIER_COLOURS = {
-    "none": "#6b7280",
-    "low": "#2563eb",
-    "medium": "#b45309",
+TIER_COLOURS = {  # white text on each has a contrast ratio of at least 4.5:1 (WCAG AA)
+    "none": "#4b5563",
+    "low": "#1d4ed8",
+    "medium": "#92400e",
     "high": "#c2410c",
-    "critical": "#b91c1c",
+    "critical": "#991b1b",
 }
+LEVELS = [level.value for level in Level]
+RANK = {level: i for i, level in enumerate(LEVELS)}
+
+# Consent rules and what each says about a person's consent for a purpose, worst first.
+CONSENT_STATUS = {
+    "LK001": "unknown",
+    "LK007": "no-consent",
+    "LK008": "no-consent",
+    "LK002": "withdrawn",
+    "LK003": "expired",
+    "LK004": "not-covered",
+    "LK005": "risk-above",
+}
+STATUS_ORDER = ["unknown", "no-consent", "withdrawn", "expired", "not-covered", "risk-above", "granted"]
+STATUS_LABELS = {
+    "unknown": "not in the consent records",
+    "no-consent": "no consent on record",
+    "withdrawn": "consent withdrawn",
+    "expired": "consent expired",
+    "not-covered": "purpose not covered",
+    "risk-above": "consent in force, risk above what was accepted",
+    "granted": "consent in force",
+}
+COVERED = {"granted", "risk-above"}  # consent exists for the purpose
+# Finding evidence lines that restate the person card (shown once there, linked from each finding).
+PERSON_EVIDENCE = ("face: ", "voice: ", "matched to subject ")
+THUMBNAIL_PX = 96
+
+
+_timecode = lru_cache(maxsize=65536)(timecode)
+
+
+def format_ranges(ranges: list[dict]) -> str:
+    """'0:01.0-0:18.5; 0:20.0-0:22.1' (as document.format_ranges, with cached time codes: reports are big)."""
+    parts = []
+    for r in ranges:
+        start, end = _timecode(r["start"]), _timecode(r["end"])
+        parts.append(start if start == end else f"{start}-{end}")
+    return "; ".join(parts)
 
 
 def template_dir() -> Path:
@@ -38,8 +95,9 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals["tier_colour"] = lambda tier: TIER_COLOURS.get(tier or "none", "#6b7280")
+    env.globals["tier_colour"] = lambda tier: TIER_COLOURS.get(tier or "none", TIER_COLOURS["none"])
     env.filters["timecode"] = lambda s: "" if s is None else timecode(s)
+    env.filters["ranges"] = format_ranges
     return env
 
 
@@ -50,26 +108,261 @@ class HtmlWriter:
     def __init__(self, redact_thumbnails: bool = False):
         self.redact_thumbnails = redact_thumbnails
 
-    def write(self, result: ScanResult, out_dir: Path) -> Path:
+    def render(self, result: ScanResult) -> str:
         doc = build_document(result)
-        thumbnails = {p.person_id: self._thumbnail(p) for p in result.people}
-        html = environment().get_template("report.html.j2").render(
+        thumbnails = {} if self.redact_thumbnails else {p.person_id: thumbnail(p) for p in result.people}
+        return environment().get_template("report.html.j2").render(
             doc=doc,
+            view=build_view(doc, result),
             thumbnails=thumbnails,
-            levels=[level.value for level in Level],
+            redacted=self.redact_thumbnails,
+            levels=LEVELS,
+            colours=TIER_COLOURS,
+            status_labels=STATUS_LABELS,
         )
+
+    def write(self, result: ScanResult, out_dir: Path) -> Path:
         path = out_dir / self.filename
-        path.write_text(html, encoding="utf-8")
+        path.write_text(self.render(result), encoding="utf-8")
         return path
 
-    def _thumbnail(self, person: Person) -> str | None:
-        clusters = [s.cluster for s in person.faces if s.cluster.thumbnail is not None]
-        if not clusters:
-            return None
-        best = max(clusters, key=lambda c: c.best_face_px)
-        image = Image.fromarray(np.asarray(best.thumbnail, dtype=np.uint8))
-        if self.redact_thumbnails:
-            image = image.filter(ImageFilter.GaussianBlur(radius=max(4, image.width // 8)))
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG", optimize=True)
-        return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+def thumbnail(person: Person) -> str | None:
+    """The person's best face crop as a small JPEG data: URI (one per person), or None without a face."""
+    clusters = [s.cluster for s in person.faces if s.cluster.thumbnail is not None]
+    if not clusters:
+        return None
+    best = max(clusters, key=lambda c: c.best_face_px)
+    image = Image.fromarray(np.asarray(best.thumbnail, dtype=np.uint8)).convert("RGB")
+    if max(image.size) > THUMBNAIL_PX:
+        image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=82, optimize=True)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+# --------------------------------------------------------------------------------------------
+# Views computed for the page
+# --------------------------------------------------------------------------------------------
+
+
+def build_view(doc: dict, result: ScanResult) -> dict:
+    recordings = doc["recordings"]
+    rec_index: dict[str, int] = {r["path"]: i for i, r in enumerate(recordings)}
+    extra_paths: list[str] = []  # paths findings name that are not scanned recordings (a waivers file)
+
+    def rec_idx(path: str) -> int:
+        if path not in rec_index:
+            rec_index[path] = len(rec_index)
+            extra_paths.append(path)
+        return rec_index[path]
+
+    people = sorted(
+        doc["people"],
+        key=lambda p: (-RANK[p["risk"]["combined_tier"]] if p["risk"] else 0,
+                       -(p["risk"]["score"] if p["risk"] else 0), p["person_id"]),
+    )
+    person_index = {p["person_id"]: i for i, p in enumerate(people)}
+    rec_purposes = {r["path"]: r["purposes"] for r in recordings}
+
+    # Who is visible / speaks where: person -> recording -> {"face": [...], "voice": [...]}.
+    presence: dict[str, dict[str, dict[str, list]]] = {}
+    for r in recordings:
+        for kind, spans in (("face", r["appearances"]), ("voice", r["speech"])):
+            for span in spans:
+                if span["person_id"]:
+                    entry = presence.setdefault(span["person_id"], {}).setdefault(r["path"], {"face": [], "voice": []})
+                    entry[kind].append(span)
+
+    findings = [_finding_row(f, i, rec_idx, person_index) for i, f in enumerate(doc["findings"])]
+    suppressed = [_finding_row(f, i, rec_idx, person_index, prefix="w") for i, f in enumerate(doc["suppressed"])]
+
+    by_person: dict[str, list[dict]] = {}
+    for row in [*findings, *suppressed]:
+        if row["f"]["person_id"]:
+            by_person.setdefault(row["f"]["person_id"], []).append(row)
+
+    person_views = {}
+    for p in people:
+        pid = p["person_id"]
+        purposes = list(dict.fromkeys(x for path in p["recordings"] for x in rec_purposes.get(path, [])))
+        consent = _consent_status(p, purposes, by_person.get(pid, []))
+        person_views[pid] = {
+            "index": person_index[pid],
+            "consent": consent,
+            "covered": bool(consent) and all(c["status"] in COVERED for c in consent),
+            "presence": [
+                {"path": path, "index": rec_idx(path),
+                 "face": format_ranges(presence.get(pid, {}).get(path, {}).get("face", [])),
+                 "voice": format_ranges(presence.get(pid, {}).get(path, {}).get("voice", []))}
+                for path in p["recordings"]
+            ],
+            "findings": sorted(by_person.get(pid, []),
+                               key=lambda row: (row["waived"], -row["rank"], row["f"]["rule_id"])),
+        }
+
+    # Per recording: timeline rows (one per person), open findings naming it.
+    open_per_rec: dict[int, int] = {}
+    for row in findings:
+        for i in row["recs"]:
+            open_per_rec[i] = open_per_rec.get(i, 0) + 1
+    names = {p["person_id"]: p["name"] for p in people}
+    recording_views = []
+    for i, r in enumerate(recordings):
+        pids = list(dict.fromkeys(s["person_id"] for s in [*r["appearances"], *r["speech"]]))
+        rows = []
+        for pid in pids:
+            face = [s for s in r["appearances"] if s["person_id"] == pid]
+            voice = [s for s in r["speech"] if s["person_id"] == pid]
+            rows.append({"person_id": pid, "name": names.get(pid) if pid else None,
+                         "face_text": format_ranges(face), "voice_text": format_ranges(voice),
+                         "bars": _bars(face, voice, r["media"]["duration_s"] if r["media"] else 0.0, len(rows))})
+        recording_views.append({"index": i, "rows": rows, "open_findings": open_per_rec.get(i, 0)})
+
+    # Summary figures beyond the document's.
+    summary = doc["summary"]
+    covered = sum(1 for v in person_views.values() if v["covered"])
+    purpose_coverage = {}
+    for p in people:
+        for c in person_views[p["person_id"]]["consent"]:
+            entry = purpose_coverage.setdefault(c["purpose"], {"purpose": c["purpose"], "people": 0, "covered": 0})
+            entry["people"] += 1
+            entry["covered"] += c["status"] in COVERED
+    matrix = [[0] * len(LEVELS) for _ in LEVELS]  # [face rank][voice rank]
+    for p in people:
+        if p["risk"]:
+            matrix[RANK[p["risk"]["face_tier"]]][RANK[p["risk"]["voice_tier"]]] += 1
+    shown = [f["severity"] for f in doc["findings"]]
+    would_fail = {lvl: sum(1 for s in shown if RANK[s] >= RANK[lvl]) for lvl in LEVELS[1:]}
+    media_s = summary["media_seconds"]
+
+    rules = {}
+    for row in [*findings, *suppressed]:
+        rules.setdefault(row["f"]["rule_id"], row["f"]["rule_name"])
+
+    return {
+        "people": people,
+        "person": person_views,
+        "findings": findings,
+        "suppressed": suppressed,
+        "recordings": recording_views,
+        "filter_recordings": sorted({i for row in findings for i in row["recs"]},
+                                    key=lambda i: _path_of(i, recordings, extra_paths)),
+        "filter_people": sorted({row["f"]["person_id"] for row in findings if row["f"]["person_id"]}),
+        "rec_path": lambda i: _path_of(i, recordings, extra_paths),
+        "rules": sorted(rules.items()),
+        "coverage": {"covered": covered, "people": len(people),
+                     "percent": round(100 * covered / len(people)) if people else 100,
+                     "purposes": sorted(purpose_coverage.values(), key=lambda e: e["purpose"])},
+        "matrix": matrix,
+        "matrix_peak": max([1, *(n for row in matrix for n in row)]),
+        "tier_peak": max([1, *summary["people_by_tier"].values()]),
+        "severity_peak": max([1, *summary["findings_by_severity"].values()]),
+        "would_fail": would_fail,
+        "media_hours": media_s / 3600.0,
+        "media_hms": timecode(media_s).split(".")[0],
+        "unreadable": [r for r in recordings if r["status"] != "ok"],
+        "options": _flatten(doc["scan"]["options"]),
+        "waiver_days_left": {row["anchor"]: _days_between(doc["scan"]["as_of"], row["f"]["waiver"]["expires"])
+                             for row in suppressed},
+    }
+
+
+TIMELINE_X, TIMELINE_W, TIMELINE_ROW = 110, 345, 18
+
+
+def _bars(face: list[dict], voice: list[dict], duration: float, row: int) -> Markup:
+    """SVG bars of one person's timeline row (numbers only, so the markup needs no escaping)."""
+    scale = TIMELINE_W / max(duration, 0.1)
+    y = TIMELINE_ROW * row + 3
+    parts = []
+    for spans, css, dy in ((face, "bf", 0), (voice, "bv", 7)):
+        for s in spans:
+            x = TIMELINE_X + scale * s["start"]
+            w = max(scale * (s["end"] - s["start"]), 2.0)
+            parts.append(f'<rect x="{x:.1f}" y="{y + dy}" width="{w:.1f}" height="6" class="{css}"/>')
+    return Markup("".join(parts))
+
+
+def _path_of(i: int, recordings: list[dict], extra: list[str]) -> str:
+    return recordings[i]["path"] if i < len(recordings) else extra[i - len(recordings)]
+
+
+def _finding_row(f: dict, i: int, rec_idx, person_index: dict[str, int], prefix: str = "f") -> dict:
+    has_card = f["person_id"] in person_index
+    own = [e for e in f["evidence"] if not (has_card and e.startswith(PERSON_EVIDENCE))]
+    grouped: dict[str, list[dict]] = {path: [] for path in f["recordings"]}
+    for r in f["time_ranges"]:
+        grouped.setdefault(r["recording"], []).append(r)
+    return {
+        "f": f,
+        "anchor": f"{prefix}-{f['fingerprint'] or i}",
+        "rank": RANK[f["severity"]],
+        "recs": [rec_idx(path) for path in grouped],
+        "where": [(path, rec_idx(path), format_ranges(ranges)) for path, ranges in grouped.items()],
+        "person": person_index.get(f["person_id"], -1),
+        "evidence": own,
+        "person_evidence": has_card and len(own) < len(f["evidence"]),
+        "waived": "waiver" in f,
+    }
+
+
+def _consent_status(person: dict, purposes: list[str], rows: list[dict]) -> list[dict]:
+    """Consent status of one person for each purpose their recordings serve, from the consent findings."""
+    status = {p: {"purpose": p, "status": "granted", "rules": [], "waived": False} for p in purposes}
+    for row in rows:
+        f = row["f"]
+        kind = CONSENT_STATUS.get(f["rule_id"])
+        if kind is None:
+            continue
+        for purpose in finding_purposes(f, purposes):
+            entry = status.setdefault(purpose, {"purpose": purpose, "status": "granted", "rules": [], "waived": False})
+            if STATUS_ORDER.index(kind) < STATUS_ORDER.index(entry["status"]):
+                entry["status"] = kind
+                entry["waived"] = row["waived"]
+            entry["rules"].append({"rule_id": f["rule_id"], "anchor": row["anchor"], "waived": row["waived"]})
+    return list(status.values())
+
+
+def finding_purposes(finding: dict, candidates: list[str]) -> list[str]:
+    """The purposes a consent finding is about, among `candidates`.
+
+    Uses the finding's own `purposes` when the document carries them; otherwise reads them from the
+    policy's message ("... for ai-training, publication ...", "... not to ai-training."). An unknown
+    person (LK001) has no consent for any purpose.
+    """
+    if finding.get("purposes"):
+        return list(finding["purposes"])
+    if finding["rule_id"] == "LK001":
+        return list(candidates)
+    message = finding["message"]
+    marker = " not to " if finding["rule_id"] == "LK004" else " for "
+    at = message.rfind(marker)
+    if at < 0:
+        return list(candidates)
+    tokens = {t.strip(".;:") for t in re.split(r"[,\s]+", message[at + len(marker):])}
+    named = [c for c in candidates if c in tokens]
+    return named or list(candidates)
+
+
+def _flatten(options: dict, prefix: str = "") -> list[tuple[str, str]]:
+    """Options as (dotted key, value) rows for the audit table."""
+    rows: list[tuple[str, str]] = []
+    for key, value in options.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            rows.extend(_flatten(value, name + "."))
+        elif isinstance(value, (list, tuple)):
+            rows.append((name, ", ".join(str(v) for v in value) if value else "(none)"))
+        else:
+            rows.append((name, "(not set)" if value is None else str(value)))
+    return rows
+
+
+def _days_between(as_of: str, expires: str) -> int | None:
+    import datetime as dt
+
+    try:
+        return (dt.date.fromisoformat(str(expires)[:10]) - dt.date.fromisoformat(str(as_of)[:10])).days
+    except ValueError:
+        return None
