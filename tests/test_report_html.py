@@ -184,6 +184,23 @@ def test_thumbnails_are_the_only_images_one_per_person_with_a_face(small_scan, r
         assert needle not in html
 
 
+def _contrast(a: str, b: str) -> float:
+    def luminance(hex_colour: str) -> float:
+        channels = [int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_tier_badges_have_sufficient_contrast():
+    from scanner.outputs.html_report import TIER_COLOURS
+
+    for level, colour in TIER_COLOURS.items():
+        assert _contrast(colour, "#ffffff") >= 4.5, level  # white badge text, WCAG AA
+
+
 def _faces_in_data_uris(html: str) -> list[int]:
     import base64
     import io
@@ -205,6 +222,26 @@ def test_redact_thumbnails_removes_every_face_image(small_scan, report, tmp_path
     assert "data:image" not in html and "<img" not in html
     assert _faces_in_data_uris(html) == []
     assert html.count(">thumbnail removed<") == 2 and "removed (--redact-thumbnails)" in html
+
+
+def test_changes_since_the_previous_scan(small_scan, tmp_path):
+    new = next(f for f in small_scan.findings if f.rule_id == "LK003")
+    changes = {
+        "old": "20261001-000000-abcdef01-0000", "new": small_scan.scan_id,
+        "new_findings": [{"fingerprint": new.fingerprint, "rule_id": "LK003", "title": new.title}],
+        "resolved_findings": [{"fingerprint": "f" * 32, "rule_id": "LK002", "person_id": "carol",
+                               "title": "Consent <b>withdrawn</b>", "severity": "high"}],
+        "unchanged_findings": 3,
+        "new_people": [{"person_id": "unknown-1", "subject_id": None, "name": None, "combined_tier": "medium"}],
+        "gone_people": [{"person_id": "carol", "subject_id": "carol", "name": "Carol Park", "combined_tier": "high"}],
+    }
+    html = HtmlWriter(changes=changes).write(small_scan, tmp_path).read_text(encoding="utf-8")
+    assert "Changes since the previous scan" in html and "20261001-000000-abcdef01-0000" in html
+    assert "1 new finding(s), 1 resolved" in html and "Consent &lt;b&gt;withdrawn&lt;/b&gt;" in html
+    assert html.count("new since the previous scan") == 1
+    row = html[html.index(f'id="f-{new.fingerprint}"'):]
+    assert row.index("new since the previous scan") < row.index("</tr>")
+    assert "Changes since the previous scan" not in HtmlWriter().render(small_scan)
 
 
 def test_hostile_names_are_text_in_the_markup(hostile_report):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
 from functools import lru_cache
 from importlib import resources
@@ -105,15 +106,23 @@ class HtmlWriter:
     format = "html"
     filename = "report.html"
 
-    def __init__(self, redact_thumbnails: bool = False):
+    def __init__(self, redact_thumbnails: bool = False, changes: dict | None = None):
+        """`changes`: what changed since the previous scan in the store, in the shape `likeness diff --json`
+        prints (old, new, new_findings, resolved_findings, unchanged_findings, new_people, gone_people)."""
         self.redact_thumbnails = redact_thumbnails
+        self.changes = changes
 
     def render(self, result: ScanResult) -> str:
         doc = build_document(result)
         thumbnails = {} if self.redact_thumbnails else {p.person_id: thumbnail(p) for p in result.people}
-        return environment().get_template("report.html.j2").render(
+        env = environment()
+        root, env.filters["rel"] = relative_paths(result.root)
+        return env.get_template("report.html.j2").render(
             doc=doc,
+            root=root,
             view=build_view(doc, result),
+            changes=self.changes,
+            new_fingerprints={f.get("fingerprint") for f in (self.changes or {}).get("new_findings", [])},
             thumbnails=thumbnails,
             redacted=self.redact_thumbnails,
             levels=LEVELS,
@@ -125,6 +134,22 @@ class HtmlWriter:
         path = out_dir / self.filename
         path.write_text(self.render(result), encoding="utf-8")
         return path
+
+
+def relative_paths(root: Path | None):
+    """(root shown in the report, filter showing a path relative to it). Paths outside stay whole."""
+    if root is None:
+        return None, lambda path: path
+    prefix = os.path.abspath(str(root)).rstrip(os.sep) + os.sep
+    if prefix == os.sep:
+        return None, lambda path: path
+
+    @lru_cache(maxsize=None)
+    def rel(path: str) -> str:
+        full = os.path.abspath(path)
+        return full[len(prefix):] if full.startswith(prefix) else path
+
+    return prefix.rstrip(os.sep), rel
 
 
 def thumbnail(person: Person) -> str | None:
@@ -260,7 +285,7 @@ def build_view(doc: dict, result: ScanResult) -> dict:
         "severity_peak": max([1, *summary["findings_by_severity"].values()]),
         "would_fail": would_fail,
         "media_hours": media_s / 3600.0,
-        "media_hms": timecode(media_s).split(".")[0],
+        "media_hms": "%d:%02d:%02d" % (media_s // 3600, media_s % 3600 // 60, media_s % 60),
         "unreadable": [r for r in recordings if r["status"] != "ok"],
         "options": _flatten(doc["scan"]["options"]),
         "waiver_days_left": {row["anchor"]: _days_between(doc["scan"]["as_of"], row["f"]["waiver"]["expires"])
