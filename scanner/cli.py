@@ -32,6 +32,7 @@ from scanner.analyze import AnalysisSettings
 from scanner.consent import ConsentFileError, ConsentRecords, load_consent
 from scanner.models import Level, RecordingAnalysis, RecordingStatus, ScanResult
 from scanner.outputs import write_reports, writers
+from scanner.store import DEFAULT_STORE, STORE_ENV
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
 
@@ -148,6 +149,19 @@ def scan(
         Optional[bool], typer.Option("--redact-thumbnails/--no-redact-thumbnails",
                                      help="Blur face thumbnails in the HTML report. [default: no]")
     ] = None,
+    store: Annotated[
+        Optional[Path],
+        typer.Option("--store", help="The scan database (history, analysis cache, embeddings). "
+                     f"[default: ${STORE_ENV} or {DEFAULT_STORE}]"),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Analyse every recording again, even unchanged ones.")
+    ] = False,
+    scheduler: Annotated[
+        Optional[str],
+        typer.Option("--scheduler", help="Run the analysis on a Dask cluster: its scheduler address, "
+                     "e.g. tcp://host:8786 (workers must see the recordings at the same paths)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the verdict.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print debugging detail.")] = False,
 ) -> None:
@@ -198,9 +212,14 @@ def scan(
         ),
         manifest=_load_or_exit(manifest_path, "manifest") if manifest_path else None,
         waivers=_load_or_exit(waivers_path, "waivers") if waivers_path else None,
+        use_cache=not no_cache,
+        scheduler=scheduler,
     )
+    if scheduler and "://" not in scheduler:
+        _usage_error(f"--scheduler must be an address like tcp://host:8786, not '{scheduler}'")
     records = _load_consent_or_exit(consent_path) if consent_path else None
-    result = _run_with_progress(paths, records, options, quiet)
+    with _open_store_or_exit(store) as database:
+        result = _run_with_progress(paths, records, options, quiet, database)
     _write_and_exit(
         result,
         out_dir or (base / table.out if table.out else Path("likeness-report")),
@@ -264,15 +283,225 @@ def consent_validate(
     out.print(f"{file}: valid ({subjects} subjects, {grants} grants)")
 
 
+StoreOption = Annotated[
+    Optional[Path],
+    typer.Option("--store", help=f"The scan database. [default: ${STORE_ENV} or {DEFAULT_STORE}]"),
+]
+
+
+@app.command()
+def history(
+    store: StoreOption = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most this many scans.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the scans in the scan database, newest first."""
+    with _open_store_or_exit(store, must_exist=True) as database:
+        rows = database.scans(limit)
+    if as_json:
+        import json
+
+        out.print(json.dumps([row.__dict__ for row in rows], indent=2), soft_wrap=True)
+        return
+    if not rows:
+        out.print(f"no scans in {database.path}")
+        return
+    header = (f"{'SCAN ID':31} {'STARTED (UTC)':20} {'STATUS':11} {'FILES':>5} {'NEW':>5} {'REUSED':>6} "
+              f"{'MEDIA MIN':>9} {'PEOPLE':>6} {'FINDINGS':>8}  VERDICT")
+    out.print(header)
+    for row in rows:
+        summary = row.summary or {}
+        out.print(
+            f"{row.scan_id:31} {row.started_at.replace('+00:00', '')[:19]:20} {row.status:11} "
+            f"{row.recordings_total:>5} {row.analysed:>5} {row.reused:>6} {row.media_seconds / 60:>9.1f} "
+            f"{summary.get('people', ''):>6} {summary.get('findings', ''):>8}  {summary.get('verdict', '')}"
+        )
+
+
+@app.command()
+def report(
+    scan_id: Annotated[str, typer.Argument(help="Scan id from `likeness history` (a unique prefix, or 'latest').")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the reports.")] = Path("likeness-report"),
+    formats: Annotated[
+        str, typer.Option("--format", "-f", help=f"Comma-separated output formats ({FORMATS_HELP}).")
+    ] = FORMATS,
+    redact_thumbnails: Annotated[
+        bool,
+        typer.Option("--redact-thumbnails/--no-redact-thumbnails", help="Blur face thumbnails in the HTML report."),
+    ] = False,
+    store: StoreOption = None,
+) -> None:
+    """Write the reports of a stored scan again, in any format (nothing is re-analysed)."""
+    format_list = _parse_formats(formats)
+    from scanner.store import StoreError
+
+    with _open_store_or_exit(store, must_exist=True) as database:
+        try:
+            result = database.load_result(scan_id)
+        except StoreError as exc:
+            _usage_error(str(exc))
+    try:
+        written = write_reports(result, out_dir, format_list, redact_thumbnails=redact_thumbnails)
+    except OSError as exc:
+        err.print(f"cannot write reports to {out_dir}: {exc}", style="red")
+        raise typer.Exit(EXIT_FAILURE) from None
+    for path in written:
+        out.print(f"wrote {path}")
+
+
+@app.command()
+def diff(
+    old: Annotated[str, typer.Argument(help="The earlier scan (id, unique prefix, or 'previous').")],
+    new: Annotated[str, typer.Argument(help="The later scan (id, unique prefix, or 'latest').")],
+    store: StoreOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """What changed between two scans: new and resolved findings (by fingerprint), new and gone people."""
+    from scanner.store import StoreError
+
+    with _open_store_or_exit(store, must_exist=True) as database:
+        try:
+            a, b = database.scan(old), database.scan(new)
+        except StoreError as exc:
+            _usage_error(str(exc))
+        changes = _scan_changes(database, a.scan_id, b.scan_id)
+    if as_json:
+        import json
+
+        out.print(json.dumps(changes, indent=2), soft_wrap=True)
+        return
+    out.print(f"{a.scan_id} -> {b.scan_id}")
+    for label, key in (("new findings", "new_findings"), ("resolved findings", "resolved_findings")):
+        out.print(f"{label}: {len(changes[key])}")
+        for f in changes[key]:
+            who = f.get("person_id") or "-"
+            out.print(f"  {f.get('severity', ''):8} {f.get('rule_id', '')} {who}: {f.get('title', '')} "
+                      f"[{f['fingerprint'][:12]}]")
+    out.print(f"unchanged findings: {changes['unchanged_findings']}")
+    for label, key in (("new people", "new_people"), ("people no longer found", "gone_people")):
+        out.print(f"{label}: {len(changes[key])}")
+        for p in changes[key]:
+            name = f" ({p['name']})" if p.get("name") else ""
+            out.print(f"  {p['person_id']}{name} {p.get('combined_tier') or ''}")
+
+
+def _scan_changes(database, old_id: str, new_id: str) -> dict:
+    before = {f["fingerprint"]: f for f in database.findings(old_id)}
+    after = {f["fingerprint"]: f for f in database.findings(new_id)}
+
+    def key(person: dict) -> str:
+        return f"subject:{person['subject_id']}" if person["subject_id"] else f"person:{person['person_id']}"
+
+    people_before = {key(p): p for p in database.people(old_id)}
+    people_after = {key(p): p for p in database.people(new_id)}
+    return {
+        "old": old_id,
+        "new": new_id,
+        "new_findings": [f for fp, f in after.items() if fp not in before],
+        "resolved_findings": [f for fp, f in before.items() if fp not in after],
+        "unchanged_findings": len(set(before) & set(after)),
+        "new_people": [p for k, p in people_after.items() if k not in people_before],
+        "gone_people": [p for k, p in people_before.items() if k not in people_after],
+    }
+
+
+@app.command()
+def purge(
+    older_than: Annotated[
+        Optional[int],
+        typer.Option("--older-than", min=0, help="Delete analyses not used by any scan for this many days. "
+                     "[default: the retention period, policy.retention_days, 1095]"),
+    ] = None,
+    subject: Annotated[
+        Optional[list[str]],
+        typer.Option("--subject", help="Delete everything stored about this subject id (repeatable)."),
+    ] = None,
+    withdrawn: Annotated[
+        Optional[Path],
+        typer.Option("--withdrawn", help="Consent file: delete what is stored about every subject whose "
+                     "consent is withdrawn (no grant in force, at least one withdrawn)."),
+    ] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Delete all stored biometric data.")] = False,
+    config: Annotated[Optional[Path], typer.Option("--config", help="Config file (for the retention period).")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Delete stored biometric data (face encodings, voiceprints, thumbnails) and compact the database.
+
+    Scan history (findings, people, measured facts) stays; the next scan of a purged recording
+    analyses it again.
+    """
+    subjects = list(subject or [])
+    if withdrawn is not None:
+        records = _load_consent_or_exit(withdrawn)
+        today = dt.date.today()
+        subjects += [
+            s.id for s in records.subjects
+            if s.grants and not any(g.is_active(today) for g in s.grants)
+            and any(g.withdrawn is not None and g.withdrawn <= today for g in s.grants)
+        ]
+    if older_than is None and not subjects and not everything:
+        cfg, _ = _load_config_or_exit(config)
+        from scanner.policy import PolicySettings
+
+        older_than = _first(cfg.policy.retention_days, PolicySettings().retention_days)
+    with _open_store_or_exit(store, must_exist=True) as database:
+        stats = database.purge(older_than_days=older_than, subjects=subjects, everything=everything)
+    what = []
+    if everything:
+        what.append("everything")
+    if older_than is not None:
+        what.append(f"unused for {older_than} days")
+    if subjects:
+        what.append("subjects " + ", ".join(sorted(set(subjects))))
+    out.print(f"purged {stats.analyses} stored analyses and thumbnails of {stats.snapshots_redacted} scan(s) "
+              f"({'; '.join(what)}); {database.path}: {stats.bytes_before} -> {stats.bytes_after} bytes")
+
+
+def _open_store_or_exit(path: Path | None, must_exist: bool = False):
+    from scanner.store import Store, StoreError, default_store_path
+
+    path = path or default_store_path()
+    if must_exist and not path.is_file():
+        _usage_error(f"no scan database at {path} (run a scan first, or give --store PATH)")
+    try:
+        return Store(path)
+    except StoreError as exc:
+        _usage_error(str(exc))
+    except OSError as exc:
+        _usage_error(f"cannot open the scan database {path}: {exc.strerror or exc}")
+
+
 # --------------------------------------------------------------------------------------------
 
 
 def _run_with_progress(
-    paths: list[Path], records: ConsentRecords | None, options, quiet: bool
+    paths: list[Path], records: ConsentRecords | None, options, quiet: bool, store=None
 ) -> ScanResult:
+    from scanner.scan import ScanInterrupted, ScanStats
+
+    stats = ScanStats()
+    started = time.monotonic()
+    try:
+        result = _scan_with_progress(paths, records, options, quiet, store, stats)
+    except ScanInterrupted:
+        saved = f"; {stats.analysed} analysed recording(s) are saved in {store.path}" if store is not None else ""
+        err.print(f"interrupted after {stats.analysed + stats.reused} of {stats.total} recording(s){saved}. "
+                  "Run the same command again to resume.", style="red")
+        raise typer.Exit(130) from None
+    if not quiet:
+        reused = f", {stats.reused} unchanged reused from the scan database" if stats.reused else ""
+        err.print(f"Scanned {len(result.recordings)} recording(s) in {time.monotonic() - started:.1f} s "
+                  f"({stats.analysed} analysed{reused})")
+        if store is not None:
+            err.print(f"Scan {result.scan_id} stored in {store.path}")
+    for warning in result.warnings:
+        err.print(f"warning: {warning}", style="yellow")
+    return result
+
+
+def _scan_with_progress(paths, records, options, quiet: bool, store, stats) -> ScanResult:
     from scanner.scan import run_scan
 
-    started = time.monotonic()
     if sys.stderr.isatty() and not quiet:
         with Progress(
             TextColumn("[progress.description]{task.description}"),
@@ -290,10 +519,11 @@ def _run_with_progress(
             def tick(done: int, total: int, rec: RecordingAnalysis) -> None:
                 nonlocal media_s
                 media_s += rec.media.duration_s if rec.media else 0.0
-                bar.update(task, completed=done, total=total, media=f"{media_s / 60:.1f} min of media")
+                reused = f", {stats.reused} unchanged" if stats.reused else ""
+                bar.update(task, completed=done, total=total, media=f"{media_s / 60:.1f} min of media{reused}")
                 _report_unreadable(rec)
 
-            result = run_scan(paths, records, options, progress=tick)
+            result = run_scan(paths, records, options, progress=tick, store=store, stats=stats)
     else:
 
         def log_line(done: int, total: int, rec: RecordingAnalysis) -> None:
@@ -301,13 +531,10 @@ def _run_with_progress(
                 _report_unreadable(rec)
             elif not quiet:
                 duration = f"{rec.media.duration_s:.1f} s" if rec.media else ""
-                err.print(f"[{done}/{total}] {rec.path} ({duration})")
+                cached = " (unchanged: from the scan database)" if stats.last_reused else ""
+                err.print(f"[{done}/{total}] {rec.path} ({duration}){cached}")
 
-        result = run_scan(paths, records, options, progress=log_line)
-    if not quiet:
-        err.print(f"Scanned {len(result.recordings)} recording(s) in {time.monotonic() - started:.1f} s")
-    for warning in result.warnings:
-        err.print(f"warning: {warning}", style="yellow")
+        result = run_scan(paths, records, options, progress=log_line, store=store, stats=stats)
     return result
 
 

@@ -10,8 +10,10 @@ import hashlib
 import os
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import filetype
 
@@ -19,14 +21,25 @@ from scanner import __version__, media
 from scanner.analyze import AnalysisSettings
 from scanner.consent import ConsentDocument, ConsentRecords
 from scanner.enrolment import enrol_subjects
-from scanner.execute import run_local
+from scanner.execute import Job, run_jobs
 from scanner.fileformat import FileFormatError
 from scanner.manifest import Manifest, is_metadata_file, recording_context
-from scanner.models import Level, RecordingAnalysis, RecordingContext, ScanResult, SkippedFile
+from scanner.models import (
+    Level,
+    MediaError,
+    RecordingAnalysis,
+    RecordingContext,
+    RecordingStatus,
+    ScanResult,
+    SkippedFile,
+)
 from scanner.people import ResolverSettings, resolve_people
 from scanner.policy import PolicySettings, apply_settings, check_policy
 from scanner.risk import DEFAULT_RUBRIC, Rubric, score_person
 from scanner.waivers import WaiverFile, apply_waivers
+
+if TYPE_CHECKING:
+    from scanner.store import Store
 
 #: Extensions taken as recordings when walking folders; other files are sniffed by content.
 MEDIA_EXTENSIONS = frozenset(
@@ -51,9 +64,33 @@ class ScanOptions:
     manifest: Manifest | None = None
     waivers: WaiverFile | None = None
     show_from: Level = Level.LOW
+    use_cache: bool = True  # reuse stored analyses of unchanged files (False: --no-cache)
+    scheduler: str | None = None  # Dask scheduler address (tcp://host:8786); None: local processes
+
+
+@dataclass
+class ScanStats:
+    """What a scan did, besides what it found: filled in by `run_scan` as it goes."""
+
+    scan_id: str | None = None
+    total: int = 0
+    analysed: int = 0  # decoded and analysed in this scan
+    reused: int = 0  # taken from the scan database (same content, same settings, same tool version)
+    media_seconds: float = 0.0
+    stored: bool = False
+    last_reused: bool = False  # whether the recording just reported to the progress callback was reused
+
+
+class ScanInterrupted(Exception):
+    """The scan was stopped (Ctrl-C) after `stats.analysed` recordings were analysed and stored."""
+
+    def __init__(self, stats: ScanStats):
+        super().__init__(f"interrupted after {stats.analysed + stats.reused} of {stats.total} recordings")
+        self.stats = stats
 
 
 ProgressCallback = Callable[[int, int, RecordingAnalysis], None]
+HASH_THREADS = 4
 
 
 def discover_recordings(inputs: list[Path], exclude: set[Path] = frozenset()) -> tuple[list[Path], list[SkippedFile]]:
@@ -101,8 +138,17 @@ def run_scan(
     consent: ConsentRecords | None,
     options: ScanOptions,
     progress: ProgressCallback | None = None,
+    store: Store | None = None,
+    stats: ScanStats | None = None,
 ) -> ScanResult:
-    """Scan `inputs` against `consent` and return every decision the scan made."""
+    """Scan `inputs` against `consent` and return every decision the scan made.
+
+    With a `store` (the scan database), recordings whose content (sha256), analysis settings and
+    tool version match a stored analysis are not decoded again, each new analysis is stored as soon
+    as it finishes (so a killed scan resumes where it stopped), and the scan's people, findings and
+    results are recorded for `history`, `diff` and `report`.
+    """
+    stats = stats if stats is not None else ScanStats()
     started = _now()
     as_of = options.as_of or dt.date.today()
     if consent is None:
@@ -114,13 +160,78 @@ def run_scan(
         consent_file = str(consent.path)
 
     paths, skipped = discover_recordings(inputs, consent.all_enrolment_paths())
-    enrolment = enrol_subjects(consent, options.analysis.audio_sample_rate)
+    enrolment = _enrol(consent, options, store)
+    digests = hash_files(paths)
+    stats.total = len(paths)
+    scan_id = _scan_id(started, [d for d in digests.values() if isinstance(d, str)])
+    stats.scan_id = scan_id
+    options_record = _options_record(options)
+
+    from scanner.store import analysis_version, settings_hash
+
+    key = (settings_hash(options.analysis), analysis_version())
+    if store is not None:
+        store.begin_scan(scan_id, started, [str(p) for p in inputs], options_record, len(paths), consent_sha)
+        stats.stored = True
 
     analysed: dict[Path, RecordingAnalysis] = {}
-    for analysis in run_local(paths, options.analysis, options.workers):
+
+    def done(analysis: RecordingAnalysis, reused: bool) -> None:
         analysed[analysis.path] = analysis
+        stats.media_seconds += analysis.media.duration_s if analysis.media else 0.0
+        stats.last_reused = reused
+        if reused:
+            stats.reused += 1
+        else:
+            stats.analysed += 1
         if progress:
             progress(len(analysed), len(paths), analysis)
+
+    jobs: list[Job] = []
+    first_of: dict[str, Path] = {}  # identical copies are analysed once
+    copies: dict[Path, list[Path]] = {}
+    try:
+        for path in paths:
+            digest = digests[path]
+            if not isinstance(digest, str):  # could not be read: a finding, never skipped
+                unreadable = RecordingAnalysis(path, "", RecordingStatus.UNREADABLE, error=digest.args[0])
+                if store is not None:
+                    store.save_analysis(unreadable, *key, scan_id=scan_id)
+                done(unreadable, False)
+                continue
+            cached = None
+            if store is not None and options.use_cache:
+                cached = store.lookup_analysis(digest, *key)
+            if cached is not None:
+                cached.path = path
+                store.note_reused(scan_id, cached)
+                done(cached, True)
+            elif digest in first_of:
+                copies.setdefault(first_of[digest], []).append(path)
+            else:
+                first_of[digest] = path
+                jobs.append(Job(path, digest))
+
+        for analysis in run_jobs(jobs, options.analysis, options.workers, options.scheduler):
+            if store is not None:
+                store.save_analysis(analysis, *key, scan_id=scan_id)
+            done(analysis, False)
+            for other in copies.get(analysis.path, []):
+                twin = _copy_for(analysis, other)
+                if store is not None:
+                    store.note_reused(scan_id, twin)
+                done(twin, True)
+    except KeyboardInterrupt:
+        if store is not None:
+            store.set_scan_status(scan_id, "interrupted")
+        raise ScanInterrupted(stats) from None
+    except BaseException:
+        if store is not None:
+            try:
+                store.set_scan_status(scan_id, "failed")
+            except Exception:  # noqa: BLE001 - report the original failure
+                pass
+        raise
     recordings = [analysed[p] for p in paths]
 
     people = resolve_people(recordings, enrolment.subjects, options.resolver)
@@ -136,12 +247,12 @@ def run_scan(
         findings = apply_settings(outcome.findings, options.policy)
         suppressed = outcome.suppressed
         context_warnings += outcome.warnings
-    return ScanResult(
-        scan_id=_scan_id(started, recordings),
+    result = ScanResult(
+        scan_id=scan_id,
         started_at=started,
         finished_at=_now(),
         inputs=[str(p) for p in inputs],
-        options=_options_record(options),
+        options=options_record,
         purposes=list(options.purposes),
         as_of=as_of.isoformat(),
         consent_file=consent_file,
@@ -157,6 +268,68 @@ def run_scan(
         show_from=options.show_from,
         suppressed=suppressed,
     )
+    if store is not None:
+        store.finish_scan(result, *key)
+    return result
+
+
+def _enrol(consent: ConsentRecords, options: ScanOptions, store: Store | None):
+    """Enrol the consent file's subjects, reusing stored references when the enrolment media are unchanged."""
+    from scanner.enrolment import EnrolmentResult
+    from scanner.models import Modality
+
+    if store is None or not consent.subjects:
+        return enrol_subjects(consent, options.analysis.audio_sample_rate)
+    from scanner.store import analysis_version
+
+    key_parts: list = [analysis_version(), options.analysis.audio_sample_rate,
+                       hashlib.sha256(Path(__file__).with_name("enrolment.py").read_bytes()).hexdigest()]
+    try:
+        for subject in consent.subjects:
+            key_parts.append([
+                subject.id, subject.name,
+                [media.sha256_file(p) for p in consent.enrolment_paths(subject, Modality.FACE)],
+                [media.sha256_file(p) for p in consent.enrolment_paths(subject, Modality.VOICE)],
+            ])
+    except MediaError:
+        return enrol_subjects(consent, options.analysis.audio_sample_rate)  # reports the problem
+    import json
+
+    key = hashlib.sha256(json.dumps(key_parts).encode()).hexdigest()
+    if options.use_cache:
+        subjects = store.lookup_enrolment(key)
+        if subjects is not None:
+            return EnrolmentResult(subjects, [])
+    result = enrol_subjects(consent, options.analysis.audio_sample_rate)
+    if not result.problems:  # problems point at consent-file lines: always computed afresh
+        store.save_enrolment(key, result.subjects)
+    return result
+
+
+def hash_files(paths: list[Path]) -> dict[Path, str | MediaError]:
+    """sha256 of each file (the cache key), a few files at a time; a file that cannot be read maps to the error."""
+
+    def one(path: Path) -> str | MediaError:
+        try:
+            return media.sha256_file(path)
+        except MediaError as exc:
+            return exc
+        except OSError as exc:
+            return MediaError(f"cannot open file: {exc.strerror or exc}")
+
+    if len(paths) <= 1:
+        return {p: one(p) for p in paths}
+    with ThreadPoolExecutor(max_workers=HASH_THREADS) as pool:  # hashlib releases the GIL
+        return dict(zip(paths, pool.map(one, paths)))
+
+
+def _copy_for(analysis: RecordingAnalysis, path: Path) -> RecordingAnalysis:
+    """The analysis of an identical file at another path (the measurements are the same)."""
+    from scanner.store import dumps, loads
+
+    twin = loads(dumps(analysis))
+    twin.path = path
+    return twin
 
 
 def _contexts(
@@ -183,6 +356,8 @@ def _options_record(options: ScanOptions) -> dict:
         "purposes": list(options.purposes),
         "fail_on": options.fail_on.value,
         "workers": options.workers,
+        "scheduler": options.scheduler,
+        "cache": options.use_cache,
         "as_of": options.as_of.isoformat() if options.as_of else None,
         "analysis": asdict(options.analysis),
         "resolver": asdict(options.resolver),
@@ -208,8 +383,8 @@ def _common_root(inputs: list[Path]) -> Path | None:
     return root if root.is_dir() else root.parent
 
 
-def _scan_id(started: str, recordings: list[RecordingAnalysis]) -> str:
-    digest = hashlib.sha256("".join(r.sha256 for r in recordings).encode()).hexdigest()[:8]
+def _scan_id(started: str, digests: list[str]) -> str:
+    digest = hashlib.sha256("".join(digests).encode()).hexdigest()[:8]
     stamp = started.replace("-", "").replace(":", "").replace("T", "-")[:15]
     return f"{stamp}-{digest}-{uuid.uuid4().hex[:4]}"
 

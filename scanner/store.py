@@ -1,0 +1,732 @@
+"""The scan database: scan history, the per-recording analysis cache, people and findings (SQLite).
+
+This is the one place where biometric vectors (face encodings, voiceprints) are kept: reports never
+hold them. `likeness purge` deletes them again (retention period, or everything about a subject),
+overwrites the freed pages and compacts the file.
+
+Location: `--store PATH`, else `$LIKENESS_STORE`, else `.likeness/scan.db` in the current folder.
+The folder is created owner-only (0700) and the database file (with its -wal/-shm companions)
+owner-only (0600).
+
+Layout (schema version in `PRAGMA user_version`, applied migrations listed in `migrations`):
+- `recordings`: one row per distinct file content (sha256), with size and media facts.
+- `analyses`: the analysis of one content under one analysis configuration, keyed by
+  (sha256, settings hash, tool version), stored as one serialized `RecordingAnalysis` (numpy arrays
+  included). Each is written in its own transaction, so the database never holds half a recording.
+- `scans`: one row per scan: status (running, complete, interrupted, failed), inputs, options,
+  counters (analysed, reused from the cache), the results document and a snapshot of the scan
+  result without biometric vectors, so that `likeness report` can re-render it in any format.
+- `scan_recordings`, `people`, `findings` (suppressed ones with the waiver applied),
+  `analysis_subjects` (which enrolled subject was found in which analysis, for purging a subject).
+- `enrolments`: the subjects' reference encodings and voiceprints, keyed by the content of the
+  enrolment media, so that a consent change that keeps the media does not encode them again.
+
+Writes use WAL journaling: a scan killed at any point (SIGKILL included) leaves the last committed
+state; the next scan finds the finished recordings in `analyses` and does not analyse them again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import pickle
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scanner.models import RecordingAnalysis, RecordingStatus, ScanResult
+
+DEFAULT_STORE = Path(".likeness") / "scan.db"
+STORE_ENV = "LIKENESS_STORE"
+
+#: Blob format of serialized analyses and scan snapshots (restricted pickle, protocol 5).
+BLOB_FORMAT = 1
+
+
+def default_store_path() -> Path:
+    env = os.environ.get(STORE_ENV)
+    return Path(env) if env else DEFAULT_STORE
+
+
+# --------------------------------------------------------------------------------------------
+# Schema and migrations
+# --------------------------------------------------------------------------------------------
+
+_MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "scans, recordings, analyses, people, findings",
+        """
+        CREATE TABLE recordings (
+            sha256 TEXT PRIMARY KEY,
+            size_bytes INTEGER NOT NULL,
+            media_json TEXT,
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL
+        );
+        CREATE TABLE analyses (
+            sha256 TEXT NOT NULL REFERENCES recordings(sha256) ON DELETE CASCADE,
+            settings_hash TEXT NOT NULL,
+            tool_version TEXT NOT NULL,
+            status TEXT NOT NULL,
+            blob_format INTEGER NOT NULL,
+            blob BLOB NOT NULL,
+            created_at TEXT NOT NULL,
+            last_used_at TEXT NOT NULL,
+            PRIMARY KEY (sha256, settings_hash, tool_version)
+        );
+        CREATE TABLE scans (
+            scan_id TEXT PRIMARY KEY,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL,
+            pid INTEGER,
+            inputs_json TEXT NOT NULL,
+            options_json TEXT NOT NULL,
+            consent_sha256 TEXT,
+            recordings_total INTEGER NOT NULL DEFAULT 0,
+            analysed INTEGER NOT NULL DEFAULT 0,
+            reused INTEGER NOT NULL DEFAULT 0,
+            media_seconds REAL NOT NULL DEFAULT 0,
+            summary_json TEXT,
+            document_json TEXT,
+            snapshot_format INTEGER,
+            snapshot BLOB
+        );
+        CREATE TABLE scan_recordings (
+            scan_id TEXT NOT NULL REFERENCES scans(scan_id) ON DELETE CASCADE,
+            path TEXT NOT NULL,
+            sha256 TEXT,
+            status TEXT NOT NULL,
+            reused INTEGER NOT NULL,
+            PRIMARY KEY (scan_id, path)
+        );
+        CREATE TABLE people (
+            scan_id TEXT NOT NULL REFERENCES scans(scan_id) ON DELETE CASCADE,
+            person_id TEXT NOT NULL,
+            subject_id TEXT,
+            name TEXT,
+            combined_tier TEXT,
+            score INTEGER,
+            doc_json TEXT NOT NULL,
+            PRIMARY KEY (scan_id, person_id)
+        );
+        CREATE TABLE findings (
+            scan_id TEXT NOT NULL REFERENCES scans(scan_id) ON DELETE CASCADE,
+            fingerprint TEXT NOT NULL,
+            rule_id TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            person_id TEXT,
+            subject_id TEXT,
+            title TEXT NOT NULL,
+            suppressed INTEGER NOT NULL,
+            waiver_json TEXT,
+            doc_json TEXT NOT NULL,
+            PRIMARY KEY (scan_id, fingerprint, suppressed)
+        );
+        CREATE TABLE analysis_subjects (
+            sha256 TEXT NOT NULL,
+            settings_hash TEXT NOT NULL,
+            tool_version TEXT NOT NULL,
+            subject_id TEXT NOT NULL,
+            PRIMARY KEY (sha256, settings_hash, tool_version, subject_id),
+            FOREIGN KEY (sha256, settings_hash, tool_version)
+                REFERENCES analyses(sha256, settings_hash, tool_version) ON DELETE CASCADE
+        );
+        CREATE INDEX findings_by_fingerprint ON findings(fingerprint);
+        CREATE INDEX people_by_subject ON people(subject_id);
+        CREATE INDEX analysis_subjects_by_subject ON analysis_subjects(subject_id);
+        """,
+    ),
+    (
+        2,
+        "enrolment references cached by the content of the enrolment media",
+        """
+        CREATE TABLE enrolments (
+            enrolment_key TEXT PRIMARY KEY,
+            blob_format INTEGER NOT NULL,
+            blob BLOB NOT NULL,
+            subjects_json TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            last_used_at TEXT NOT NULL
+        );
+        """,
+    ),
+]
+SCHEMA_VERSION = _MIGRATIONS[-1][0]
+
+
+class StoreError(Exception):
+    """The scan database cannot be used (newer schema, not a database, unknown scan id)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Serialization: pickle restricted to the pipeline's record types and numpy arrays
+# --------------------------------------------------------------------------------------------
+
+_ALLOWED_GLOBALS = {
+    ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "complex"), ("builtins", "slice"),
+    ("copyreg", "_reconstructor"), ("builtins", "object"),
+    ("pathlib", "PosixPath"), ("pathlib", "WindowsPath"), ("pathlib", "Path"),
+    ("pathlib", "PurePosixPath"), ("pathlib", "PureWindowsPath"),
+    ("datetime", "date"), ("datetime", "datetime"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if module == "scanner.models" or (module, name) in _ALLOWED_GLOBALS or (module, name) == (
+            "scanner.people", "EnrolledSubject"
+        ):
+            return super().find_class(module, name)
+        if module.startswith("numpy") and name.endswith("DType"):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"scan database blob refers to {module}.{name}, which is not allowed")
+
+
+def dumps(obj) -> bytes:
+    return pickle.dumps(obj, protocol=5)
+
+
+def loads(blob: bytes):
+    return _RestrictedUnpickler(io.BytesIO(blob)).load()
+
+
+def strip_biometrics(result: ScanResult) -> ScanResult:
+    """A copy of `result` without face encodings and voiceprints (thumbnails are kept for the HTML report).
+
+    The copy keeps the object sharing between recordings and people (the writers rely on it).
+    """
+    copy = loads(dumps(result))
+    for rec in copy.recordings:
+        for cluster in rec.faces.clusters if rec.faces else []:
+            cluster.encodings = np.zeros((0, 128), dtype=np.float64)
+        for speaker in rec.voices.speakers if rec.voices else []:
+            speaker.voiceprint = np.zeros(0, dtype=np.float32)
+    for person in copy.people:  # sightings normally share the recordings' objects; be sure anyway
+        for s in person.faces:
+            s.cluster.encodings = np.zeros((0, 128), dtype=np.float64)
+        for s in person.voices:
+            s.speaker.voiceprint = np.zeros(0, dtype=np.float32)
+    return copy
+
+
+# --------------------------------------------------------------------------------------------
+# The store
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ScanRow:
+    scan_id: str
+    started_at: str
+    finished_at: str | None
+    status: str
+    inputs: list[str]
+    recordings_total: int
+    analysed: int
+    reused: int
+    media_seconds: float
+    summary: dict | None
+
+
+@dataclass
+class PurgeStats:
+    analyses: int = 0
+    enrolments: int = 0
+    snapshots_redacted: int = 0
+    scans: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+class Store:
+    """One open scan database. Not shared between threads; one writer process at a time per scan."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self._prepare_file()
+        try:
+            self.db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA secure_delete=ON")  # deleted biometric blobs are overwritten
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a usable scan database ({exc})") from None
+        self._restrict_companions()
+
+    # ---------------------------------------------------------------- setup
+    def _prepare_file(self) -> None:
+        parent = self.path.parent
+        if not parent.exists():
+            parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+        # Create the file owner-only before SQLite opens it; SQLite gives -wal/-shm the same mode.
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+        os.chmod(self.path, 0o600)
+
+    def _restrict_companions(self) -> None:
+        for suffix in ("-wal", "-shm"):
+            companion = Path(str(self.path) + suffix)
+            if companion.exists():
+                try:
+                    os.chmod(companion, 0o600)
+                except OSError:
+                    pass
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: written by a newer likeness (schema {version}, this one knows {SCHEMA_VERSION})"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        with self._transaction(immediate=True):
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]  # another process may have won
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
+                "applied_at TEXT NOT NULL)"
+            )
+            for number, description, sql in _MIGRATIONS:
+                if number <= version:
+                    continue
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute("INSERT INTO migrations VALUES (?, ?, ?)", (number, description, _now()))
+                self.db.execute(f"PRAGMA user_version = {int(number)}")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection, immediate: bool):
+            self.db, self.immediate = db, immediate
+
+        def __enter__(self):
+            self.db.execute("BEGIN IMMEDIATE" if self.immediate else "BEGIN")
+            return self.db
+
+        def __exit__(self, exc_type, exc, tb):
+            if exc_type is None:
+                self.db.execute("COMMIT")
+            else:
+                self.db.execute("ROLLBACK")
+            return False
+
+    def _transaction(self, immediate: bool = True) -> "Store._Tx":
+        return Store._Tx(self.db, immediate)
+
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    # ---------------------------------------------------------------- analysis cache
+    def lookup_analysis(self, sha256: str, settings_hash: str, tool_version: str) -> RecordingAnalysis | None:
+        row = self.db.execute(
+            "SELECT blob_format, blob FROM analyses WHERE sha256=? AND settings_hash=? AND tool_version=?",
+            (sha256, settings_hash, tool_version),
+        ).fetchone()
+        if row is None or row[0] != BLOB_FORMAT:
+            return None
+        try:
+            analysis = loads(row[1])
+        except Exception:  # noqa: BLE001 - a stale or damaged entry is a cache miss, not a failure
+            return None
+        if not isinstance(analysis, RecordingAnalysis) or analysis.sha256 != sha256:
+            return None
+        self.db.execute(
+            "UPDATE analyses SET last_used_at=? WHERE sha256=? AND settings_hash=? AND tool_version=?",
+            (_now(), sha256, settings_hash, tool_version),
+        )
+        return analysis
+
+    def save_analysis(
+        self,
+        analysis: RecordingAnalysis,
+        settings_hash: str,
+        tool_version: str,
+        scan_id: str | None = None,
+    ) -> None:
+        """Store one recording's analysis (and its place in the scan) in a single transaction."""
+        now = _now()
+        media_json = json.dumps(dataclasses.asdict(analysis.media), default=str) if analysis.media else None
+        blob = dumps(analysis)
+        with self._transaction():
+            if analysis.sha256:
+                self.db.execute(
+                    "INSERT INTO recordings (sha256, size_bytes, media_json, first_seen, last_seen) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT(sha256) DO UPDATE SET last_seen=excluded.last_seen, "
+                    "media_json=COALESCE(excluded.media_json, media_json)",
+                    (analysis.sha256, analysis.size_bytes, media_json, now, now),
+                )
+                if analysis.status is RecordingStatus.OK:
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO analyses VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (analysis.sha256, settings_hash, tool_version, analysis.status.value, BLOB_FORMAT,
+                         blob, now, now),
+                    )
+            if scan_id is not None:
+                self._scan_recording(scan_id, analysis, reused=False)
+                self.db.execute(
+                    "UPDATE scans SET analysed = analysed + 1, media_seconds = media_seconds + ? WHERE scan_id=?",
+                    (analysis.media.duration_s if analysis.media else 0.0, scan_id),
+                )
+
+    def note_reused(self, scan_id: str, analysis: RecordingAnalysis) -> None:
+        with self._transaction():
+            self._scan_recording(scan_id, analysis, reused=True)
+            self.db.execute(
+                "UPDATE scans SET reused = reused + 1, media_seconds = media_seconds + ? WHERE scan_id=?",
+                (analysis.media.duration_s if analysis.media else 0.0, scan_id),
+            )
+
+    def _scan_recording(self, scan_id: str, analysis: RecordingAnalysis, reused: bool) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO scan_recordings VALUES (?, ?, ?, ?, ?)",
+            (scan_id, str(analysis.path), analysis.sha256 or None, analysis.status.value, int(reused)),
+        )
+
+    def analysis_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM analyses").fetchone()[0]
+
+    # ---------------------------------------------------------------- enrolment cache
+    def lookup_enrolment(self, key: str) -> list | None:
+        row = self.db.execute("SELECT blob_format, blob FROM enrolments WHERE enrolment_key=?", (key,)).fetchone()
+        if row is None or row[0] != BLOB_FORMAT:
+            return None
+        try:
+            subjects = loads(row[1])
+        except Exception:  # noqa: BLE001 - a damaged entry is a cache miss
+            return None
+        with self._transaction():
+            self.db.execute("UPDATE enrolments SET last_used_at=? WHERE enrolment_key=?", (_now(), key))
+        return subjects
+
+    def save_enrolment(self, key: str, subjects: list) -> None:
+        now = _now()
+        ids = json.dumps(sorted(s.subject_id for s in subjects))
+        with self._transaction():
+            self.db.execute("INSERT OR REPLACE INTO enrolments VALUES (?, ?, ?, ?, ?, ?)",
+                            (key, BLOB_FORMAT, dumps(subjects), ids, now, now))
+
+    # ---------------------------------------------------------------- scans
+    def begin_scan(self, scan_id: str, started_at: str, inputs: list[str], options: dict, total: int,
+                   consent_sha256: str | None) -> None:
+        with self._transaction():
+            self._close_abandoned_scans()
+            self.db.execute(
+                "INSERT INTO scans (scan_id, started_at, status, pid, inputs_json, options_json, consent_sha256, "
+                "recordings_total) VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
+                (scan_id, started_at, os.getpid(), json.dumps(inputs), json.dumps(options, default=str),
+                 consent_sha256, total),
+            )
+
+    def _close_abandoned_scans(self) -> None:
+        """Scans still 'running' whose process is gone were killed: mark them interrupted."""
+        for scan_id, pid in self.db.execute("SELECT scan_id, pid FROM scans WHERE status='running'").fetchall():
+            if pid is None or not _alive(pid):
+                self.db.execute("UPDATE scans SET status='interrupted' WHERE scan_id=?", (scan_id,))
+
+    def set_scan_status(self, scan_id: str, status: str) -> None:
+        with self._transaction():
+            self.db.execute("UPDATE scans SET status=?, finished_at=? WHERE scan_id=?", (status, _now(), scan_id))
+
+    def finish_scan(self, result: ScanResult, settings_hash: str, tool_version: str) -> None:
+        """Store the scan's decisions (people, findings, document, snapshot) in one transaction."""
+        from scanner.outputs.document import build_document
+
+        document = build_document(result)
+        snapshot = dumps(strip_biometrics(result))
+        people_docs = {p["person_id"]: p for p in document["people"]}
+        with self._transaction():
+            self.db.execute(
+                "UPDATE scans SET status='complete', finished_at=?, summary_json=?, document_json=?, "
+                "snapshot_format=?, snapshot=? WHERE scan_id=?",
+                (result.finished_at, json.dumps(document["summary"]), json.dumps(document), BLOB_FORMAT, snapshot,
+                 result.scan_id),
+            )
+            for person in result.people:
+                risk = person.risk
+                self.db.execute(
+                    "INSERT OR REPLACE INTO people VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (result.scan_id, person.person_id, person.subject_id, person.display_name,
+                     risk.combined_tier.value if risk else None, risk.score if risk else None,
+                     json.dumps(people_docs.get(person.person_id, {}))),
+                )
+                if person.subject_id:
+                    for sha in {_sha_of(result, rec) for rec in person.recordings} - {None}:
+                        self.db.execute(
+                            "INSERT OR IGNORE INTO analysis_subjects SELECT sha256, settings_hash, tool_version, ? "
+                            "FROM analyses WHERE sha256=? AND settings_hash=? AND tool_version=?",
+                            (person.subject_id, sha, settings_hash, tool_version),
+                        )
+            shown = {f["fingerprint"]: f for f in document["findings"]}
+            for finding in result.findings:
+                doc = shown.get(finding.fingerprint) or {"fingerprint": finding.fingerprint,
+                                                           "rule_id": finding.rule_id,
+                                                           "severity": finding.severity.value,
+                                                           "title": finding.title}
+                self._insert_finding(result.scan_id, finding, doc, None)
+            for item, doc in zip(result.suppressed, document["suppressed"]):
+                self._insert_finding(result.scan_id, item.finding, doc, doc.get("waiver"))
+
+    def _insert_finding(self, scan_id: str, finding, doc: dict, waiver: dict | None) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO findings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (scan_id, finding.fingerprint, finding.rule_id, finding.severity.value, finding.person_id,
+             finding.subject_id, finding.title, int(waiver is not None),
+             json.dumps(waiver) if waiver is not None else None, json.dumps(doc)),
+        )
+
+    def scans(self, limit: int | None = None) -> list[ScanRow]:
+        self._close_abandoned_scans_quietly()
+        sql = ("SELECT scan_id, started_at, finished_at, status, inputs_json, recordings_total, analysed, reused, "
+               "media_seconds, summary_json FROM scans ORDER BY started_at DESC, rowid DESC")
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [
+            ScanRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], r[8],
+                    json.loads(r[9]) if r[9] else None)
+            for r in self.db.execute(sql).fetchall()
+        ]
+
+    def _close_abandoned_scans_quietly(self) -> None:
+        try:
+            with self._transaction():
+                self._close_abandoned_scans()
+        except sqlite3.OperationalError:
+            pass  # read-only or busy: listing still works
+
+    def scan(self, scan_id: str) -> ScanRow:
+        """The scan with this id, or the only one it uniquely prefixes; 'latest' and 'previous' also work."""
+        rows = self.scans()
+        if scan_id in ("latest", "last", "previous"):
+            complete = [r for r in rows if r.status == "complete"]
+            index = 0 if scan_id != "previous" else 1
+            if len(complete) <= index:
+                raise StoreError(f"no {scan_id} complete scan in {self.path}")
+            return complete[index]
+        exact = [r for r in rows if r.scan_id == scan_id]
+        matches = exact or [r for r in rows if r.scan_id.startswith(scan_id)]
+        if not matches:
+            raise StoreError(f"no scan '{scan_id}' in {self.path} (see `likeness history`)")
+        if len(matches) > 1:
+            raise StoreError(f"'{scan_id}' matches {len(matches)} scans: give more of the id")
+        return matches[0]
+
+    def load_result(self, scan_id: str) -> ScanResult:
+        """The stored scan result (without biometric vectors), for re-rendering reports."""
+        row = self.scan(scan_id)
+        data = self.db.execute("SELECT snapshot_format, snapshot FROM scans WHERE scan_id=?",
+                               (row.scan_id,)).fetchone()
+        if row.status != "complete" or data[1] is None:
+            raise StoreError(f"scan {row.scan_id} is {row.status}: it has no results to report")
+        if data[0] != BLOB_FORMAT:
+            raise StoreError(f"scan {row.scan_id} was stored in an older format; scan again")
+        return loads(data[1])
+
+    def findings(self, scan_id: str, include_suppressed: bool = False) -> list[dict]:
+        sql = "SELECT doc_json, suppressed, waiver_json FROM findings WHERE scan_id=?"
+        if not include_suppressed:
+            sql += " AND suppressed=0"
+        out = []
+        for doc, suppressed, waiver in self.db.execute(sql + " ORDER BY rowid", (scan_id,)).fetchall():
+            item = json.loads(doc)
+            item["suppressed"] = bool(suppressed)
+            if waiver:
+                item["waiver"] = json.loads(waiver)
+            out.append(item)
+        return out
+
+    def people(self, scan_id: str) -> list[dict]:
+        return [
+            {"person_id": r[0], "subject_id": r[1], "name": r[2], "combined_tier": r[3], "score": r[4]}
+            for r in self.db.execute(
+                "SELECT person_id, subject_id, name, combined_tier, score FROM people WHERE scan_id=? ORDER BY rowid",
+                (scan_id,),
+            ).fetchall()
+        ]
+
+    # ---------------------------------------------------------------- purge
+    def purge(
+        self,
+        older_than_days: int | None = None,
+        subjects: Iterable[str] = (),
+        everything: bool = False,
+        now: dt.datetime | None = None,
+    ) -> PurgeStats:
+        """Delete stored biometric data: analyses (encodings, voiceprints, thumbnails) not used within
+        `older_than_days`, or holding any of `subjects`, or all of them; thumbnails in the snapshots of
+        the affected scans are removed too. Then the freed pages are overwritten and the file compacted.
+        """
+        subjects = sorted(set(subjects))
+        stats = PurgeStats(bytes_before=self.size_bytes())
+        cutoff = None
+        if older_than_days is not None:
+            moment = (now or dt.datetime.now(dt.timezone.utc)) - dt.timedelta(days=older_than_days)
+            cutoff = moment.replace(microsecond=0).isoformat()
+        with self._transaction():
+            where, args = [], []
+            if everything:
+                where.append("1")
+            if cutoff is not None:
+                where.append("last_used_at < ?")
+                args.append(cutoff)
+            if subjects:
+                marks = ",".join("?" * len(subjects))
+                where.append(
+                    "(sha256, settings_hash, tool_version) IN (SELECT sha256, settings_hash, tool_version "
+                    f"FROM analysis_subjects WHERE subject_id IN ({marks}))"
+                )
+                args += subjects
+            if where:
+                stats.analyses = self.db.execute(
+                    f"DELETE FROM analyses WHERE {' OR '.join(where)}", args
+                ).rowcount
+            # Enrolment references: all of them for a subject purge (cheap to compute again).
+            if everything or subjects:
+                stats.enrolments = self.db.execute("DELETE FROM enrolments").rowcount
+            elif cutoff is not None:
+                stats.enrolments = self.db.execute("DELETE FROM enrolments WHERE last_used_at < ?",
+                                                   (cutoff,)).rowcount
+            # Thumbnails are face images: take them out of the snapshots of the scans concerned.
+            scan_where, scan_args = [], []
+            if everything:
+                scan_where.append("1")
+            if cutoff is not None:
+                scan_where.append("started_at < ?")
+                scan_args.append(cutoff)
+            if subjects:
+                marks = ",".join("?" * len(subjects))
+                scan_where.append(f"scan_id IN (SELECT scan_id FROM people WHERE subject_id IN ({marks}))")
+                scan_args += subjects
+            if scan_where:
+                rows = self.db.execute(
+                    f"SELECT scan_id, snapshot FROM scans WHERE snapshot IS NOT NULL AND ({' OR '.join(scan_where)})",
+                    scan_args,
+                ).fetchall()
+                for scan_id, blob in rows:
+                    result = loads(blob)
+                    only = None if everything or older_than_days is not None and _older(
+                        result.started_at, older_than_days, now) else set(subjects)
+                    if _drop_thumbnails(result, only):
+                        self.db.execute("UPDATE scans SET snapshot=? WHERE scan_id=?", (dumps(result), scan_id))
+                        stats.snapshots_redacted += 1
+        self.compact()
+        stats.bytes_after = self.size_bytes()
+        return stats
+
+    def compact(self) -> None:
+        """Write everything back into the main file, rebuild it without free pages, truncate the WAL."""
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.db.execute("VACUUM")
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def size_bytes(self) -> int:
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += os.path.getsize(str(self.path) + suffix)
+            except OSError:
+                pass
+        return total
+
+
+def _older(started_at: str, days: int, now: dt.datetime | None) -> bool:
+    try:
+        started = dt.datetime.fromisoformat(started_at)
+    except ValueError:
+        return True
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=dt.timezone.utc)
+    return started < (now or dt.datetime.now(dt.timezone.utc)) - dt.timedelta(days=days)
+
+
+def _drop_thumbnails(result: ScanResult, subjects: set[str] | None) -> bool:
+    """Remove face thumbnails (of people matched to `subjects`, or all when None); True if any went."""
+    changed = False
+    for person in result.people:
+        if subjects is not None and person.subject_id not in subjects:
+            continue
+        for sighting in person.faces:
+            if sighting.cluster.thumbnail is not None:
+                sighting.cluster.thumbnail = None
+                changed = True
+    if subjects is None:
+        for rec in result.recordings:
+            for cluster in rec.faces.clusters if rec.faces else []:
+                if cluster.thumbnail is not None:
+                    cluster.thumbnail = None
+                    changed = True
+    return changed
+
+
+def _sha_of(result: ScanResult, path: Path) -> str | None:
+    for rec in result.recordings:
+        if rec.path == path:
+            return rec.sha256 or None
+    return None
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (killed, not yet reaped by its parent) is not running either.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().split(b")")[-1].split()[0] != b"Z"
+    except OSError:
+        return True
+
+
+def settings_hash(settings) -> str:
+    """A stable hash of the analysis settings (a dataclass): part of every cache key."""
+    text = json.dumps(dataclasses.asdict(settings), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+_ANALYSIS_MODULES = ("analyze.py", "faces.py", "voices.py", "media.py", "models.py")
+
+
+def analysis_version() -> str:
+    """The tool version plus a hash of the analysis code: any change to it invalidates cached analyses."""
+    from scanner import __version__
+
+    digest = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for name in _ANALYSIS_MODULES:
+        try:
+            digest.update((here / name).read_bytes())
+        except OSError:
+            digest.update(name.encode())
+    return f"{__version__}+{digest.hexdigest()[:12]}"

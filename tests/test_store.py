@@ -1,0 +1,279 @@
+"""The scan database: permissions, migrations, whole-recording transactions, the analysis cache,
+incremental rescans, re-rendered reports, history and diff, and purge that really deletes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import pickle
+import shutil
+import sqlite3
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from scanner.analyze import AnalysisSettings
+from scanner.cli import app
+from scanner.consent import load_consent
+from scanner.models import (
+    FaceAnalysis,
+    FaceCluster,
+    FaceDetection,
+    Level,
+    MediaInfo,
+    MediaKind,
+    RecordingAnalysis,
+    RecordingStatus,
+    SpeakerCluster,
+    TimeRange,
+    VoiceAnalysis,
+)
+from scanner.outputs.document import build_document
+from scanner.scan import ScanOptions, ScanStats, run_scan
+from scanner.store import SCHEMA_VERSION, Store, analysis_version, settings_hash
+
+KEY = ("settings-hash", "tool-1")
+
+
+def synthetic_analysis(path: str = "a.mp4", sha: str = "ab" * 32, seed: int = 0) -> RecordingAnalysis:
+    rng = np.random.default_rng(seed)
+    cluster = FaceCluster(
+        cluster_id=0,
+        detections=[FaceDetection(1.0, (10, 60, 60, 10), 50.0, 20.0, 300.0, 3.0)],
+        encodings=rng.normal(size=(2, 128)),
+        time_ranges=[TimeRange(1.0, 2.0)],
+        thumbnail=rng.integers(0, 255, size=(8, 8, 3), dtype=np.uint8),
+    )
+    speaker = SpeakerCluster(0, [TimeRange(0.0, 3.0)], rng.normal(size=64).astype(np.float32), 3.0, 3.0, 20.0, 8000.0)
+    return RecordingAnalysis(
+        Path(path), sha, RecordingStatus.OK,
+        media=MediaInfo(MediaKind.VIDEO, 3.0, 640, 360, 25.0, 16000, 1, "mp4"),
+        faces=FaceAnalysis([cluster], 6, 2.0), voices=VoiceAnalysis([speaker], 3.0), size_bytes=123,
+    )
+
+
+def db_bytes(path: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
+
+
+def pieces_in(data: bytes, needle: bytes, size: int = 64) -> int:
+    """How many `size`-byte pieces of `needle` occur in `data` (blobs span pages, so whole needles may not)."""
+    return sum(needle[i:i + size] in data for i in range(0, len(needle) - size + 1, size))
+
+
+# ------------------------------------------------------------------------------------------ store
+
+
+def test_database_is_owner_only_with_schema_version_and_migrations(tmp_path):
+    path = tmp_path / "state" / "scan.db"
+    with Store(path) as store:
+        store.save_analysis(synthetic_analysis(), *KEY)
+        assert store.schema_version() == SCHEMA_VERSION
+        applied = [r[0] for r in store.db.execute("SELECT version FROM migrations ORDER BY version")]
+        assert applied == list(range(1, SCHEMA_VERSION + 1))
+        assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        for p in (path, Path(f"{path}-wal")):
+            assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    # Reopening does not migrate again; a newer schema is refused instead of damaged.
+    with Store(path) as store:
+        assert store.db.execute("SELECT COUNT(*) FROM migrations").fetchone()[0] == SCHEMA_VERSION
+        store.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    from scanner.store import StoreError
+
+    with pytest.raises(StoreError, match="newer"):
+        Store(path)
+
+
+def test_analysis_round_trips_with_its_arrays(tmp_path):
+    original = synthetic_analysis()
+    with Store(tmp_path / "scan.db") as store:
+        store.save_analysis(original, *KEY)
+        back = store.lookup_analysis(original.sha256, *KEY)
+        assert store.lookup_analysis(original.sha256, "other-settings", KEY[1]) is None
+        assert store.lookup_analysis(original.sha256, KEY[0], "tool-2") is None
+    assert back.media == original.media and back.status is RecordingStatus.OK
+    np.testing.assert_array_equal(back.faces.clusters[0].encodings, original.faces.clusters[0].encodings)
+    np.testing.assert_array_equal(back.voices.speakers[0].voiceprint, original.voices.speakers[0].voiceprint)
+    np.testing.assert_array_equal(back.faces.clusters[0].thumbnail, original.faces.clusters[0].thumbnail)
+
+
+def test_a_recording_is_stored_whole_or_not_at_all(tmp_path, monkeypatch):
+    with Store(tmp_path / "scan.db") as store:
+        store.begin_scan("s1", "2026-01-01T00:00:00+00:00", [], {}, 1, None)
+
+        def fail(*args, **kwargs):
+            raise OSError("disk full")
+
+        monkeypatch.setattr(store, "_scan_recording", fail)  # fails after the analysis row is written
+        with pytest.raises(OSError):
+            store.save_analysis(synthetic_analysis(), *KEY, scan_id="s1")
+        assert store.analysis_count() == 0
+        assert store.db.execute("SELECT COUNT(*) FROM recordings").fetchone()[0] == 0
+        assert store.db.execute("SELECT analysed FROM scans").fetchone()[0] == 0
+
+
+def test_foreign_objects_in_a_blob_are_refused(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
+
+    with Store(tmp_path / "scan.db") as store:
+        store.save_analysis(synthetic_analysis(), *KEY)
+        store.db.execute("UPDATE analyses SET blob=?", (pickle.dumps(Payload()),))
+        assert store.lookup_analysis("ab" * 32, *KEY) is None  # a cache miss, nothing executed
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_cache_key_follows_settings_and_code():
+    assert settings_hash(AnalysisSettings()) == settings_hash(AnalysisSettings())
+    assert settings_hash(AnalysisSettings()) != settings_hash(AnalysisSettings(sample_fps=0.5))
+    assert "+" in analysis_version()
+
+
+# ------------------------------------------------------------------------------------------ real scans
+
+
+@pytest.fixture(scope="module")
+def corpus(sample_data, tmp_path_factory) -> Path:
+    """Two quick sample recordings (a photo with faces, a phone call) and an editable consent file."""
+    root = tmp_path_factory.mktemp("store")
+    (root / "recordings").mkdir()
+    for name in ("team_photo.jpg", "phone_call.wav"):
+        shutil.copy(sample_data / "recordings" / name, root / "recordings" / name)
+    shutil.copytree(sample_data / "enrol", root / "enrol")
+    shutil.copy(sample_data / "consent.yaml", root / "consent.yaml")
+    return root
+
+
+def options(**kw) -> ScanOptions:
+    return ScanOptions(purposes=["ai-training"], fail_on=Level.NONE, as_of=dt.date(2026, 11, 1), **kw)
+
+
+def scan(corpus: Path, store: Store, consent: Path | None = None, **kw):
+    stats = ScanStats()
+    result = run_scan([corpus / "recordings"], load_consent(consent or corpus / "consent.yaml"), options(**kw),
+                      store=store, stats=stats)
+    return result, stats
+
+
+@pytest.fixture(scope="module")
+def scanned(corpus, tmp_path_factory):
+    """A store holding a cold scan, an unchanged rescan and a rescan after a consent change."""
+    path = tmp_path_factory.mktemp("db") / "scan.db"
+    store = Store(path)
+    cold = scan(corpus, store)
+    warm = scan(corpus, store)
+    data = yaml.safe_load((corpus / "consent.yaml").read_text())
+    obama = next(s for s in data["subjects"] if s["id"] == "obama")
+    obama["grants"][0]["max_risk"]["face"] = "critical"  # now accepts the exposure of his face
+    changed_consent = corpus / "consent-changed.yaml"
+    changed_consent.write_text(yaml.safe_dump(data))
+    changed = scan(corpus, store, changed_consent)
+    yield {"path": path, "store": store, "cold": cold, "warm": warm, "changed": changed, "consent": changed_consent}
+    store.close()
+
+
+def test_unchanged_rescan_reuses_every_analysis(scanned):
+    (cold, cold_stats), (warm, warm_stats) = scanned["cold"], scanned["warm"]
+    assert cold_stats.analysed == 2 and cold_stats.reused == 0
+    assert warm_stats.analysed == 0 and warm_stats.reused == 2
+    a, b = build_document(cold), build_document(warm)
+    for key in ("recordings", "people", "findings", "summary"):
+        assert a[key] == b[key], key
+
+
+def test_consent_change_reruns_only_the_decisions(scanned):
+    (cold, _), (changed, stats) = scanned["cold"], scanned["changed"]
+    assert stats.analysed == 0 and stats.reused == 2
+    before = {f.fingerprint: f for f in cold.findings}
+    after = {f.fingerprint: f for f in changed.findings}
+    gone = [f for fp, f in before.items() if fp not in after]
+    assert [(f.rule_id, f.subject_id) for f in gone] == [(gone[0].rule_id, "obama")]
+
+
+def test_no_cache_analyses_everything_again(scanned, corpus):
+    _, stats = scan(corpus, scanned["store"], use_cache=False)
+    assert stats.analysed == 2 and stats.reused == 0
+
+
+def test_report_rerenders_a_stored_scan_in_any_format(scanned, tmp_path):
+    cold, _ = scanned["cold"]
+    runner = CliRunner()
+    out = tmp_path / "again"
+    res = runner.invoke(app, ["report", cold.scan_id[:20], "--store", str(scanned["path"]), "--out", str(out),
+                              "--format", "html,json,sarif,junit,csv"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(build_document(cold)))
+    html = (out / "report.html").read_text()
+    assert "data:image/" in html  # thumbnails survive in the stored scan
+    for name in ("results.sarif", "junit.xml", "findings.csv"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_history_and_diff(scanned):
+    runner = CliRunner()
+    store = str(scanned["path"])
+    res = runner.invoke(app, ["history", "--store", store])
+    assert res.exit_code == 0, res.output
+    cold, warm, changed = (scanned[k][0] for k in ("cold", "warm", "changed"))
+    for result in (cold, warm, changed):
+        assert result.scan_id in res.output
+    assert "complete" in res.output
+
+    res = runner.invoke(app, ["diff", cold.scan_id, changed.scan_id, "--store", store, "--json"])
+    assert res.exit_code == 0, res.output
+    changes = json.loads(res.output)
+    assert changes["new_findings"] == [] and changes["new_people"] == []
+    assert [f["subject_id"] for f in changes["resolved_findings"]] == ["obama"]
+    assert changes["unchanged_findings"] == len(changed.findings)
+    res = runner.invoke(app, ["diff", cold.scan_id, warm.scan_id, "--store", store])
+    assert "new findings: 0" in res.output and "resolved findings: 0" in res.output
+
+
+def test_purge_subject_deletes_the_embeddings_from_the_file(scanned, tmp_path):
+    path = tmp_path / "copy.db"
+    with Store(scanned["path"]) as src:  # work on a copy: other tests read the original
+        src.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        src.db.execute(f"VACUUM INTO '{path}'")
+    cold, _ = scanned["cold"]
+    obama = next(p for p in cold.people if p.subject_id == "obama")
+    encoding = obama.faces[0].cluster.encodings[0].tobytes()
+    thumbnail = obama.faces[0].cluster.thumbnail.tobytes()
+    assert pieces_in(db_bytes(path), encoding) >= 8 and pieces_in(db_bytes(path), thumbnail) >= 8
+
+    res = CliRunner().invoke(app, ["purge", "--subject", "obama", "--store", str(path)])
+    assert res.exit_code == 0, res.output
+    data = db_bytes(path)
+    assert pieces_in(data, encoding) == 0 and pieces_in(data, thumbnail) == 0
+    with Store(path) as store:
+        sha = next(r.sha256 for r in cold.recordings if r.path.name == "team_photo.jpg")
+        assert store.db.execute("SELECT COUNT(*) FROM analyses WHERE sha256=?", (sha,)).fetchone()[0] == 0
+        assert store.db.execute("SELECT COUNT(*) FROM enrolments").fetchone()[0] == 0
+        # The phone call holds no trace of him and stays cached; history and findings stay.
+        assert store.analysis_count() == 1
+        assert len(store.scans()) >= 3 and store.findings(cold.scan_id)
+        report = store.load_result(cold.scan_id)
+        assert all(s.cluster.thumbnail is None for p in report.people if p.subject_id == "obama" for s in p.faces)
+
+
+def test_purge_by_age_and_everything(tmp_path):
+    path = tmp_path / "scan.db"
+    with Store(path) as store:
+        store.save_analysis(synthetic_analysis(sha="aa" * 32, seed=1), *KEY)
+        store.save_analysis(synthetic_analysis(sha="bb" * 32, seed=2), *KEY)
+        old = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc).isoformat()
+        store.db.execute("UPDATE analyses SET last_used_at=? WHERE sha256=?", (old, "aa" * 32))
+        gone = synthetic_analysis(seed=1).faces.clusters[0].encodings.tobytes()
+        assert pieces_in(db_bytes(path), gone) >= 8
+        stats = store.purge(older_than_days=30)
+        assert stats.analyses == 1
+        assert [r[0] for r in store.db.execute("SELECT sha256 FROM analyses")] == ["bb" * 32]
+        assert store.purge(everything=True).analyses == 1
+    assert pieces_in(db_bytes(path), gone) == 0
+    assert sqlite3.connect(path).execute("PRAGMA freelist_count").fetchone()[0] == 0  # vacuumed
