@@ -3,6 +3,16 @@
 Consent records, waivers and recording manifests are written by hand and by other tools. A
 mistake must be reported as `file:line: error [field]: message`, never as a traceback, and the
 YAML is read with the safe loader only (no custom tags, no object construction).
+
+Hostile YAML is refused as a located Problem before anything is built from it:
+
+- files larger than `max_bytes` (20 MB) are not read;
+- custom tags (`!!python/object/apply:os.system`, `!include`, ...) are rejected by name;
+- alias bombs ("billion laughs": a few lines of anchors and aliases that expand to billions of
+  nodes) are measured on the node graph without expanding it: more than `MAX_ALIASES` aliases,
+  more than `MAX_NODES` nodes once aliases are expanded, or an anchor that contains itself is an
+  error at the line where the expansion blows up;
+- nesting deeper than `MAX_DEPTH` levels is an error (the YAML parser is recursive).
 """
 
 from __future__ import annotations
@@ -17,6 +27,13 @@ from pydantic import BaseModel, ValidationError
 Model = TypeVar("Model", bound=BaseModel)
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+
+#: Aliases (`*name`) allowed in one document; real files share a grant or two, not thousands.
+MAX_ALIASES = 1_000
+#: Nodes allowed once every alias is expanded (what the validation and the scan would walk).
+MAX_NODES = 1_000_000
+#: Nesting depth allowed (a consent file needs about 6 levels).
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -60,6 +77,91 @@ def _construct_date(loader: yaml.SafeLoader, node: yaml.Node):
 _SafeLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_date)
 
 
+def _construct_unknown_tag(loader: yaml.SafeLoader, node: yaml.Node):
+    raise yaml.constructor.ConstructorError(
+        None, None,
+        f"custom YAML tag '{node.tag.replace('tag:yaml.org,2002:', '!!')}' is not allowed (only plain values: mappings, lists, text, numbers, dates)",
+        node.start_mark,
+    )
+
+
+_SafeLoader.add_constructor(None, _construct_unknown_tag)
+
+
+def _compose_node(self, parent, index):
+    self._likeness_depth = getattr(self, "_likeness_depth", 0) + 1
+    try:
+        if self._likeness_depth > MAX_DEPTH:
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"nested more than {MAX_DEPTH} levels deep", event.start_mark
+            )
+        return yaml.composer.Composer.compose_node(self, parent, index)
+    finally:
+        self._likeness_depth -= 1
+
+
+_SafeLoader.compose_node = _compose_node
+
+
+def check_node_graph(
+    path: Path, root: Any, max_aliases: int = MAX_ALIASES, max_nodes: int = MAX_NODES
+) -> None:
+    """Raise FileFormatError when the composed YAML is an alias bomb or refers to itself.
+
+    PyYAML represents an alias as a second reference to the anchored node, so the document is a
+    graph. It is walked once per distinct node (never expanded): the number of aliases is the
+    number of references to nodes already seen, and the expanded size of each node is computed
+    from its children's. The problem is reported at the first node whose expansion passes the
+    limit, which is where the bomb is built.
+    """
+    if root is None:
+        return
+    size: dict[int, int] = {}
+    aliases = 0
+    seen: set[int] = set()
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        children = _children(node)
+        if children_done:
+            on_path.discard(key)
+            total = 1 + sum(size[id(c)] for c in children)
+            size[key] = total
+            if total > max_nodes:
+                raise FileFormatError([Problem(
+                    path, node.start_mark.line + 1, "",
+                    f"aliases expand to more than {max_nodes:,} values (an alias bomb); write the values out instead",
+                )])
+            continue
+        if key in on_path:
+            raise FileFormatError([Problem(
+                path, node.start_mark.line + 1, "", "an anchor refers to itself (recursive alias)"
+            )])
+        if key in seen:  # a second reference to an anchored node: an alias
+            aliases += 1
+            if aliases > max_aliases:
+                raise FileFormatError([Problem(
+                    path, node.start_mark.line + 1, "",
+                    f"more than {max_aliases:,} aliases (*name) in one file; write the values out instead",
+                )])
+            continue
+        seen.add(key)
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in reversed(children))
+
+
+def _children(node: Any) -> list:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
 def read_text(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     """The file's UTF-8 text, or FileFormatError saying why it cannot be read."""
     try:
@@ -83,7 +185,10 @@ def load_yaml_model(path: Path, model: type[Model], max_bytes: int = DEFAULT_MAX
     root = None
     try:
         root = loader.get_single_node()
+        check_node_graph(path, root)
         data = loader.construct_document(root) if root is not None else None
+    except RecursionError:
+        raise FileFormatError([Problem(path, None, "", "not valid YAML: nested too deeply")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -144,7 +249,7 @@ def _path_to(node: Any, index: int, loc: tuple = ()) -> tuple:
         found = _path_to(child, index, (*loc, key))
         if found:
             return found
-    return ()
+    return loc if loc and node.start_mark.index == index else ()
 
 
 def _plain_message(err: dict) -> str:

@@ -14,13 +14,38 @@ probe(path)                      -> MediaInfo
 iter_frames(path, info, ...)     -> Iterator[Frame]     (streamed, bounded memory)
 load_audio(path, ...)            -> AudioTrack | None
 sha256_file(path)                -> str
+time_limit(seconds)              -> context manager: per-file time limit for the decoders
+
+Limits (hostile or broken files must end as a one-line reason, never as a hang or an
+exhausted machine; every limit is a parameter with the default below):
+
+- pixels per frame (`max_pixels`, 100 megapixels): checked on the image header or the video
+  stream's dimensions before any pixel is decoded (decompression bombs: a 16000x16000 PNG, a
+  tiny PNG or JPEG that declares huge dimensions, a video with giant frames);
+- duration (`max_duration_s`, 4 hours): checked at probe time on the container header, so a
+  file claiming absurd length is refused ("longer than the 4 h limit") instead of decoded;
+- plausible timing: a video frame rate outside 0.01-1000 fps or an audio sample rate outside
+  1-768 kHz in the header is corrupt or hostile metadata and refused at probe time (a WAV
+  declaring 1 Hz would otherwise be upsampled to gigabytes);
+- memory: frames are decoded and downscaled one at a time; audio stops at `max_duration_s`
+  (4 h at 16 kHz is 920 MB of float32);
+- time: `time_limit(seconds)` (or an explicit `deadline=`) makes probe, iter_frames and
+  load_audio raise MediaError("took longer than the N s per-file limit") between frames;
+- only regular files are opened (a named pipe or a device named like a video would block or
+  never end).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import logging
 import math
+import os
+import re
+import stat
+import time
 import warnings
 from collections.abc import Iterator
 from fractions import Fraction
@@ -41,6 +66,15 @@ DEFAULT_MAX_PIXELS = 100_000_000
 #: Default ceiling on the audio decoded from one recording (4 hours at the analysis rate).
 DEFAULT_MAX_AUDIO_S = 4 * 3600.0
 
+#: Default ceiling on a recording's duration as its header states it. Longer files are refused
+#: at probe time: a header claiming years of media is broken or hostile, and more than the audio
+#: ceiling could not be analysed whole anyway.
+DEFAULT_MAX_DURATION_S = DEFAULT_MAX_AUDIO_S
+
+#: Frame rates and sample rates outside these ranges are corrupt or hostile timing metadata.
+MIN_FPS, MAX_FPS = 0.01, 1000.0
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768_000
+
 # Still formats handled by Pillow. The list is explicit because some Pillow plugins (TGA, for
 # example) accept almost any byte prefix and would claim text files or audio as "images".
 _IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP", "MPO", "PPM")
@@ -53,11 +87,68 @@ _HASH_CHUNK = 1 << 20
 
 
 # --------------------------------------------------------------------------------------------
+# Per-file time limit
+# --------------------------------------------------------------------------------------------
+
+
+class Deadline:
+    """A point in time after which decoding of the current file stops with a MediaError.
+
+    `Deadline(seconds)` starts counting now. `check()` is called between decoded frames and
+    packets, so the limit is honoured within one frame's decoding time.
+    """
+
+    def __init__(self, seconds: float):
+        self.seconds = float(seconds)
+        self.expires = time.monotonic() + self.seconds
+
+    def expired(self) -> bool:
+        return time.monotonic() > self.expires
+
+    def check(self) -> None:
+        if self.expired():
+            raise MediaError(f"took longer than the {self.seconds:g} s per-file limit")
+
+
+_DEADLINE: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("likeness_media_deadline", default=None)
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None) -> Iterator[Deadline | None]:
+    """Within this block, probe/iter_frames/load_audio stop with MediaError after `seconds`.
+
+    For the analysis of one file: ``with media.time_limit(300): ...``. None or <= 0: no limit.
+    Code that decodes through other modules (the face analyser calls `iter_frames`) is covered
+    without passing anything along.
+    """
+    deadline = Deadline(seconds) if seconds and seconds > 0 else None
+    token = _DEADLINE.set(deadline)
+    try:
+        yield deadline
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _deadline(explicit: Deadline | None) -> Deadline | None:
+    return explicit if explicit is not None else _DEADLINE.get()
+
+
+def _check_deadline(deadline: Deadline | None) -> None:
+    if deadline is not None:
+        deadline.check()
+
+
+# --------------------------------------------------------------------------------------------
 # Probing
 # --------------------------------------------------------------------------------------------
 
 
-def probe(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> MediaInfo:
+def probe(
+    path: Path,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_duration_s: float | None = DEFAULT_MAX_DURATION_S,
+    deadline: Deadline | None = None,
+) -> MediaInfo:
     """Describe what a file contains, detected from its bytes.
 
     Parameters
@@ -65,7 +156,12 @@ def probe(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> MediaInfo:
     path : Path
         The file to inspect.
     max_pixels : int, default=100_000_000
-        Still images with more pixels than this are refused (decompression-bomb guard).
+        Still images and video streams with more pixels per frame than this are refused
+        (decompression-bomb guard).
+    max_duration_s : float or None, default=14400 (4 hours)
+        Recordings whose header states a longer duration are refused. None: no limit.
+    deadline : Deadline or None
+        Stop with MediaError once it expires (default: the enclosing `time_limit`).
 
     Returns
     -------
@@ -76,25 +172,82 @@ def probe(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> MediaInfo:
     ------
     MediaError
         Missing or empty file, not a media file, a truncated or corrupt container, a container
-        with neither audio nor video, or an image above `max_pixels`.
+        with neither audio nor video, an image or video frame above `max_pixels`, a duration
+        above `max_duration_s`, implausible timing metadata, or the deadline passed.
     """
     path = Path(path)
+    deadline = _deadline(deadline)
+    _check_deadline(deadline)
     _check_file(path)
     info = _probe_image(path, max_pixels)
     if info is not None:
         return info
-    return _probe_av(path)
+    info = _probe_av(path, deadline)
+    _check_limits(info, max_pixels, max_duration_s)
+    return info
+
+
+def _check_limits(info: MediaInfo, max_pixels: int, max_duration_s: float | None) -> None:
+    """Refuse a probed recording whose header is beyond a limit or not physically plausible."""
+    duration = info.duration_s
+    if not math.isfinite(duration) or duration < 0:
+        raise MediaError(f"implausible duration in the header ({duration})")
+    if info.width and info.height and info.width * info.height > max_pixels:
+        raise MediaError(
+            f"video frames too large: {info.width}x{info.height} = {info.width * info.height / 1e6:.0f} "
+            f"megapixels (limit {max_pixels / 1e6:.0f})"
+        )
+    if info.fps is not None and not (MIN_FPS <= info.fps <= MAX_FPS):
+        raise MediaError(
+            f"implausible frame rate in the header ({info.fps:.6g} fps; expected {MIN_FPS:g}-{MAX_FPS:g}): "
+            "corrupt or hostile timing metadata"
+        )
+    rate = info.audio_sample_rate
+    if rate is not None and not (MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE):
+        raise MediaError(
+            f"implausible audio sample rate in the header ({rate} Hz; expected "
+            f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz): corrupt or hostile metadata"
+        )
+    if max_duration_s is not None and duration > max_duration_s:
+        raise MediaError(
+            f"longer than the {_hours(max_duration_s)} limit (the header says {_hours(duration)}); "
+            "refused rather than decoded"
+        )
+
+
+def _hours(seconds: float) -> str:
+    """A duration for a message: '4 h', '2.5 h', '12.0 min', '2.1 s', '2.78e+08 h'."""
+    if seconds >= 3600:
+        hours = seconds / 3600
+        return f"{hours:.3g} h" if hours >= 1e6 else f"{hours:.2f}".rstrip("0").rstrip(".") + " h"
+    if seconds >= 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds:.2g} s" if seconds < 1 else f"{seconds:.1f}".rstrip("0").rstrip(".") + " s"
 
 
 def _check_file(path: Path) -> None:
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except OSError as exc:
         raise MediaError(f"cannot read file: {exc.strerror or exc}") from None
-    if not path.is_file():
-        raise MediaError("not a regular file")
-    if size == 0:
+    if not stat.S_ISREG(st.st_mode):
+        raise MediaError(f"not a regular file ({_file_type(st.st_mode)})")
+    if st.st_size == 0:
         raise MediaError("empty file (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise MediaError("cannot read file: permission denied")
+
+
+def _file_type(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a plain file"
 
 
 def _open_image(path: Path, max_pixels: int) -> Image.Image | None:
@@ -113,7 +266,13 @@ def _open_image(path: Path, max_pixels: int) -> Image.Image | None:
     except UnidentifiedImageError:
         return None
     except Image.DecompressionBombError as exc:
-        raise MediaError(f"image too large to decode safely ({exc})") from None
+        # Pillow's own hard limit (2x its warning size) fires before the header is returned.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        declared = f"{int(found.group(1)) / 1e6:.0f} megapixels" if found else "a huge size"
+        raise MediaError(
+            f"image too large: the header declares {declared} (limit {max_pixels / 1e6:.0f}); "
+            "not decoded (decompression bomb guard)"
+        ) from None
     except (OSError, ValueError, SyntaxError) as exc:
         # Recognised as an image but the header is broken.
         raise MediaError(f"corrupt image: {exc}") from None
@@ -210,7 +369,7 @@ def _describe_av_error(exc: Exception) -> str:
     return f"cannot decode media ({text})"
 
 
-def _probe_av(path: Path) -> MediaInfo:
+def _probe_av(path: Path, deadline: Deadline | None = None) -> MediaInfo:
     container = _open_container(path)
     with container:
         video = container.streams.video[0] if container.streams.video else None
@@ -219,7 +378,7 @@ def _probe_av(path: Path) -> MediaInfo:
             raise MediaError("no audio or video stream in the container")
         # Opening only reads headers; decoding one frame proves the content is really there
         # (a text file can sometimes pass as a raw stream, a cut file as a valid header).
-        _decode_first_frame(container, video if video is not None else audio)
+        _decode_first_frame(container, video if video is not None else audio, deadline)
 
         width = height = None
         fps = None
@@ -232,7 +391,7 @@ def _probe_av(path: Path) -> MediaInfo:
         if audio is not None:
             sample_rate = int(audio.codec_context.sample_rate or 0) or None
             channels = int(audio.codec_context.channels or 0) or None
-        duration = _container_duration(container, video, audio)
+        duration = _container_duration(container, video, audio, deadline)
         kind = MediaKind.VIDEO if video is not None else MediaKind.AUDIO
         return MediaInfo(
             kind=kind,
@@ -246,11 +405,16 @@ def _probe_av(path: Path) -> MediaInfo:
         )
 
 
-def _decode_first_frame(container: av.container.InputContainer, stream: av.stream.Stream) -> None:
+def _decode_first_frame(
+    container: av.container.InputContainer, stream: av.stream.Stream, deadline: Deadline | None = None
+) -> None:
     try:
         for packet in container.demux(stream):
+            _check_deadline(deadline)
             for _ in packet.decode():
                 return
+    except MediaError:
+        raise
     except av.FFmpegError as exc:
         raise MediaError(_describe_av_error(exc)) from None
     except Exception as exc:
@@ -264,7 +428,7 @@ def _stream_seconds(stream: av.stream.Stream | None) -> float | None:
     return float(stream.duration * stream.time_base)
 
 
-def _container_duration(container, video, audio) -> float:
+def _container_duration(container, video, audio, deadline: Deadline | None = None) -> float:
     """Duration in seconds from the container header, falling back to the streams, then to a
     demux-only scan of packet timestamps (fast: no decoding) for headerless formats."""
     if container.duration is not None and container.duration > 0:
@@ -277,6 +441,7 @@ def _container_duration(container, video, audio) -> float:
     end = 0.0
     try:
         for packet in container.demux(stream):
+            _check_deadline(deadline)
             if packet.pts is not None and packet.time_base is not None:
                 end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
     except av.FFmpegError:
@@ -309,6 +474,7 @@ def iter_frames(
     start_s: float | None = None,
     end_s: float | None = None,
     skip_nonref: bool = True,
+    deadline: Deadline | None = None,
 ) -> Iterator[Frame]:
     """Yield RGB frames sampled about `sample_fps` times per second, one at a time.
 
@@ -339,6 +505,9 @@ def iter_frames(
         from x264 defaults: 1.4 instead of 2.5 CPU s). Samples then land on the nearest
         decoded frame at or after each grid point (within a frame or two). Streams without
         B-frames decode every frame either way.
+    deadline : Deadline or None
+        Stop with MediaError once it expires, checked before each decoded frame (default: the
+        `time_limit` in force when iteration starts).
 
     Yields
     ------
@@ -349,16 +518,19 @@ def iter_frames(
     Raises
     ------
     MediaError
-        No frame at all could be decoded. Errors after at least one frame (a truncated tail,
-        a corrupt packet near the end) end the iteration quietly: what was read is analysed.
+        No frame at all could be decoded, or the deadline passed. Errors after at least one
+        frame (a truncated tail, a corrupt packet near the end) end the iteration quietly: what
+        was read is analysed.
     """
     path = Path(path)
+    deadline = _deadline(deadline)
+    _check_deadline(deadline)
     if info.kind == MediaKind.IMAGE:
         yield _image_frame(path, max_width, max_pixels)
         return
     if info.kind != MediaKind.VIDEO:
         return
-    yield from _video_frames(path, sample_fps, max_width, start_s, end_s, skip_nonref)
+    yield from _video_frames(path, sample_fps, max_width, start_s, end_s, skip_nonref, deadline)
 
 
 def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -395,6 +567,7 @@ def _video_frames(
     start_s: float | None = None,
     end_s: float | None = None,
     skip_nonref: bool = True,
+    deadline: Deadline | None = None,
 ) -> Iterator[Frame]:
     container = _open_container(path)
     yielded = 0
@@ -407,12 +580,15 @@ def _video_frames(
         time_base = stream.time_base or Fraction(1, 1)
         start = stream.start_time if stream.start_time is not None else None
         rate = float(stream.average_rate or stream.guessed_rate or 25)
+        rate = min(max(rate, MIN_FPS), MAX_FPS)  # probe refuses worse; callers may skip probe
         interval = 1.0 / sample_fps if sample_fps > 0 else 0.0
         if skip_nonref and interval and sample_fps <= rate / 2:
             stream.codec_context.skip_frame = "NONREF"
         # Half a source frame of slack, so a 2 fps grid on 29.97 fps video lands on the nearest
         # frame rather than skipping to the next one.
         slack = 0.5 / rate
+        if interval:
+            slack = min(slack, interval / 2)  # a very low frame rate must not swallow the grid
         next_t = 0.0
         lo = max(0.0, float(start_s or 0.0))
         hi = float(end_s) if end_s is not None else math.inf
@@ -427,6 +603,7 @@ def _video_frames(
         index = -1
         try:
             for frame in container.decode(stream):
+                _check_deadline(deadline)
                 index += 1
                 if frame.pts is not None:
                     if start is None:
@@ -470,6 +647,7 @@ def load_audio(
     path: Path,
     sample_rate: int = 16000,
     max_duration_s: float = DEFAULT_MAX_AUDIO_S,
+    deadline: Deadline | None = None,
 ) -> AudioTrack | None:
     """Decode the first audio stream to mono float32 at `sample_rate`.
 
@@ -482,6 +660,9 @@ def load_audio(
     max_duration_s : float, default=14400 (4 hours)
         Decoding stops after this much audio, bounding memory (4 h at 16 kHz is 920 MB of
         float32... so callers scanning long archives may want less).
+    deadline : Deadline or None
+        Stop with MediaError once it expires, checked before each decoded audio frame
+        (default: the enclosing `time_limit`).
 
     Returns
     -------
@@ -491,9 +672,12 @@ def load_audio(
     Raises
     ------
     MediaError
-        Unreadable file, or an audio stream from which no sample could be decoded.
+        Unreadable file, an audio stream from which no sample could be decoded, an implausible
+        sample rate, or the deadline passed.
     """
     path = Path(path)
+    deadline = _deadline(deadline)
+    _check_deadline(deadline)
     _check_file(path)
     if _open_image(path, DEFAULT_MAX_PIXELS * 10) is not None:
         return None  # still images have no sound; FFmpeg's image demuxer need not be involved
@@ -504,6 +688,8 @@ def load_audio(
         stream = container.streams.audio[0]
         stream.thread_type = "AUTO"
         original_rate = int(stream.codec_context.sample_rate or 0)
+        if original_rate and not (MIN_SAMPLE_RATE <= original_rate <= MAX_SAMPLE_RATE):
+            raise MediaError(f"implausible audio sample rate in the header ({original_rate} Hz)")
         # Resample with the channel layout kept and average the channels ourselves: FFmpeg's own
         # downmix adds the channels at -3 dB each, which lifts identical channels above full
         # scale and would show up as false clipping in the voice analysis.
@@ -523,6 +709,7 @@ def load_audio(
         try:
             full = False
             for frame in container.decode(stream):
+                _check_deadline(deadline)
                 frame.pts = None  # let the resampler count samples itself (avoids pts-gap errors)
                 if take(resampler.resample(frame)):
                     full = True
@@ -549,9 +736,20 @@ def sha256_file(path: Path, chunk_size: int = _HASH_CHUNK) -> str:
     """Hex SHA-256 of a file's bytes, read in `chunk_size` pieces (default 1 MiB)."""
     digest = hashlib.sha256()
     try:
-        with open(path, "rb") as fh:
+        # O_NONBLOCK: a named pipe put where a recording was expected must not hang the scan;
+        # the fstat below then refuses anything that is not a regular file.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise MediaError(f"cannot read file: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise MediaError(f"not a regular file ({_file_type(mode)})")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
             while block := fh.read(chunk_size):
                 digest.update(block)
     except OSError as exc:
         raise MediaError(f"cannot read file: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
     return digest.hexdigest()

@@ -1,0 +1,276 @@
+"""Find the recordings under the paths given to a scan, and say why every other file was passed over.
+
+`discover_recordings(inputs, exclude)` returns the files to analyse (sorted) and the files found
+but not analysed, each with its reason (`SkippedFile`). Nothing found vanishes silently except
+hidden files and folders (names starting with '.') and the scanner's own metadata files
+(manifest and sidecars), which are read, not scanned.
+
+- A file named on the command line is always scanned, so a broken one is reported.
+- Inside folders, files with a media extension are scanned; others only when their first bytes
+  look like audio, video or an image (`filetype` sniffing).
+- Symlinks are never followed blindly. A symlink to a file inside a scanned folder is scanned
+  (it is a recording someone pointed at); a symlink to a folder is passed over (what it points
+  to is scanned where it lives, when that is inside the scan); a symlink whose target lies
+  outside every scanned folder, a symlink loop and a dangling symlink are skipped with the
+  reason.
+- Unreadable folders are reported as skipped ("folder cannot be read: permission denied") and
+  the walk goes on; unreadable files are scanned, so they surface as unreadable recordings.
+- Named pipes, sockets and devices are skipped: opening one could block the scan forever.
+- File names that are not valid UTF-8 come back as surrogate-escaped `str` paths (Python's
+  `os.fsdecode`); they open correctly, and the report writers must encode them with an error
+  handler.
+- Deep trees are walked with folder descriptors (`os.scandir(fd)`, `openat`), so files whose
+  path is longer than the system's PATH_MAX are still found and listed as skipped with the
+  reason (nothing downstream could open them by path), and a folder swapped for a symlink
+  mid-walk is not followed (O_NOFOLLOW).
+- Thousands of small files: one `scandir` per folder, no `stat` or `resolve` per file beyond
+  what `scandir` gives, content sniffed only for files without a media extension (8 KB read).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+import filetype
+
+from scanner.manifest import is_metadata_file
+from scanner.models import SkippedFile
+
+#: Extensions taken as recordings when walking folders; other files are sniffed by content.
+MEDIA_EXTENSIONS = frozenset(
+    ".mp4 .m4v .mkv .webm .mov .avi .wmv .flv .mpg .mpeg .ts .3gp "
+    ".m4a .wav .mp3 .ogg .oga .opus .flac .aac .wma .aiff .aif "
+    ".jpg .jpeg .png .webp .bmp .tif .tiff .gif".split()
+)
+
+#: Bytes read to sniff a file without a media extension (what `filetype` looks at).
+SNIFF_BYTES = 8192
+
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_FILE_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+try:
+    PATH_MAX = os.pathconf("/", "PC_PATH_MAX")
+except (OSError, ValueError, AttributeError):
+    PATH_MAX = 4096
+
+REASON_EXCLUDED = "enrolment media of the consent file"
+REASON_NOT_MEDIA = "not a media file"
+
+
+def discover_recordings(
+    inputs: list[Path], exclude: set[Path] | frozenset[Path] = frozenset()
+) -> tuple[list[Path], list[SkippedFile]]:
+    """Files to scan under `inputs`, sorted, plus the files passed over and why.
+
+    Parameters
+    ----------
+    inputs : list of Path
+        Files and folders given to the scan. Folders are walked recursively.
+    exclude : set of Path
+        Resolved paths never scanned (the consent file's enrolment media); listed as skipped.
+
+    Returns
+    -------
+    (recordings, skipped)
+        `recordings` sorted by POSIX path, each once; `skipped` in walk order. Never raises for
+        anything found on disk.
+    """
+    walker = _Walker(inputs, exclude)
+    for item in inputs:
+        item = Path(item)
+        if _is_dir(item):
+            walker.walk(item)
+        else:
+            walker.found.setdefault(item, None)
+    return sorted(walker.found, key=lambda p: p.as_posix()), walker.skipped
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def _realpath(path: Path) -> str | None:
+    try:
+        return os.path.realpath(path)
+    except (OSError, ValueError):
+        return None
+
+
+class _Walker:
+    def __init__(self, inputs: list[Path], exclude) -> None:
+        self.found: dict[Path, None] = {}
+        self.skipped: list[SkippedFile] = []
+        self.exclude = {os.fspath(p) for p in exclude}
+        roots = [_realpath(Path(p)) for p in inputs if _is_dir(Path(p))]
+        self.roots = [r for r in roots if r]
+
+    # ---------------------------------------------------------------------------------------
+
+    def walk(self, top: Path) -> None:
+        real_top = _realpath(top)
+        try:
+            fd = os.open(top, _DIR_FLAGS & ~getattr(os, "O_NOFOLLOW", 0))  # the input itself may be a symlink
+        except OSError as exc:
+            self._skip(top, f"folder cannot be read: {_reason(exc)}")
+            return
+        # Iterative depth-first walk in sorted order. Each child folder is opened relative to its
+        # parent's descriptor (no long absolute paths; O_NOFOLLOW: no symlink swapped in between
+        # listing and opening). Open descriptors = depth of the current folder.
+        stack: list[tuple[int, Path, str | None, list[str]]] = []
+        stack.append((fd, top, real_top, self._scan_folder(fd, top, real_top)))
+        while stack:
+            fd, path, real, pending = stack[-1]
+            if not pending:
+                os.close(fd)
+                stack.pop()
+                continue
+            name = pending.pop()
+            child = path / name
+            try:
+                child_fd = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                self._skip(child, f"folder cannot be read: {_reason(exc)}")
+                continue
+            child_real = os.path.join(real, name) if real else None
+            stack.append((child_fd, child, child_real, self._scan_folder(child_fd, child, child_real)))
+
+    def _scan_folder(self, fd: int, path: Path, real: str | None) -> list[str]:
+        """Handle the files of one folder; return the names of its subfolders, sorted."""
+        try:
+            with os.scandir(fd) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            self._skip(path, f"folder cannot be read: {_reason(exc)}")
+            return []
+        subfolders: list[str] = []  # reversed below: popped from the end in sorted order
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            child = path / name
+            try:
+                if entry.is_symlink():
+                    self._symlink(fd, child, real, name)
+                elif entry.is_dir(follow_symlinks=False):
+                    subfolders.append(name)
+                elif entry.is_file(follow_symlinks=False):
+                    self._file(fd, child, real, name)
+                else:
+                    mode = entry.stat(follow_symlinks=False).st_mode
+                    self._skip(child, f"not a regular file ({_kind(mode)}); not opened")
+            except OSError as exc:  # entry vanished or cannot be inspected
+                self._skip(child, f"cannot be inspected: {_reason(exc)}")
+        subfolders.reverse()
+        return subfolders
+
+    # ---------------------------------------------------------------------------------------
+
+    def _file(self, dir_fd: int, path: Path, real_dir: str | None, name: str) -> None:
+        real = os.path.join(real_dir, name) if real_dir else None
+        length = max(len(os.fsencode(path)), len(os.fsencode(real)) if real else 0)
+        if length >= PATH_MAX:
+            self._skip(path, f"path too long for the operating system ({length} bytes, limit {PATH_MAX - 1}); "
+                             "cannot be opened: move or rename it to scan it")
+        elif self.exclude and real in self.exclude:
+            self._skip(path, REASON_EXCLUDED)
+        elif is_metadata_file(path):
+            return
+        elif _looks_like_media(dir_fd, name):
+            self.found.setdefault(path, None)
+        else:
+            self._skip(path, REASON_NOT_MEDIA)
+
+    def _symlink(self, dir_fd: int, path: Path, real_dir: str | None, name: str) -> None:
+        try:
+            target = os.readlink(name, dir_fd=dir_fd)
+        except OSError as exc:
+            self._skip(path, f"symlink cannot be read: {_reason(exc)}")
+            return
+        shown = os.fsdecode(target)
+        base = real_dir if real_dir else os.fspath(path.parent)
+        try:
+            resolved = os.path.realpath(os.path.join(base, target), strict=True)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                self._skip(path, f"symlink loop (-> {shown}); not followed")
+            elif exc.errno == errno.ENOENT:
+                self._skip(path, f"dangling symlink (-> {shown}: target does not exist)")
+            else:
+                self._skip(path, f"symlink cannot be resolved (-> {shown}): {_reason(exc)}")
+            return
+        except RuntimeError:  # older Pythons report loops this way
+            self._skip(path, f"symlink loop (-> {shown}); not followed")
+            return
+        if not any(_inside(resolved, root) for root in self.roots):
+            self._skip(path, f"symlink points outside the scanned folders (-> {shown}); not followed")
+            return
+        try:
+            st = os.stat(resolved)
+        except OSError as exc:
+            self._skip(path, f"symlink target cannot be read (-> {shown}): {_reason(exc)}")
+            return
+        if stat.S_ISDIR(st.st_mode):
+            self._skip(path, f"symlink to a folder (-> {shown}); its files are scanned where they are")
+        elif not stat.S_ISREG(st.st_mode):
+            self._skip(path, f"symlink to {_kind(st.st_mode)} (-> {shown}); not opened")
+        elif resolved in self.exclude:
+            self._skip(path, REASON_EXCLUDED)
+        elif is_metadata_file(path):
+            return
+        elif _looks_like_media(None, resolved):
+            self.found.setdefault(path, None)
+        else:
+            self._skip(path, REASON_NOT_MEDIA)
+
+    def _skip(self, path: Path, reason: str) -> None:
+        self.skipped.append(SkippedFile(path, reason))
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _looks_like_media(dir_fd: int | None, name: str) -> bool:
+    if os.path.splitext(name)[1].lower() in MEDIA_EXTENSIONS:
+        return True
+    try:
+        fd = os.open(name, _FILE_FLAGS & ~(getattr(os, "O_NOFOLLOW", 0) if dir_fd is None else 0), dir_fd=dir_fd)
+    except OSError:
+        return True  # unreadable: scan it so the problem is reported
+    try:
+        head = os.read(fd, SNIFF_BYTES)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    if not head:
+        return False  # an empty file without a media extension is not a recording
+    kind = filetype.guess(head)
+    return kind is not None and kind.mime.split("/")[0] in ("video", "audio", "image")
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "a special file"
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "path too long for the operating system"
+    return (exc.strerror or str(exc)).lower()
