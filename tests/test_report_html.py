@@ -247,7 +247,7 @@ def test_changes_since_the_previous_scan(small_scan, tmp_path):
 def test_hostile_names_are_text_in_the_markup(hostile_report):
     html = hostile_report.read_text(encoding="utf-8")
     parsed = _tags(html)
-    assert [t for t, _ in parsed.tags].count("script") == 1
+    assert [t for t, _ in parsed.tags].count("script") == 2  # the layout guard in <head>, the page script
     assert not [t for t, _ in parsed.tags if t in ("iframe", "textarea", "object", "embed", "base", "form")]
     assert [t for t, _ in parsed.tags].count("style") == 1
     for tag, attrs in parsed.tags:
@@ -256,15 +256,20 @@ def test_hostile_names_are_text_in_the_markup(hostile_report):
     for hostile in ALL_HOSTILE:
         assert hostile not in html, hostile
     assert "&lt;script&gt;window.__pwned=4&lt;/script&gt;" in html
-    assert "__pwned" not in html[html.index("<script>"):]
+    for script in re.findall(r"<script>(.*?)</script>", html, re.S):
+        assert "__pwned" not in script
+
+
+def _synthetic(**size):
+    spec = importlib.util.spec_from_file_location("bench_report", REPO / "bench" / "report.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench.synthetic_result(**size)
 
 
 def test_large_synthetic_report_stays_lean(tmp_path):
     """No per-row repeated blobs: one thumbnail per person, and findings do not repeat person evidence."""
-    spec = importlib.util.spec_from_file_location("bench_report", REPO / "bench" / "report.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    result = bench.synthetic_result(recordings=100, people=30, findings=500)
+    result = _synthetic(recordings=100, people=30, findings=500)
     html = HtmlWriter().write(result, tmp_path).read_text(encoding="utf-8")
     assert html.count("data:image/") == 30
     assert html.count("usable face of 180 px") == 30  # once per person card, not once per finding
@@ -390,7 +395,7 @@ def test_hostile_names_never_run_in_a_browser(browser, hostile_report):
         for hostile in [*present, HOSTILE_REASON, HOSTILE_APPROVER, HOSTILE_OPTION, HOSTILE_WARNING]:
             assert hostile.strip() in text, hostile
         assert page.title() == f"likeness report {HOSTILE_SCAN_ID}"
-        assert page.locator("script").count() == 1
+        assert page.locator("script").count() == 2
         # The filters still work with hostile values in the options.
         page.select_option("#filter-recording", index=1)
         assert "of" in page.locator("#filter-count").inner_text()
@@ -398,5 +403,25 @@ def test_hostile_names_never_run_in_a_browser(browser, hostile_report):
         page.screenshot(path=str(ARTIFACTS / "report-hostile-names.png"), full_page=True)
         assert view.errors == []
         assert view.external_requests() == []
+    finally:
+        view.close()
+
+
+def test_long_findings_table_shows_a_page_then_all(browser, tmp_path):
+    report = HtmlWriter().write(_synthetic(recordings=60, people=20, findings=600), tmp_path)
+    view = _Page(browser, report)
+    page = view.page
+    try:
+        total = page.locator("#findings-table tbody tr").count()
+        assert page.locator("#findings-table tbody tr:visible").count() == 200
+        assert page.locator("#filter-count").inner_text() == f"200 of {total} findings shown ({total} match)"
+        page.click("#filter-more")
+        assert page.locator("#findings-table tbody tr:visible").count() == total
+        page.select_option("#filter-severity", label="low")
+        low = page.locator("#findings-table tbody tr:visible").count()
+        assert 0 < low <= 200 and page.locator("#filter-more").is_hidden()
+        page.select_option("#filter-recording", index=1)
+        assert page.locator("#findings-table tbody tr:visible").count() <= low
+        assert view.errors == [] and view.external_requests() == []
     finally:
         view.close()
