@@ -181,9 +181,10 @@ def load_yaml_model(path: Path, model: type[Model], max_bytes: int = DEFAULT_MAX
     """
     path = Path(path)
     text = read_text(path, max_bytes)
-    loader = _SafeLoader(text)
+    loader = None
     root = None
     try:
+        loader = _SafeLoader(text)  # rejects control characters on construction
         root = loader.get_single_node()
         check_node_graph(path, root)
         data = loader.construct_document(root) if root is not None else None
@@ -200,7 +201,8 @@ def load_yaml_model(path: Path, model: type[Model], max_bytes: int = DEFAULT_MAX
             reason = f"{reason} ({context} started on line {context_mark.line + 1})"
         raise FileFormatError([Problem(path, line, "", f"not valid YAML: {reason}")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -639,3 +639,135 @@ def test_oversized_yaml_is_refused_unread(tmp_path):
         fh.truncate(21 * 1024 * 1024)
     with pytest.raises(FileFormatError, match="larger than 20 MB"):
         load_manifest(path)
+
+
+# --------------------------------------------------------------------------------------------
+# Determinism and the biometric data in our own outputs
+# --------------------------------------------------------------------------------------------
+
+SAMPLES = ("team_photo.jpg", "phone_call.wav")  # faces and voices, both quick to analyse
+
+
+@pytest.fixture(scope="module")
+def two_sample_scans(tmp_path_factory, sample_data):
+    base = tmp_path_factory.mktemp("determinism")
+    inputs = [str(sample_data / "recordings" / name) for name in SAMPLES]
+    outs = []
+    for run in ("a", "b"):
+        out = base / run
+        proc = run_cli("scan", *inputs, "--consent", str(sample_data / "consent.yaml"), "--out", str(out),
+                       "--format", FORMATS, "--fail-on", "none", "--as-of", "2026-06-15", "--no-cache",
+                       "--store", str(base / f"{run}.db"), timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outs.append(out)
+    return outs
+
+
+def _without_run_identity(doc: dict) -> dict:
+    scan = dict(doc["scan"])
+    for key in ("id", "started_at", "finished_at"):
+        scan.pop(key)
+    return {**doc, "scan": scan}
+
+
+def test_same_inputs_give_the_same_results_json(two_sample_scans):
+    a, b = (json.loads((out / "results.json").read_text(encoding="utf-8")) for out in two_sample_scans)
+    assert a["scan"]["id"] != b["scan"]["id"]
+    assert a["people"], "the samples should hold people"
+    first = json.dumps(_without_run_identity(a), indent=2, ensure_ascii=False).encode("utf-8")
+    second = json.dumps(_without_run_identity(b), indent=2, ensure_ascii=False).encode("utf-8")
+    assert first == second
+
+
+_STAMP = __import__("re").compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?")
+
+_ELAPSED = __import__("re").compile(r'time="[\d.]+"')  # JUnit: how long the scan took
+
+
+def test_the_other_formats_differ_only_in_run_identity(two_sample_scans):
+    a_dir, b_dir = two_sample_scans
+    a_doc = json.loads((a_dir / "results.json").read_text(encoding="utf-8"))
+    b_doc = json.loads((b_dir / "results.json").read_text(encoding="utf-8"))
+    for name in ("findings.csv", "results.sarif", "junit.xml"):
+        a = (a_dir / name).read_text(encoding="utf-8")
+        b = (b_dir / name).read_text(encoding="utf-8")
+        a = _ELAPSED.sub('time="<s>"', _STAMP.sub("<time>", a.replace(a_doc["scan"]["id"], "<scan id>")))
+        b = _ELAPSED.sub('time="<s>"', _STAMP.sub("<time>", b.replace(b_doc["scan"]["id"], "<scan id>")))
+        assert a == b, name
+
+
+# A run of N numbers separated by commas or whitespace (JSON arrays, CSV cells, HTML text or
+# attributes). Face encodings are 128 floats, our 19-value voice statistics and landmark sets
+# are longer than anything a report needs in one row.
+def _number_runs(text: str, length: int) -> list[str]:
+    import re
+
+    number = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+    pattern = re.compile(rf"(?:{number}[\s,;]+){{{length - 1},}}{number}")
+    return [m.group(0)[:120] for m in pattern.finditer(text) if "." in m.group(0)]
+
+
+def test_no_embedding_like_array_in_any_output(two_sample_scans):
+    out = two_sample_scans[0]
+    files = {"html": "report.html", "json": "results.json", "sarif": "results.sarif", "junit": "junit.xml",
+             "csv": "findings.csv"}
+    for fmt, name in files.items():
+        text = (out / name).read_text(encoding="utf-8")
+        if fmt == "html":
+            # Thumbnails are base64 images; the style sheet and script are code, not data.
+            import re
+
+            text = re.sub(r"data:image/[a-z]+;base64,[A-Za-z0-9+/=]+", "", text)
+        for length in (128, 19):
+            runs = _number_runs(text, length)
+            assert not runs, f"{fmt}: {length}-number run: {runs[0]}"
+
+
+def test_the_array_detector_finds_what_it_looks_for():
+    vector = ", ".join(f"{0.001 * i - 0.05:.6f}" for i in range(128))
+    assert _number_runs(f'"encoding": [{vector}]', 128)
+    assert _number_runs("<td>" + " ".join(["0.25"] * 19) + "</td>", 19)
+    assert not _number_runs("0:01.0-0:18.5; 0:20.0-0:22.1, 12.5 s, 3 faces", 19)
+
+
+# --------------------------------------------------------------------------------------------
+# docs/hostile-inputs.md: the table is generated from CASES (python -m tests.test_hostile)
+# --------------------------------------------------------------------------------------------
+
+DOC = REPO / "docs" / "hostile-inputs.md"
+BEGIN, END = "<!-- generated from tests/test_hostile.py: begin -->", "<!-- generated: end -->"
+
+EXTRA_ROWS = [
+    ("a file whose full path is longer than PATH_MAX (4096 bytes)", "skipped",
+     "path too long for the operating system (N bytes, limit 4095); cannot be opened: move or rename it to scan it"),
+    (f"{MANY} one-byte text files in one folder", "skipped", "not a media file (each listed; discovery of 10 000 files < 5 s)"),
+    ("a named pipe given on the command line", "unreadable", "not a regular file (a named pipe)"),
+    ("a file and a folder with mode 000 (not as root)", "unreadable / skipped",
+     "cannot read file: permission denied / folder cannot be read: permission denied"),
+    ("file names with bytes that are not UTF-8", "as their content",
+     "found and analysed; CSV, SARIF and JUnit write them escaped; JSON and HTML writers fail (see below)"),
+    ("any file whose decoding passes the per-file time limit", "unreadable", "took longer than the N s per-file limit"),
+]
+
+
+def render_table() -> str:
+    lines = ["| input | outcome | message (words asserted) |", "|---|---|---|"]
+    for case in CASES:
+        words = "; ".join(f"`{w}`" for w in case.words) or "-"
+        lines.append(f"| {case.what} (`{case.name.replace('|', '&#124;')}`) | {case.outcome} | {words} |")
+    for what, outcome, message in EXTRA_ROWS:
+        lines.append(f"| {what} | {outcome} | {message} |")
+    return "\n".join(lines)
+
+
+def test_docs_list_every_hostile_input():
+    text = DOC.read_text(encoding="utf-8")
+    generated = text.split(BEGIN, 1)[1].split(END, 1)[0].strip()
+    assert generated == render_table(), "run: python -m tests.test_hostile"
+
+
+if __name__ == "__main__":
+    text = DOC.read_text(encoding="utf-8")
+    head, rest = text.split(BEGIN, 1)
+    DOC.write_text(head + BEGIN + "\n" + render_table() + "\n" + END + rest.split(END, 1)[1], encoding="utf-8")
+    print(f"updated {DOC}")
