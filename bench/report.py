@@ -4,8 +4,9 @@
     uv run python bench/report.py --runs 5 --out /tmp/bench-report
     uv run python bench/report.py --recordings 200 --people 60 --findings 1000
 
-Prints the render time (build the document and views, render the templates, write the file) and the
-size of report.html, with and without --redact-thumbnails. Targets: under 3 s and under 20 MB.
+Prints the render time (build the document and views, render the templates, write the file; wall
+clock and CPU) and the size of report.html, with and without --redact-thumbnails, and with --browser
+how long headless Chromium takes to open and paint it. Targets: under 3 s (median) and under 20 MB.
 
 The scan is built directly from the dataclasses in scanner/models.py (no media is decoded): every
 person has a face thumbnail (96 px, the size the face stage keeps) and 2-4 sightings per recording,
@@ -222,22 +223,23 @@ def main(argv: list[str] | None = None) -> int:
           f"(built in {time.perf_counter() - t0:.1f} s)")
     out = args.out or Path(tempfile.mkdtemp(prefix="likeness-bench-report-"))
     ok = True
-    print("| report | render + write (median of runs) | slowest run | size | images |")
-    print("|---|---|---|---|---|")
+    print("| report | render + write, median | slowest run | CPU time, median | size | images |")
+    print("|---|---|---|---|---|---|")
     for redact in (False, True):
         folder = out / ("redacted" if redact else "full")
         folder.mkdir(parents=True, exist_ok=True)
-        times = []
+        times, cpu = [], []
         for _ in range(args.runs):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             path = HtmlWriter(redact_thumbnails=redact).write(result, folder)
             times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
         size = path.stat().st_size
         images = path.read_text(encoding="utf-8").count("data:image/")
         label = "--redact-thumbnails" if redact else "with thumbnails"
         print(f"| {label} | {statistics.median(times):.2f} s | {max(times):.2f} s | "
-              f"{size / 1e6:.2f} MB | {images} |")
-        ok &= max(times) < 3.0 and size < 20e6
+              f"{statistics.median(cpu):.2f} s | {size / 1e6:.2f} MB | {images} |")
+        ok &= statistics.median(times) < 3.0 and size < 20e6
     if args.browser:
         open_in_browser(out / "full" / "report.html")
     print(f"reports in {out}")
