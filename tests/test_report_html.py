@@ -158,6 +158,14 @@ def test_report_has_the_sections_an_auditor_expects(report):
     assert len(re.findall(r"<td class=\"wrap\"><code>[0-9a-f]{64}</code></td>", html)) == len(MEDIA)
 
 
+def test_templates_ship_with_the_package():
+    """pyproject ships reports/templates/*.j2 as scanner/templates: every template must sit at the top level."""
+    from scanner.outputs.html_report import template_dir
+
+    templates = sorted(template_dir().rglob("*.j2"))
+    assert templates and all(t.parent == template_dir() for t in templates)
+
+
 def test_consent_status_is_shown_per_person_and_purpose(report):
     html = report.read_text(encoding="utf-8")
 
