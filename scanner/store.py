@@ -715,7 +715,7 @@ def settings_hash(settings) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-_ANALYSIS_MODULES = ("analyze.py", "faces.py", "voices.py", "media.py", "models.py")
+_ANALYSIS_MODULES = ("analyze.py", "faces.py", "voices.py", "media.py", "models.py", "linking.py")
 
 
 def analysis_version() -> str:
