@@ -129,7 +129,8 @@ def scan(
     ] = None,
     sample_fps: Annotated[
         Optional[float],
-        typer.Option("--sample-fps", min=0.1, max=60.0, help="Video frames analysed per second. [default: 2]"),
+        typer.Option("--sample-fps", min=0.1, max=60.0,
+                     help="Video frames searched for faces per second. [default: 1]"),
     ] = None,
     max_width: Annotated[
         Optional[int],
