@@ -27,6 +27,10 @@ class AnalysisSettings:
     face_detector: "hog" (fast, default) or "cnn" (much slower, finds harder faces).
     audio_sample_rate: analysis rate for speech; 16 kHz keeps everything a voice clone needs.
     link_voices: watch lips to tie voices to faces in videos (about 10 mouth samples a second).
+    max_pixels: frames or images with more pixels are refused (decompression bombs), 100 MP.
+    max_duration_s: recordings declaring a longer duration are refused, 4 h.
+    time_limit_s: analysis of one file stops (as unreadable, naming the limit) after this long,
+        checked between frames; None for no limit. 10 min is far beyond any sane file's need.
     """
 
     sample_fps: float = 1.0
@@ -34,6 +38,9 @@ class AnalysisSettings:
     face_detector: str = "hog"
     audio_sample_rate: int = 16000
     link_voices: bool = True
+    max_pixels: int = media.DEFAULT_MAX_PIXELS
+    max_duration_s: float = media.DEFAULT_MAX_DURATION_S
+    time_limit_s: float | None = 600.0
 
 
 def analyze_recording(
@@ -58,18 +65,30 @@ def analyze_recording(
         return RecordingAnalysis(path, "", RecordingStatus.UNREADABLE, error=str(exc))
 
     try:
-        info = media.probe(path)
-        faces = None
-        voices = None
-        if info.kind in (MediaKind.VIDEO, MediaKind.IMAGE) and info.width:
-            analyzer = FaceAnalyzer(
-                sample_fps=settings.sample_fps, max_width=settings.max_width, detector=settings.face_detector
-            )
-            faces = analyzer.analyze(path, info)
-        if info.audio_sample_rate:
-            audio = media.load_audio(path, sample_rate=settings.audio_sample_rate)
-            if audio is not None and len(audio.samples):
-                voices = VoiceAnalyzer().analyze(audio)
+        with media.time_limit(settings.time_limit_s):
+            info = media.probe(path, max_pixels=settings.max_pixels, max_duration_s=settings.max_duration_s)
+            faces = None
+            voices = None
+            if info.kind in (MediaKind.VIDEO, MediaKind.IMAGE) and info.width:
+                analyzer = FaceAnalyzer(
+                    sample_fps=settings.sample_fps, max_width=settings.max_width, detector=settings.face_detector
+                )
+                faces = analyzer.analyze(path, info)
+            if info.audio_sample_rate:
+                audio = media.load_audio(
+                    path, sample_rate=settings.audio_sample_rate, max_duration_s=settings.max_duration_s
+                )
+                if audio is not None and len(audio.samples):
+                    voices = VoiceAnalyzer().analyze(audio)
+            links = []
+            if faces is not None and voices is not None and settings.link_voices:
+                try:
+                    links = LipSyncLinker(max_width=settings.max_width).link(path, info, faces, voices)
+                except MediaError as exc:
+                    if "per-file limit" in str(exc):
+                        raise
+                    # the faces and voices stand; only the linking is lost
+                    log.warning("%s: voices not linked to faces: %s", path, exc)
     except MediaError as exc:
         return RecordingAnalysis(path, digest, RecordingStatus.UNREADABLE, error=str(exc), size_bytes=size)
     except Exception as exc:  # noqa: BLE001 - one hostile file must not end the scan
@@ -78,12 +97,6 @@ def analyze_recording(
             path, digest, RecordingStatus.UNREADABLE,
             error=f"analysis failed: {type(exc).__name__}: {exc}", size_bytes=size,
         )
-    links = []
-    if faces is not None and voices is not None and settings.link_voices:
-        try:
-            links = LipSyncLinker(max_width=settings.max_width).link(path, info, faces, voices)
-        except MediaError as exc:  # the faces and voices stand; only the linking is lost
-            log.warning("%s: voices not linked to faces: %s", path, exc)
     return RecordingAnalysis(
         path, digest, RecordingStatus.OK, media=info, faces=faces, voices=voices, size_bytes=size, links=links
     )

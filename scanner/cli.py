@@ -146,9 +146,24 @@ def scan(
         Optional[str],
         typer.Option("--as-of", help="Judge consent and retention as of this date (YYYY-MM-DD) instead of today."),
     ] = None,
+    max_duration: Annotated[
+        Optional[float],
+        typer.Option("--max-duration", min=1.0, help="Refuse recordings longer than this many seconds (a finding, "
+                     "not a hang). [default: 14400]"),
+    ] = None,
+    time_limit: Annotated[
+        Optional[float],
+        typer.Option("--time-limit", min=1.0, help="Stop analysing one file after this many seconds and report it "
+                     "unreadable. [default: 600]"),
+    ] = None,
+    max_pixels: Annotated[
+        Optional[int],
+        typer.Option("--max-pixels", min=10_000, help="Refuse images and frames with more pixels (decompression "
+                     "bombs). [default: 100000000]"),
+    ] = None,
     redact_thumbnails: Annotated[
         Optional[bool], typer.Option("--redact-thumbnails/--no-redact-thumbnails",
-                                     help="Blur face thumbnails in the HTML report. [default: no]")
+                                     help="Leave face thumbnails out of the HTML report. [default: no]")
     ] = None,
     store: Annotated[
         Optional[Path],
@@ -204,6 +219,9 @@ def scan(
             sample_fps=_first(sample_fps, cfg.analysis.sample_fps, AnalysisSettings.sample_fps),
             max_width=_first(max_width, cfg.analysis.max_width, AnalysisSettings.max_width),
             face_detector=detector,
+            max_pixels=_first(max_pixels, cfg.analysis.max_pixels, AnalysisSettings.max_pixels),
+            max_duration_s=_first(max_duration, cfg.analysis.max_duration_s, AnalysisSettings.max_duration_s),
+            time_limit_s=_first(time_limit, cfg.analysis.time_limit_s, AnalysisSettings.time_limit_s),
         ),
         rubric=cfg.rubric_settings(),
         policy=PolicySettings(

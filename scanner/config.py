@@ -19,6 +19,9 @@ manifest = "likeness-manifest.yaml"
 sample_fps = 2.0
 max_width = 1280
 face_detector = "hog"
+max_pixels = 100000000    # larger images or frames are refused (decompression bombs)
+max_duration_s = 14400    # longer recordings are refused
+time_limit_s = 600        # one file's analysis stops (as unreadable) after this long
 
 [policy]
 retention_days = 1095     # 3 years; set to 0 to flag every dated recording
@@ -68,6 +71,9 @@ class AnalysisTable(_Table):
     sample_fps: float | None = Field(default=None, gt=0, le=60)
     max_width: int | None = Field(default=None, ge=160, le=7680)
     face_detector: str | None = Field(default=None, pattern="^(hog|cnn)$")
+    max_pixels: int | None = Field(default=None, ge=10_000)
+    max_duration_s: float | None = Field(default=None, gt=0)
+    time_limit_s: float | None = Field(default=None, gt=0)
 
 
 class PolicyTable(_Table):

@@ -80,7 +80,8 @@ _SafeLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_date)
 def _construct_unknown_tag(loader: yaml.SafeLoader, node: yaml.Node):
     raise yaml.constructor.ConstructorError(
         None, None,
-        f"custom YAML tag '{node.tag.replace('tag:yaml.org,2002:', '!!')}' is not allowed (only plain values: mappings, lists, text, numbers, dates)",
+        f"custom YAML tag '{node.tag.replace('tag:yaml.org,2002:', '!!')}' is not allowed "
+        "(only plain values: mappings, lists, text, numbers, dates)",
         node.start_mark,
     )
 

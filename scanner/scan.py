@@ -15,15 +15,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import filetype
-
 from scanner import __version__, media
 from scanner.analyze import AnalysisSettings
 from scanner.consent import ConsentDocument, ConsentRecords
+from scanner.discover import discover_recordings
 from scanner.enrolment import enrol_subjects
 from scanner.execute import Job, run_jobs
 from scanner.fileformat import FileFormatError
-from scanner.manifest import Manifest, is_metadata_file, recording_context
+from scanner.manifest import Manifest, recording_context
 from scanner.models import (
     Level,
     MediaError,
@@ -31,7 +30,6 @@ from scanner.models import (
     RecordingContext,
     RecordingStatus,
     ScanResult,
-    SkippedFile,
 )
 from scanner.people import ResolverSettings, resolve_people
 from scanner.policy import PolicySettings, apply_settings, check_policy
@@ -40,14 +38,6 @@ from scanner.waivers import WaiverFile, apply_waivers
 
 if TYPE_CHECKING:
     from scanner.store import Store
-
-#: Extensions taken as recordings when walking folders; other files are sniffed by content.
-MEDIA_EXTENSIONS = frozenset(
-    ".mp4 .m4v .mkv .webm .mov .avi .wmv .flv .mpg .mpeg .ts .3gp "
-    ".m4a .wav .mp3 .ogg .oga .opus .flac .aac .wma .aiff .aif "
-    ".jpg .jpeg .png .webp .bmp .tif .tiff .gif".split()
-)
-
 
 @dataclass
 class ScanOptions:
@@ -91,46 +81,6 @@ class ScanInterrupted(Exception):
 
 ProgressCallback = Callable[[int, int, RecordingAnalysis], None]
 HASH_THREADS = 4
-
-
-def discover_recordings(inputs: list[Path], exclude: set[Path] = frozenset()) -> tuple[list[Path], list[SkippedFile]]:
-    """Files to scan under `inputs`, sorted, plus files in folders that were passed over and why.
-
-    A file named on the command line is always scanned (so a broken one is reported). Inside folders,
-    files with a media extension are scanned and others only when their content looks like media;
-    hidden files, enrolment media of the consent file and symlinked folders are passed over.
-    """
-    found: dict[Path, None] = {}
-    skipped: list[SkippedFile] = []
-    for item in inputs:
-        if item.is_dir():
-            for dirpath, dirnames, filenames in os.walk(item, followlinks=False):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                for name in sorted(filenames):
-                    path = Path(dirpath) / name
-                    if name.startswith("."):
-                        continue
-                    if path.resolve() in exclude:
-                        skipped.append(SkippedFile(path, "enrolment media of the consent file"))
-                    elif is_metadata_file(path):
-                        continue
-                    elif _looks_like_media(path):
-                        found.setdefault(path, None)
-                    else:
-                        skipped.append(SkippedFile(path, "not a media file"))
-        else:
-            found.setdefault(item, None)
-    return sorted(found, key=lambda p: p.as_posix()), skipped
-
-
-def _looks_like_media(path: Path) -> bool:
-    if path.suffix.lower() in MEDIA_EXTENSIONS:
-        return True
-    try:
-        kind = filetype.guess(str(path))
-    except OSError:
-        return True  # unreadable: scan it so the problem is reported
-    return kind is not None and kind.mime.split("/")[0] in ("video", "audio", "image")
 
 
 def run_scan(
@@ -345,6 +295,10 @@ def _contexts(
             )
         except FileFormatError as exc:
             warnings += [f"{p} (metadata ignored; purposes from the command line)" for p in exc.problems]
+        except OSError as exc:
+            warnings.append(
+                f"{rec.path}: recording metadata unreadable ({exc.strerror or exc}); purposes from the command line"
+            )
             contexts[rec.path] = recording_context(
                 rec.path, options.manifest, options.purposes, options.policy.retention_days, use_sidecar=False
             )
@@ -368,10 +322,19 @@ def _options_record(options: ScanOptions) -> dict:
             "retention_days": options.policy.retention_days,
         },
         "manifest": str(options.manifest.path) if options.manifest else None,
+        "manifest_sha256": _file_hash(options.manifest.path) if options.manifest else None,
         "waivers": str(options.waivers.path) if options.waivers else None,
+        "waivers_sha256": _file_hash(options.waivers.path) if options.waivers else None,
         "show_from": options.show_from.value,
         "tool_version": __version__,
     }
+
+
+def _file_hash(path: Path) -> str | None:
+    try:
+        return media.sha256_file(path)
+    except (OSError, MediaError):
+        return None
 
 
 def _common_root(inputs: list[Path]) -> Path | None:

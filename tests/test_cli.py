@@ -99,3 +99,17 @@ def test_unreadable_results_follow_the_published_schema(tmp_path):
     schema = json.loads((resources.files("scanner.schemas") / "results.schema.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(doc)
     assert doc["recordings"][0]["status"] == "unreadable" and not (tmp_path / "out" / "report.html").exists()
+
+
+def test_a_file_over_the_time_limit_is_unreadable_and_the_scan_goes_on(tmp_path, sample_data):
+    out = tmp_path / "out"
+    proc = run_cli(
+        "scan", str(sample_data / "recordings" / "interview.mp4"), str(sample_data / "recordings" / "team_photo.jpg"),
+        "--time-limit", "1", "--out", str(out), "--format", "json", "--store", str(tmp_path / "db.sqlite"),
+    )
+    assert "Traceback" not in proc.stderr
+    doc = json.loads((out / "results.json").read_text())
+    status = {r["path"].rsplit("/", 1)[-1]: r for r in doc["recordings"]}
+    assert status["interview.mp4"]["status"] == "unreadable"
+    assert "per-file limit" in status["interview.mp4"]["error"]
+    assert status["team_photo.jpg"]["status"] == "ok"

@@ -153,7 +153,8 @@ class HtmlWriter:
 
     def write(self, result: ScanResult, out_dir: Path) -> Path:
         path = out_dir / self.filename
-        path.write_text(self.render(result), encoding="utf-8")
+        # File names that are not valid UTF-8 show as \udcXX escapes instead of breaking the page.
+        path.write_text(self.render(result), encoding="utf-8", errors="backslashreplace")
         return path
 
 

@@ -15,5 +15,6 @@ class JsonWriter:
 
     def write(self, result: ScanResult, out_dir: Path) -> Path:
         path = out_dir / self.filename
-        path.write_text(json.dumps(build_document(result), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        # ASCII escapes keep file names that are not valid UTF-8 exact (json.loads gives them back).
+        path.write_text(json.dumps(build_document(result), indent=2, ensure_ascii=True) + "\n", encoding="ascii")
         return path
