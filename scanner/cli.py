@@ -239,13 +239,25 @@ def scan(
     records = _load_consent_or_exit(consent_path) if consent_path else None
     with _open_store_or_exit(store) as database:
         result = _run_with_progress(paths, records, options, quiet, database)
+        changes = _changes_since_previous(database, result)
     _write_and_exit(
         result,
         out_dir or (base / table.out if table.out else Path("likeness-report")),
         format_list,
         _first(redact_thumbnails, table.redact_thumbnails, False),
         quiet,
+        changes,
     )
+
+
+def _changes_since_previous(database, result: ScanResult) -> dict | None:
+    """What changed since the last complete scan of the same inputs in the store, if there is one."""
+    previous = next(
+        (row for row in database.scans()
+         if row.scan_id != result.scan_id and row.status == "complete" and row.inputs == result.inputs),
+        None,
+    )
+    return _scan_changes(database, previous.scan_id, result.scan_id) if previous else None
 
 
 def _first(*values):
@@ -562,9 +574,11 @@ def _report_unreadable(rec: RecordingAnalysis) -> None:
         err.print(f"unreadable: {rec.path}: {rec.error}", style="red")
 
 
-def _write_and_exit(result: ScanResult, out_dir: Path, formats: list[str], redact: bool, quiet: bool) -> None:
+def _write_and_exit(
+    result: ScanResult, out_dir: Path, formats: list[str], redact: bool, quiet: bool, changes: dict | None = None
+) -> None:
     try:
-        written = write_reports(result, out_dir, formats, redact_thumbnails=redact)
+        written = write_reports(result, out_dir, formats, redact_thumbnails=redact, changes=changes)
     except OSError as exc:
         err.print(f"cannot write reports to {out_dir}: {exc}", style="red")
         raise typer.Exit(EXIT_FAILURE) from None

@@ -231,3 +231,18 @@ def test_html_report_lists_waived_findings(corpus, consent, tmp_path):
     text = html.read_text()
     assert "Suppressed by waivers (1)" in text and "Jane Doe" in text
     assert "Crowd &lt;b&gt;scene&lt;/b&gt;" in text
+
+
+def test_report_shows_what_changed_since_the_previous_scan(corpus, sample_data, tmp_path):
+    from tests.conftest import run_cli
+
+    store = tmp_path / "scan.db"
+    common = ["scan", str(corpus), "--as-of", AS_OF.isoformat(), "--store", str(store), "--purpose", "ai-training"]
+    first = run_cli(*common, "--out", str(tmp_path / "first"))
+    assert first.returncode == 1, first.stderr
+    assert "since the previous scan" not in (tmp_path / "first" / "report.html").read_text()
+    second = run_cli(*common, "--consent", str(sample_data / "consent.yaml"), "--out", str(tmp_path / "second"))
+    assert second.returncode == 1, second.stderr
+    html = (tmp_path / "second" / "report.html").read_text()
+    assert "since the previous scan" in html
+    assert "LK002" in html or "LK003" in html  # findings that only the consent records could raise are new

@@ -18,23 +18,28 @@ class ReportWriter(Protocol):
     def write(self, result: ScanResult, out_dir: Path) -> Path: ...
 
 
-def writers(redact_thumbnails: bool = False) -> dict[str, ReportWriter]:
-    """The available writers by format name."""
+def writers(redact_thumbnails: bool = False, changes: dict | None = None) -> dict[str, ReportWriter]:
+    """The available writers by format name (`changes`: the diff against the previous scan, for HTML)."""
     from scanner.outputs.csv_report import CsvWriter
     from scanner.outputs.html_report import HtmlWriter
     from scanner.outputs.json_report import JsonWriter
     from scanner.outputs.junit_report import JunitWriter
     from scanner.outputs.sarif_report import SarifWriter
 
-    writers = (HtmlWriter(redact_thumbnails=redact_thumbnails), JsonWriter(), SarifWriter(), JunitWriter(), CsvWriter())
+    html = HtmlWriter(redact_thumbnails=redact_thumbnails, changes=changes)
+    writers = (html, JsonWriter(), SarifWriter(), JunitWriter(), CsvWriter())
     return {w.format: w for w in writers}
 
 
 def write_reports(
-    result: ScanResult, out_dir: Path, formats: list[str], redact_thumbnails: bool = False
+    result: ScanResult,
+    out_dir: Path,
+    formats: list[str],
+    redact_thumbnails: bool = False,
+    changes: dict | None = None,
 ) -> list[Path]:
     """Write `result` in each of `formats` into `out_dir` (created if needed)."""
-    available = writers(redact_thumbnails)
+    available = writers(redact_thumbnails, changes)
     unknown = [f for f in formats if f not in available]
     if unknown:
         raise ValueError(f"unknown format(s): {', '.join(unknown)} (available: {', '.join(sorted(available))})")
