@@ -37,6 +37,7 @@ from pathlib import Path
 import filetype
 
 from scanner.manifest import is_metadata_file
+from scanner.media import file_type
 from scanner.models import SkippedFile
 
 #: Extensions taken as recordings when walking folders; other files are sniffed by content.
@@ -164,7 +165,7 @@ class _Walker:
                     self._file(fd, child, real, name)
                 else:
                     mode = entry.stat(follow_symlinks=False).st_mode
-                    self._skip(child, f"not a regular file ({_kind(mode)}); not opened")
+                    self._skip(child, f"not a regular file ({file_type(mode)}); not opened")
             except OSError as exc:  # entry vanished or cannot be inspected
                 self._skip(child, f"cannot be inspected: {_reason(exc)}")
         subfolders.reverse()
@@ -219,7 +220,7 @@ class _Walker:
         if stat.S_ISDIR(st.st_mode):
             self._skip(path, f"symlink to a folder (-> {shown}); its files are scanned where they are")
         elif not stat.S_ISREG(st.st_mode):
-            self._skip(path, f"symlink to {_kind(st.st_mode)} (-> {shown}); not opened")
+            self._skip(path, f"symlink to {file_type(st.st_mode)} (-> {shown}); not opened")
         elif resolved in self.exclude:
             self._skip(path, REASON_EXCLUDED)
         elif is_metadata_file(path):
@@ -254,18 +255,6 @@ def _looks_like_media(dir_fd: int | None, name: str) -> bool:
         return False  # an empty file without a media extension is not a recording
     kind = filetype.guess(head)
     return kind is not None and kind.mime.split("/")[0] in ("video", "audio", "image")
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a named pipe"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    return "a special file"
 
 
 def _reason(exc: OSError) -> str:

@@ -231,14 +231,15 @@ def _check_file(path: Path) -> None:
     except OSError as exc:
         raise MediaError(f"cannot read file: {exc.strerror or exc}") from None
     if not stat.S_ISREG(st.st_mode):
-        raise MediaError(f"not a regular file ({_file_type(st.st_mode)})")
+        raise MediaError(f"not a regular file ({file_type(st.st_mode)})")
     if st.st_size == 0:
         raise MediaError("empty file (0 bytes)")
     if not os.access(path, os.R_OK):
         raise MediaError("cannot read file: permission denied")
 
 
-def _file_type(mode: int) -> str:
+def file_type(mode: int) -> str:
+    """What a non-regular file is, in words, from its `st_mode` (for messages)."""
     if stat.S_ISDIR(mode):
         return "a folder"
     if stat.S_ISFIFO(mode):
@@ -744,7 +745,7 @@ def sha256_file(path: Path, chunk_size: int = _HASH_CHUNK) -> str:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise MediaError(f"not a regular file ({_file_type(mode)})")
+            raise MediaError(f"not a regular file ({file_type(mode)})")
         with os.fdopen(fd, "rb", closefd=False) as fh:
             while block := fh.read(chunk_size):
                 digest.update(block)
