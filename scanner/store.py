@@ -407,7 +407,7 @@ class Store:
     def _scan_recording(self, scan_id: str, analysis: RecordingAnalysis, reused: bool) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO scan_recordings VALUES (?, ?, ?, ?, ?)",
-            (scan_id, str(analysis.path), analysis.sha256 or None, analysis.status.value, int(reused)),
+            (scan_id, _storable(analysis.path), analysis.sha256 or None, analysis.status.value, int(reused)),
         )
 
     def analysis_count(self) -> int:
@@ -707,6 +707,11 @@ def _alive(pid: int) -> bool:
             return fh.read().split(b")")[-1].split()[0] != b"Z"
     except OSError:
         return True
+
+
+def _storable(path: Path) -> str:
+    """A path as SQLite text: bytes that are not UTF-8 (kept by Python as surrogates) become escapes."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def settings_hash(settings) -> str:

@@ -113,3 +113,23 @@ def test_a_file_over_the_time_limit_is_unreadable_and_the_scan_goes_on(tmp_path,
     assert status["interview.mp4"]["status"] == "unreadable"
     assert "per-file limit" in status["interview.mp4"]["error"]
     assert status["team_photo.jpg"]["status"] == "ok"
+
+
+def test_a_file_name_that_is_not_utf8_goes_through_every_output(tmp_path, sample_data):
+    import os
+    import shutil
+
+    folder = tmp_path / "media"
+    folder.mkdir()
+    name = os.fsdecode(b"caf\xe9 <b>.jpg")
+    shutil.copy(sample_data / "recordings" / "team_photo.jpg", folder / name)
+    out = tmp_path / "out"
+    proc = run_cli("scan", str(folder), "--out", str(out), "--store", str(tmp_path / "db.sqlite"),
+                   "--format", "html,json,sarif,junit,csv")
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    doc = json.loads((out / "results.json").read_text())
+    assert [r["path"] for r in doc["recordings"]] == [str(folder / name)]  # exact, through JSON escapes
+    assert doc["recordings"][0]["status"] == "ok"
+    for produced in ("report.html", "results.sarif", "junit.xml", "findings.csv"):
+        assert (out / produced).stat().st_size > 0
