@@ -206,7 +206,11 @@ def test_report_rerenders_a_stored_scan_in_any_format(scanned, tmp_path):
     cold, _ = scanned["cold"]
     runner = CliRunner()
     out = tmp_path / "again"
-    res = runner.invoke(app, ["report", cold.scan_id[:20], "--store", str(scanned["path"]), "--out", str(out),
+    others = [row.scan_id for row in scanned["store"].scans() if row.scan_id != cold.scan_id]
+    # Scans of the same inputs in the same second share a long prefix: use the shortest unique one.
+    prefix = next(cold.scan_id[:n] for n in range(8, len(cold.scan_id) + 1)
+                  if not any(other.startswith(cold.scan_id[:n]) for other in others))
+    res = runner.invoke(app, ["report", prefix, "--store", str(scanned["path"]), "--out", str(out),
                               "--format", "html,json,sarif,junit,csv"])
     assert res.exit_code == 0, res.output
     assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(build_document(cold)))
@@ -277,3 +281,13 @@ def test_purge_by_age_and_everything(tmp_path):
         assert store.purge(everything=True).analyses == 1
     assert pieces_in(db_bytes(path), gone) == 0
     assert sqlite3.connect(path).execute("PRAGMA freelist_count").fetchone()[0] == 0  # vacuumed
+
+
+def test_report_refuses_an_ambiguous_scan_id_prefix(scanned, tmp_path):
+    ids = [row.scan_id for row in scanned["store"].scans()]
+    assert len(ids) >= 2
+    shared = os.path.commonprefix(ids)
+    res = CliRunner().invoke(app, ["report", shared, "--store", str(scanned["path"]), "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2
+    assert f"matches {len(ids)} scans" in res.output
+    assert not (tmp_path / "x").exists()
