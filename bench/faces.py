@@ -253,9 +253,10 @@ def _peak_mb() -> float:
 
 
 def _warm(*_args) -> None:
-    from scanner.faces import _face_api
+    """Per-process start-up a scan worker pays once: dlib models, encoder weights, scikit-learn."""
+    from scanner.faces import preload
 
-    _face_api()
+    preload()
 
 
 def _analyze_window(args):
@@ -277,7 +278,7 @@ def _naive(args):
     path, n = args
     import av
 
-    from scanner.faces import _face_api
+    from scanner.faces import _face_api, encode_faces
 
     api = _face_api()
     t0 = time.perf_counter()
@@ -296,7 +297,7 @@ def _naive(args):
     for img in chosen:
         boxes = api.face_locations(img, 1, "hog")
         faces += len(boxes)
-        api.face_encodings(img, boxes, 1, "small")
+        encode_faces([(img, box) for box in boxes])
     per_frame = (time.perf_counter() - t0) / len(chosen)
     return decode + per_frame * DURATION * FPS, per_frame, faces / len(chosen), _peak_mb()
 

@@ -117,6 +117,16 @@ def _face_api():
     return api
 
 
+def preload() -> None:
+    """Load what face analysis needs once per process: dlib's models, the encoder's weights and
+    scikit-learn's clustering (about 2 s together), so that the first file does not pay for it."""
+    _face_api()
+    from scanner.face_encoder import default_encoder
+
+    default_encoder()
+    import sklearn.cluster  # noqa: F401
+
+
 def face_match_confidence(distance: float) -> float:
     """Probability that two faces at this encoding distance are the same person.
 
@@ -163,9 +173,36 @@ def encode_face_image(path: Path, max_width: int = 1600, upsample: int = 1) -> n
         rgb = np.asarray(Image.fromarray(rgb).resize((max_width, new_h), Image.Resampling.BILINEAR))
     boxes = api.face_locations(rgb, upsample, "hog")
     boxes.sort(key=lambda b: -(b[1] - b[3]))
-    if not boxes:
+    return encode_faces([(rgb, box) for box in boxes])
+
+
+def encode_faces(faces: list[tuple[np.ndarray, tuple[int, int, int, int]]]) -> np.ndarray:
+    """128-d encodings (n, 128) of faces given as (RGB image, (top, right, bottom, left) box) pairs.
+
+    The same encodings as face_recognition's `face_encodings(image, [box], 1, "small")`: the
+    5-landmark chip that dlib's ResNet expects, no jitter. The network runs on numpy
+    (`scanner.face_encoder`, ~7x faster than dlib's own, batched over all faces); dlib's
+    `compute_face_descriptor` only if the model file is not the expected one.
+    """
+    if not faces:
         return np.zeros((0, 128), dtype=np.float64)
-    return np.asarray(api.face_encodings(rgb, boxes, 1, "small"), dtype=np.float64).reshape(-1, 128)
+    import dlib
+
+    from scanner.face_encoder import CHIP_PADDING, CHIP_SIZE, default_encoder
+
+    api = _face_api()
+    shapes = [api.pose_predictor_5_point(image, api._css_to_rect(box)) for image, box in faces]
+    encoder = default_encoder()
+    if encoder is None:
+        return np.asarray(
+            [api.face_encoder.compute_face_descriptor(image, shape, 1) for (image, _), shape in zip(faces, shapes)],
+            dtype=np.float64,
+        ).reshape(-1, 128)
+    chips = [
+        dlib.get_face_chip(image, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
+        for (image, _), shape in zip(faces, shapes)
+    ]
+    return encoder.encode_chips(np.stack(chips))
 
 
 # --------------------------------------------------------------------------------------------
@@ -696,8 +733,7 @@ class FaceAnalyzer:
                 tracker.update(sample_index, image, items)
             else:
                 tracker.update(sample_index, image, [])
-        tracks = tracker.close()
-        tracks = [piece for track in tracks for piece in self._encode_track(api, track)]
+        tracks = self._encode_tracks(tracker.close())
         clusters = self._cluster(tracks, interval, info.duration_s if not is_image else None)
         return FaceAnalysis(clusters=clusters, frames_sampled=frames, sample_fps=None if is_image else self.sample_fps)
 
@@ -754,17 +790,24 @@ class FaceAnalyzer:
             chosen.append(rest[worst])
         return sorted(chosen, key=lambda c: c.det_index)
 
-    def _encode_track(self, api, track: _Track) -> list[_Track]:
-        """Encode a track's best detections; split it if they are not all one person.
+    def _encode_tracks(self, tracks: list[_Track]) -> list[_Track]:
+        """Encode the chosen detections of all tracks in one batch, then check each track."""
+        chosen = [self._candidates_to_encode(track) for track in tracks]
+        encodings = encode_faces([(c.crop, c.box_in_crop) for cands in chosen for c in cands])
+        bounds = np.cumsum([0] + [len(cands) for cands in chosen])
+        return [
+            piece
+            for i, (track, cands) in enumerate(zip(tracks, chosen))
+            for piece in self._encode_track(track, cands, encodings[bounds[i] : bounds[i + 1]])
+        ]
+
+    def _encode_track(self, track: _Track, candidates: list[_Candidate], encodings: np.ndarray) -> list[_Track]:
+        """Keep a track's encodings (of `candidates`); split it if they are not all one person.
 
         Shot-change cuts catch most tracks that jump between people, but not all (a cut that
         keeps the overall picture, someone stepping into another's place). If the encodings
         disagree, each detection goes to the identity of the nearest encoded detection in time.
         """
-        candidates = self._candidates_to_encode(track)
-        encodings = np.asarray(
-            [api.face_encodings(c.crop, [c.box_in_crop], 1, "small")[0] for c in candidates], dtype=np.float64
-        ).reshape(-1, 128)
         track.encodings = encodings
         track.encoded_indices = [c.det_index for c in candidates]
         if len(encodings) < 2:
@@ -777,9 +820,7 @@ class FaceAnalyzer:
         rest = [c for c in track.slots.values() if all(c is not o for o in candidates)]
         if rest:
             candidates = sorted(candidates + rest, key=lambda c: c.det_index)
-            encodings = np.asarray(
-                [api.face_encodings(c.crop, [c.box_in_crop], 1, "small")[0] for c in candidates], dtype=np.float64
-            ).reshape(-1, 128)
+            encodings = encode_faces([(c.crop, c.box_in_crop) for c in candidates])
             track.encodings = encodings
             track.encoded_indices = [c.det_index for c in candidates]
             labels = _agglomerate(encodings, self.cluster_tolerance)

@@ -19,6 +19,7 @@ from scanner.faces import (
     MATCH_TOLERANCE,
     FaceAnalyzer,
     encode_face_image,
+    encode_faces,
     estimate_yaw,
     eye_aspect_ratio,
     face_distance,
@@ -309,6 +310,24 @@ def test_encode_face_image_errors_and_no_face(tmp_path):
 
 
 # ------------------------------------------------------------------------------- added checks
+
+
+def test_numpy_encoder_equals_dlibs_own_on_real_faces(devset):
+    """The encoder evaluated on numpy gives dlib's encodings (float rounding apart), batched or not."""
+    from scanner.faces import _face_api
+
+    api = _face_api()
+    faces = []
+    for name in ("two_people.jpg", "obama-240p.jpg", "knn_examples/test/kit_with_rose.jpg"):
+        image = _photo(devset, name)
+        faces += [(image, box) for box in api.face_locations(image, 1)]
+    assert len(faces) >= 5
+    reference = np.array([api.face_encodings(image, [box], 1, "small")[0] for image, box in faces])
+    batched = encode_faces(faces)
+    assert batched.shape == (len(faces), 128)
+    assert np.abs(batched - reference).max() < 1e-4
+    assert np.abs(encode_faces(faces[:1])[0] - reference[0]).max() < 1e-4
+    assert encode_faces([]).shape == (0, 128)
 
 
 def test_pose_bins_split_at_15_and_45_degrees():
