@@ -33,17 +33,25 @@ class LipSyncLinker:
     max_width: frames are downscaled to this width before landmarks (boxes are scaled to match).
     min_overlap_s: least time a speaker must talk while the face is visible to judge a link.
     threshold: least correlation for a link (`LINK_THRESHOLD`).
+    max_watched_s: at most this much video is watched for lips per recording (60 s: watching costs
+        about 0.1 CPU s per second of 720p video, more than the whole face stage, and a minute of
+        speech with faces in view gives correlations as clear as the whole recording). Longer
+        recordings are watched in `window_s` windows spread evenly over the stretches where a face
+        is in view while someone speaks. None watches everything.
+    window_s: length of one watched window.
     """
 
     mouth_fps: float = 10.0
     max_width: int = 1280
     min_overlap_s: float = 1.5
     threshold: float = LINK_THRESHOLD
+    max_watched_s: float | None = 60.0
+    window_s: float = 6.0
 
     def link(self, path, info: MediaInfo, faces: FaceAnalysis, voices: VoiceAnalysis) -> list[FaceVoiceLink]:
         if info.kind is not MediaKind.VIDEO or not faces.clusters or not voices.speakers:
             return []
-        times, openness = self._mouth_tracks(path, info, faces.clusters)
+        times, openness = self._mouth_tracks(path, info, faces.clusters, self._windows(faces, voices))
         if len(times) < 4:
             return []
         step = 1.0 / self.mouth_fps
@@ -76,30 +84,70 @@ class LipSyncLinker:
                 links.append(FaceVoiceLink(cluster_id, speaker_id, round(corr, 3), round(overlap, 2)))
         return sorted(links, key=lambda link: (link.cluster_id, link.speaker_id))
 
-    def _mouth_tracks(self, path, info: MediaInfo, clusters: list[FaceCluster]) -> tuple[np.ndarray, np.ndarray]:
-        """Sample times and, per cluster, the mouth openness there (NaN where the face is not seen)."""
+    def _windows(self, faces: FaceAnalysis, voices: VoiceAnalysis) -> list[tuple[float, float]]:
+        """The stretches of video to watch: where a face is in view while someone speaks, within the budget."""
+        seen = [r for c in faces.clusters for r in c.time_ranges]
+        spoken = [t for s in voices.speakers for t in s.turns]
+        if not seen or not spoken:
+            return []
+        start, end = min(r.start for r in seen), max(r.end for r in seen)
+        if self.max_watched_s is None or end - start <= self.max_watched_s:
+            return [(start, end)]
+        useful = []
+        for t0 in np.arange(start, end, self.window_s):
+            t1 = min(t0 + self.window_s, end)
+            if any(r.start < t1 and r.end > t0 for r in seen) and any(t.start < t1 and t.end > t0 for t in spoken):
+                useful.append((float(t0), float(t1)))
+        keep = max(1, int(self.max_watched_s // self.window_s))
+        if len(useful) <= keep:
+            return useful
+        picks = np.linspace(0, len(useful) - 1, keep).round().astype(int)
+        return [useful[i] for i in sorted(set(picks))]
+
+    def _mouth_tracks(
+        self, path, info: MediaInfo, clusters: list[FaceCluster], windows: list[tuple[float, float]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Sample times and, per cluster, the mouth openness there (NaN where the face is not seen).
+
+        A row of NaN separates windows, so mouth movement is never measured across a gap.
+        """
         from scanner.faces import _face_api
 
         api = _face_api()
-        start = min(r.start for c in clusters for r in c.time_ranges) if any(c.time_ranges for c in clusters) else 0.0
-        end = max(r.end for c in clusters for r in c.time_ranges) if any(c.time_ranges for c in clusters) else 0.0
+        lookups = [_BoxLookup(cluster) for cluster in clusters]
         times: list[float] = []
         values: list[list[float]] = []
-        for frame in iter_frames(path, info, self.mouth_fps, self.max_width, start_s=start, end_s=end + 1e-3,
-                                 skip_nonref=False):
-            row = []
-            for cluster in clusters:
-                box = _box_at(cluster, frame.time_s, max_gap=1.0)
-                if box is None:
-                    row.append(np.nan)
-                    continue
-                scaled = tuple(int(round(v / frame.scale)) for v in box)
-                shapes = api._raw_face_landmarks(frame.image, [scaled], "large")
-                row.append(mouth_openness(np.array([(p.x, p.y) for p in shapes[0].parts()], dtype=float)))
-            times.append(frame.time_s)
-            values.append(row)
+        for start, end in windows:
+            if values:
+                times.append(start)
+                values.append([np.nan] * len(clusters))
+            for frame in iter_frames(path, info, self.mouth_fps, self.max_width, start_s=start, end_s=end + 1e-3):
+                row = []
+                for lookup in lookups:
+                    box = lookup.at(frame.time_s, max_gap=1.0)
+                    if box is None:
+                        row.append(np.nan)
+                        continue
+                    scaled = tuple(int(round(v / frame.scale)) for v in box)
+                    row.append(_mouth_openness_in(api, frame.image, scaled))
+                times.append(frame.time_s)
+                values.append(row)
         openness = np.array(values, dtype=float).T if values else np.zeros((len(clusters), 0))
         return np.array(times), openness
+
+
+def _mouth_openness_in(api, image: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    """Mouth openness of the face at `box` (top, right, bottom, left) in `image`.
+
+    The landmarks run on a crop around the face: dlib's predictor costs about twice as much on a
+    whole 720p frame as on the face's neighbourhood.
+    """
+    top, right, bottom, left = box
+    margin = max(bottom - top, right - left) // 2
+    y0, x0 = max(0, top - margin), max(0, left - margin)
+    crop = np.ascontiguousarray(image[y0:bottom + margin, x0:right + margin])
+    shapes = api._raw_face_landmarks(crop, [(top - y0, right - x0, bottom - y0, left - x0)], "large")
+    return mouth_openness(np.array([(p.x, p.y) for p in shapes[0].parts()], dtype=float))
 
 
 def mouth_openness(landmarks: np.ndarray) -> float:
@@ -109,12 +157,22 @@ def mouth_openness(landmarks: np.ndarray) -> float:
     return float(gap / width) if width > 0 else 0.0
 
 
-def _box_at(cluster: FaceCluster, t: float, max_gap: float) -> tuple[int, int, int, int] | None:
-    """The cluster's face box (original pixels) nearest in time to `t`, if one is close enough."""
-    if not cluster.detections:
-        return None
-    nearest = min(cluster.detections, key=lambda d: abs(d.time_s - t))
-    return nearest.box if abs(nearest.time_s - t) <= max_gap else None
+class _BoxLookup:
+    """A cluster's face boxes (original pixels) by time, for nearest-in-time lookups."""
+
+    def __init__(self, cluster: FaceCluster):
+        ordered = sorted(cluster.detections, key=lambda d: d.time_s)
+        self.times = np.array([d.time_s for d in ordered])
+        self.boxes = [d.box for d in ordered]
+
+    def at(self, t: float, max_gap: float) -> tuple[int, int, int, int] | None:
+        """The box nearest in time to `t`, if one is within `max_gap` seconds."""
+        if not len(self.times):
+            return None
+        i = int(np.searchsorted(self.times, t))
+        candidates = [j for j in (i - 1, i) if 0 <= j < len(self.times)]
+        nearest = min(candidates, key=lambda j: abs(self.times[j] - t))
+        return self.boxes[nearest] if abs(self.times[nearest] - t) <= max_gap else None
 
 
 def _motion(openness: np.ndarray) -> np.ndarray:

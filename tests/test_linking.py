@@ -10,6 +10,7 @@ import pytest
 
 from scanner.analyze import analyze_recording
 from scanner.consent import load_consent
+from scanner.linking import LipSyncLinker
 from scanner.models import Level
 from scanner.scan import ScanOptions, run_scan
 from tests.talking_video import make_talking_video
@@ -70,3 +71,23 @@ def test_an_unenrolled_voice_inherits_the_identity_of_its_face(talking, sample_d
     assert len(obama.faces) == 1 and len(obama.voices) == 1
     (other,) = [p for p in result.people if p is not obama]
     assert other.subject_id is None and other.faces == []
+
+
+def test_a_watch_budget_shorter_than_the_video_still_links_the_speaking_face(analysis, talking):
+    video = talking[0]
+    linker = LipSyncLinker(max_watched_s=6.0, window_s=2.0)
+    windows = linker._windows(analysis.faces, analysis.voices)
+    assert sum(b - a for a, b in windows) <= 6.0 + 1e-6
+    assert len(windows) == 3 and windows == sorted(windows)
+    seen = analysis.faces.clusters[0].time_ranges
+    assert all(any(r.start < b and r.end > a for r in seen) for a, b in windows)
+    links = linker.link(video, analysis.media, analysis.faces, analysis.voices)
+    assert [(link.cluster_id, link.speaker_id) for link in links] == [
+        (link.cluster_id, link.speaker_id) for link in analysis.links]
+    assert links[0].overlap_s < analysis.links[0].overlap_s  # it watched less
+
+
+def test_no_watch_budget_watches_every_face_in_view(analysis):
+    linker = LipSyncLinker(max_watched_s=None)
+    seen = analysis.faces.clusters[0].time_ranges
+    assert linker._windows(analysis.faces, analysis.voices) == [(seen[0].start, max(r.end for r in seen))]
