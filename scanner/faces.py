@@ -605,6 +605,9 @@ class FaceAnalyzer:
         pair of detections within one person's track 0.26-1.0 (median 0.59, bench and sample
         videos; zooms and head turns lowest), obama vs biden 0.12. A false alarm costs one
         encoding; a miss would keep two people in one track, so the threshold leans high.
+    prefetch_frames : int, default=2
+        Sampled frames decoded ahead in a background thread (`iter_frames(prefetch=...)`):
+        decoding overlaps detection on a second core. 0 decodes in the analysing thread.
     """
 
     def __init__(
@@ -621,6 +624,7 @@ class FaceAnalyzer:
         shot_change: float = 20.0,
         region_change: float = 10.0,
         appearance_change: float = 0.4,
+        prefetch_frames: int = 2,
     ):
         if detector not in ("hog", "cnn"):
             raise ValueError(f"detector must be 'hog' or 'cnn', not {detector!r}")
@@ -636,6 +640,7 @@ class FaceAnalyzer:
         self.shot_change = shot_change
         self.region_change = region_change
         self.appearance_change = appearance_change
+        self.prefetch_frames = prefetch_frames
 
     # ---------------------------------------------------------------- detection
     def _upsample_needed(self, face_px: float) -> int:
@@ -700,7 +705,9 @@ class FaceAnalyzer:
         reference = None  # block signature as of each block's last search
         last_full: float | None = None
         frames = 0
-        frame_iter = iter_frames(path, info, self.sample_fps, self.max_width, start_s=start_s, end_s=end_s)
+        frame_iter = iter_frames(
+            path, info, self.sample_fps, self.max_width, start_s=start_s, end_s=end_s, prefetch=self.prefetch_frames
+        )
         for sample_index, frame in enumerate(frame_iter):
             frames += 1
             image = frame.image

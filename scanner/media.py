@@ -43,8 +43,10 @@ import hashlib
 import logging
 import math
 import os
+import queue
 import re
 import stat
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -476,6 +478,7 @@ def iter_frames(
     end_s: float | None = None,
     skip_nonref: bool = True,
     deadline: Deadline | None = None,
+    prefetch: int = 0,
 ) -> Iterator[Frame]:
     """Yield RGB frames sampled about `sample_fps` times per second, one at a time.
 
@@ -509,6 +512,11 @@ def iter_frames(
     deadline : Deadline or None
         Stop with MediaError once it expires, checked before each decoded frame (default: the
         `time_limit` in force when iteration starts).
+    prefetch : int, default=0
+        When > 0, a background thread decodes ahead, holding at most this many sampled frames
+        (FFmpeg releases the GIL while decoding, so decoding runs on a second core while the
+        caller analyses the previous frame), and FFmpeg's own threads are left off. 0 decodes
+        in the caller's thread, with FFmpeg's frame threads.
 
     Yields
     ------
@@ -531,7 +539,63 @@ def iter_frames(
         return
     if info.kind != MediaKind.VIDEO:
         return
-    yield from _video_frames(path, sample_fps, max_width, start_s, end_s, skip_nonref, deadline)
+    # With a prefetch thread that thread is the second core's work: FFmpeg's own frame threads
+    # would only add CPU (measured: 1.2 instead of 1.0 CPU s for 60 s of 720p30).
+    frames = _video_frames(path, sample_fps, max_width, start_s, end_s, skip_nonref, deadline, prefetch <= 0)
+    yield from (_prefetched(frames, prefetch) if prefetch > 0 else frames)
+
+
+_END = object()
+
+
+class _Failed:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+def _prefetched(source: Iterator[Frame], depth: int) -> Iterator[Frame]:
+    """Run `source` in a background thread, at most `depth` items ahead of the consumer.
+
+    Errors are re-raised in the consumer's thread. When the consumer stops early (an
+    exception, a closed generator), the thread stops after the frame it is decoding and
+    closes `source` (which closes the container).
+    """
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for frame in source:
+                if not put(frame):
+                    return
+            put(_END)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            put(_Failed(exc))
+        finally:
+            source.close()
+
+    worker = threading.Thread(target=run, name="likeness-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -569,6 +633,7 @@ def _video_frames(
     end_s: float | None = None,
     skip_nonref: bool = True,
     deadline: Deadline | None = None,
+    decoder_threads: bool = True,
 ) -> Iterator[Frame]:
     container = _open_container(path)
     yielded = 0
@@ -576,8 +641,9 @@ def _video_frames(
         if not container.streams.video:
             return
         stream = container.streams.video[0]
-        # Frame-level threads let FFmpeg decode several frames at once; we only touch the kept ones.
-        stream.thread_type = "AUTO"
+        if decoder_threads:
+            # Frame-level threads let FFmpeg decode several frames at once; we only touch the kept ones.
+            stream.thread_type = "AUTO"
         time_base = stream.time_base or Fraction(1, 1)
         start = stream.start_time if stream.start_time is not None else None
         rate = float(stream.average_rate or stream.guessed_rate or 25)

@@ -218,6 +218,27 @@ def test_time_windows_tile_the_video(media_dir):
     assert [round(f.time_s, 2) for f in late] == [2.5]
 
 
+def test_prefetched_frames_equal_direct_ones_and_stop_cleanly(video, media_dir):
+    """Decoding ahead in a thread yields the same frames; stopping early ends the thread; a
+    decoding error after the first frame still ends the iteration quietly, one before it raises."""
+    import threading
+
+    info = probe(video)
+    direct = list(iter_frames(video, info, sample_fps=4.0))
+    ahead = list(iter_frames(video, info, sample_fps=4.0, prefetch=2))
+    assert [f.index for f in ahead] == [f.index for f in direct] and len(direct) == 12
+    assert all(np.array_equal(a.image, d.image) for a, d in zip(ahead, direct))
+    frames = iter_frames(video, info, sample_fps=4.0, prefetch=1)
+    next(frames)
+    frames.close()
+    assert not [t for t in threading.enumerate() if t.name == "likeness-decode"]
+    full = make_video(media_dir / "fast2.mp4", frames=90, fps=30, size=(320, 240), faststart=True)
+    cut = truncate_copy(full, media_dir / "fast2_cut.mp4", 0.6)
+    assert 1 <= len(list(iter_frames(cut, probe(cut), sample_fps=2.0, prefetch=2))) < 6
+    with pytest.raises(MediaError):
+        list(iter_frames(video, info, sample_fps=2.0, prefetch=2, start_s=99.0))
+
+
 def test_image_yields_one_downscaled_frame(png):
     frames = list(iter_frames(png, probe(png), max_width=100))
     assert len(frames) == 1
