@@ -479,6 +479,7 @@ def iter_frames(
     skip_nonref: bool = True,
     deadline: Deadline | None = None,
     prefetch: int = 0,
+    skip_bframes: bool = False,
 ) -> Iterator[Frame]:
     """Yield RGB frames sampled about `sample_fps` times per second, one at a time.
 
@@ -506,12 +507,18 @@ def iter_frames(
         When sampling at most half the source frame rate, the decoder skips frames that no
         other frame references (FFmpeg ``skip_frame=NONREF``: the non-reference B-frames, about
         half of a typical H.264 stream), which roughly halves decoding time (60 s of 720p30
-        from x264 defaults: 1.4 instead of 2.5 CPU s). Samples then land on the nearest
+        from x264 defaults: 1.0 instead of 1.8 CPU s). Samples then land on the nearest
         decoded frame at or after each grid point (within a frame or two). Streams without
         B-frames decode every frame either way.
     deadline : Deadline or None
         Stop with MediaError once it expires, checked before each decoded frame (default: the
         `time_limit` in force when iteration starts).
+    skip_bframes : bool, default=False
+        With `skip_nonref`, when sampling at most an eighth of the frame rate and the stream's
+        P-frames are shown not to depend on B-frames (`_bframes_unreferenced_by_p`, true of
+        x264 output), skip every B-frame: 0.55 instead of 1.0 CPU s for the minute of 720p30
+        above, the decoded pictures bit-identical. Samples then land within a few frames of
+        the grid (the B-frames between two P-frames, 3 with x264 defaults).
     prefetch : int, default=0
         When > 0, a background thread decodes ahead, holding at most this many sampled frames
         (FFmpeg releases the GIL while decoding, so decoding runs on a second core while the
@@ -541,7 +548,9 @@ def iter_frames(
         return
     # With a prefetch thread that thread is the second core's work: FFmpeg's own frame threads
     # would only add CPU (measured: 1.2 instead of 1.0 CPU s for 60 s of 720p30).
-    frames = _video_frames(path, sample_fps, max_width, start_s, end_s, skip_nonref, deadline, prefetch <= 0)
+    frames = _video_frames(
+        path, sample_fps, max_width, start_s, end_s, skip_nonref, deadline, prefetch <= 0, skip_bframes
+    )
     yield from (_prefetched(frames, prefetch) if prefetch > 0 else frames)
 
 
@@ -625,6 +634,59 @@ def _image_frame(path: Path, max_width: int, max_pixels: int) -> Frame:
     return Frame(index=0, time_s=0.0, image=rgb, scale=scale)
 
 
+#: Start of a video (seconds) decoded twice by `_bframes_unreferenced_by_p`.
+_BFRAME_CHECK_S = 1.0
+_PICT_B = 3  # AVPictureType AV_PICTURE_TYPE_B
+
+
+def _bframes_unreferenced_by_p(path: Path, stream_index: int, check_s: float = _BFRAME_CHECK_S) -> bool:
+    """Whether skipping every B-frame leaves the I- and P-frames bit-identical.
+
+    x264 (and most encoders with B-frames) never predicts a P-frame from a B-frame, even where
+    B-frames serve as references for other B-frames ("B-pyramid"). Then decoding only I- and
+    P-frames is exact and, on 720p30 from x264 defaults, takes half the time of skipping only
+    the non-reference frames (0.55 instead of 1.0 CPU s per minute). Encoders that do predict
+    P-frames from B-frames would give corrupted pictures, so this decodes the first `check_s`
+    seconds both ways and compares the luma planes of the common frames. False when the start
+    holds no reference B-frame (nothing to gain, and nothing shown about the rest) or on any
+    decoding error.
+    """
+
+    def decode(skip: str) -> dict:
+        planes: dict = {}
+        container = _open_container(path)
+        try:
+            stream = container.streams.video[0]
+            for s in container.streams.video:
+                if s.index == stream_index:
+                    stream = s
+            stream.codec_context.skip_frame = skip
+            time_base = stream.time_base or Fraction(1, 1)
+            first = None
+            for frame in container.decode(stream):
+                if frame.pts is None:
+                    return {}
+                first = frame.pts if first is None else first
+                if float((frame.pts - first) * time_base) > check_s:
+                    break
+                plane = frame.planes[0]
+                rows = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+                planes[frame.pts] = (int(frame.pict_type), rows[:, : plane.width].copy())
+        finally:
+            container.close()
+        return planes
+
+    try:
+        reference = decode("NONREF")
+        if not any(kind == _PICT_B for kind, _ in reference.values()):
+            return False
+        reduced = decode("BIDIR")
+    except (av.FFmpegError, ValueError, OSError, MediaError):
+        return False
+    common = [pts for pts in reduced if pts in reference]
+    return bool(common) and all(np.array_equal(reduced[pts][1], reference[pts][1]) for pts in common)
+
+
 def _video_frames(
     path: Path,
     sample_fps: float,
@@ -634,6 +696,7 @@ def _video_frames(
     skip_nonref: bool = True,
     deadline: Deadline | None = None,
     decoder_threads: bool = True,
+    skip_bframes: bool = False,
 ) -> Iterator[Frame]:
     container = _open_container(path)
     yielded = 0
@@ -651,6 +714,8 @@ def _video_frames(
         interval = 1.0 / sample_fps if sample_fps > 0 else 0.0
         if skip_nonref and interval and sample_fps <= rate / 2:
             stream.codec_context.skip_frame = "NONREF"
+            if skip_bframes and sample_fps <= rate / 8 and _bframes_unreferenced_by_p(path, stream.index):
+                stream.codec_context.skip_frame = "BIDIR"
         # Half a source frame of slack, so a 2 fps grid on 29.97 fps video lands on the nearest
         # frame rather than skipping to the next one.
         slack = 0.5 / rate

@@ -239,6 +239,46 @@ def test_prefetched_frames_equal_direct_ones_and_stop_cleanly(video, media_dir):
         list(iter_frames(video, info, sample_fps=2.0, prefetch=2, start_s=99.0))
 
 
+def _bframe_video(path: Path, seconds: float = 4.0, fps: int = 30) -> Path:
+    """x264 defaults (B-frames, B-pyramid): moving shapes so that B-frames are real predictions."""
+    import av
+
+    with av.open(str(path), "w", format="mp4") as out:
+        vs = out.add_stream("libx264", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = 320, 240, "yuv420p"
+        vs.options = {"preset": "veryfast", "crf": "23"}
+        yy, xx = np.mgrid[0:240, 0:320]
+        for i in range(int(seconds * fps)):
+            img = np.zeros((240, 320, 3), dtype=np.uint8)
+            img[..., 0] = (xx + 3 * i) % 256
+            img[..., 1] = (yy * 2 + i) % 256
+            img[((xx - 40 - 4 * i) ** 2 + (yy - 120) ** 2) < 900] = 255
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            for pkt in vs.encode(frame):
+                out.mux(pkt)
+        for pkt in vs.encode(None):
+            out.mux(pkt)
+    return path
+
+
+def test_b_frames_skipped_only_where_exact(media_dir, video):
+    """On x264 output with B-frames, sparse sampling skips every B-frame: the frames it yields
+    are bit-identical to the same frames decoded from the full stream, one per grid second."""
+    from scanner.media import _bframes_unreferenced_by_p
+
+    path = _bframe_video(media_dir / "bframes.mp4")
+    info = probe(path)
+    assert _bframes_unreferenced_by_p(path, 0)
+    assert not _bframes_unreferenced_by_p(video, 0)  # no B-frames at all: nothing to gain
+    sampled = list(iter_frames(path, info, sample_fps=1.0, skip_bframes=True))
+    full = {f.index: f.image for f in iter_frames(path, info, sample_fps=0, skip_nonref=False)}
+    assert len(full) == 120 and len(sampled) == 4
+    for i, frame in enumerate(sampled):
+        assert i <= frame.time_s < i + 0.2
+        assert np.array_equal(frame.image, full[frame.index])
+
+
 def test_image_yields_one_downscaled_frame(png):
     frames = list(iter_frames(png, probe(png), max_width=100))
     assert len(frames) == 1
