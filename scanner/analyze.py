@@ -12,7 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scanner import media
-from scanner.models import MediaError, MediaKind, RecordingAnalysis, RecordingStatus
+from scanner.models import (
+    FaceAnalysis,
+    FaceVoiceLink,
+    MediaError,
+    MediaInfo,
+    MediaKind,
+    RecordingAnalysis,
+    RecordingStatus,
+    VoiceAnalysis,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +60,6 @@ def analyze_recording(
     `sha256` is the content hash when the caller already computed it (to look up the scan
     database); otherwise the file is hashed here.
     """
-    from scanner.faces import FaceAnalyzer
-    from scanner.linking import LipSyncLinker
-    from scanner.voices import VoiceAnalyzer
-
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -66,37 +71,71 @@ def analyze_recording(
 
     try:
         with media.time_limit(settings.time_limit_s):
-            info = media.probe(path, max_pixels=settings.max_pixels, max_duration_s=settings.max_duration_s)
-            faces = None
-            voices = None
-            if info.kind in (MediaKind.VIDEO, MediaKind.IMAGE) and info.width:
-                analyzer = FaceAnalyzer(
-                    sample_fps=settings.sample_fps, max_width=settings.max_width, detector=settings.face_detector
-                )
-                faces = analyzer.analyze(path, info)
-            if info.audio_sample_rate:
-                audio = media.load_audio(
-                    path, sample_rate=settings.audio_sample_rate, max_duration_s=settings.max_duration_s
-                )
-                if audio is not None and len(audio.samples):
-                    voices = VoiceAnalyzer().analyze(audio)
-            links = []
-            if faces is not None and voices is not None and settings.link_voices:
-                try:
-                    links = LipSyncLinker(max_width=settings.max_width).link(path, info, faces, voices)
-                except MediaError as exc:
-                    if "per-file limit" in str(exc):
-                        raise
-                    # the faces and voices stand; only the linking is lost
-                    log.warning("%s: voices not linked to faces: %s", path, exc)
-    except MediaError as exc:
-        return RecordingAnalysis(path, digest, RecordingStatus.UNREADABLE, error=str(exc), size_bytes=size)
+            info = probe_recording(path, settings)
+            faces = analyze_faces(path, info, settings)
+            voices = analyze_voices(path, info, settings)
+            links = link_faces_to_voices(path, info, settings, faces, voices)
     except Exception as exc:  # noqa: BLE001 - one hostile file must not end the scan
-        log.debug("analysis of %s failed", path, exc_info=True)
-        return RecordingAnalysis(
-            path, digest, RecordingStatus.UNREADABLE,
-            error=f"analysis failed: {type(exc).__name__}: {exc}", size_bytes=size,
-        )
+        return unreadable(path, digest, size, exc)
     return RecordingAnalysis(
         path, digest, RecordingStatus.OK, media=info, faces=faces, voices=voices, size_bytes=size, links=links
     )
+
+
+def probe_recording(path: Path, settings: AnalysisSettings) -> MediaInfo:
+    """What the file holds (streams, duration, size), within the settings' limits; MediaError if refused."""
+    return media.probe(path, max_pixels=settings.max_pixels, max_duration_s=settings.max_duration_s)
+
+
+def analyze_faces(
+    path: Path, info: MediaInfo, settings: AnalysisSettings, start_s: float | None = None, end_s: float | None = None
+) -> FaceAnalysis | None:
+    """Faces of a video or image (None for audio), optionally of the window [start_s, end_s) only."""
+    from scanner.faces import FaceAnalyzer
+
+    if info.kind not in (MediaKind.VIDEO, MediaKind.IMAGE) or not info.width:
+        return None
+    analyzer = FaceAnalyzer(
+        sample_fps=settings.sample_fps, max_width=settings.max_width, detector=settings.face_detector
+    )
+    return analyzer.analyze(path, info, start_s=start_s, end_s=end_s)
+
+
+def analyze_voices(path: Path, info: MediaInfo, settings: AnalysisSettings) -> VoiceAnalysis | None:
+    """Speakers of the file's audio track (None without audio or with an empty track)."""
+    from scanner.voices import VoiceAnalyzer
+
+    if not info.audio_sample_rate:
+        return None
+    audio = media.load_audio(path, sample_rate=settings.audio_sample_rate, max_duration_s=settings.max_duration_s)
+    if audio is None or not len(audio.samples):
+        return None
+    return VoiceAnalyzer().analyze(audio)
+
+
+def link_faces_to_voices(
+    path: Path, info: MediaInfo, settings: AnalysisSettings, faces: FaceAnalysis | None, voices: VoiceAnalysis | None
+) -> list[FaceVoiceLink]:
+    """Which face speaks with which voice (lip sync); empty when linking is off or impossible."""
+    from scanner.linking import LipSyncLinker
+
+    if faces is None or voices is None or not settings.link_voices:
+        return []
+    try:
+        return LipSyncLinker(max_width=settings.max_width).link(path, info, faces, voices)
+    except MediaError as exc:
+        if "per-file limit" in str(exc):
+            raise
+        # the faces and voices stand; only the linking is lost
+        log.warning("%s: voices not linked to faces: %s", path, exc)
+        return []
+
+
+def unreadable(path: Path, digest: str, size: int | None, exc: BaseException) -> RecordingAnalysis:
+    """The analysis of a file that could not be analysed, naming the reason."""
+    if isinstance(exc, MediaError):
+        error = str(exc)
+    else:
+        log.debug("analysis of %s failed", path, exc_info=exc)
+        error = f"analysis failed: {type(exc).__name__}: {exc}"
+    return RecordingAnalysis(Path(path), digest, RecordingStatus.UNREADABLE, error=error, size_bytes=size)

@@ -4,13 +4,16 @@ Local workers use the `spawn` start method: dlib deadlocks in processes forked a
 it. Dask workers started by `dask worker` or `LocalCluster` are spawned as well (distributed's
 default `multiprocessing-method`).
 
-With `--scheduler tcp://host:8786` the same `analyze_recording` runs on the cluster's workers, so the
+With `--scheduler tcp://host:8786` the same analysis functions run on the cluster's workers, so the
 results are identical to a local run. The workers need this package installed (same version) and
 must see the recordings at the same absolute paths (a shared file system); the results come back to
 this process, which alone writes the scan database.
 
-The unit of work is one recording. A long video is not split over several workers yet: one long
-recording keeps one worker busy while the others take the remaining files (see bench/scale.md).
+The unit of work is one recording, largest files first (so that the last file to finish is a short
+one). With several workers, a video longer than two windows (`Splitting`, 10 min by default) is split:
+its faces are analysed in windows on any free worker, its voices as one more task, and a
+last task joins the windows (`faces.merge_analyses`) and links voices to faces. One long recording
+then keeps every worker busy instead of one.
 """
 
 from __future__ import annotations
@@ -19,12 +22,45 @@ import multiprocessing
 import signal
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from scanner.analyze import AnalysisSettings, analyze_recording
-from scanner.models import RecordingAnalysis, RecordingStatus
+from scanner import media
+from scanner.analyze import (
+    AnalysisSettings,
+    analyze_faces,
+    analyze_recording,
+    analyze_voices,
+    link_faces_to_voices,
+    probe_recording,
+    unreadable,
+)
+from scanner.models import (
+    FaceAnalysis,
+    MediaInfo,
+    MediaKind,
+    RecordingAnalysis,
+    RecordingStatus,
+    VoiceAnalysis,
+)
+
+
+@dataclass(frozen=True)
+class Splitting:
+    """When one long video is split over several workers.
+
+    window_s: length of the face windows, 300 s. Each window finds and encodes its people again
+        (about a second of work), negligible against the minute or so a 5-minute window takes,
+        but not against a 30 s one. Videos shorter than two windows stay whole; 0 never splits.
+    min_bytes: files smaller than this (5 MB) are never probed for splitting: no video this small
+        lasts 10 minutes at a bitrate worth scanning, and probing thousands of small files one by
+        one in the parent process costs more than it could win.
+    """
+
+    window_s: float = 300.0
+    min_bytes: int = 5_000_000
 
 
 @dataclass(frozen=True)
@@ -40,12 +76,13 @@ def run_jobs(
     settings: AnalysisSettings,
     workers: int = 1,
     scheduler: str | None = None,
+    splitting: Splitting = Splitting(),
 ) -> Iterator[RecordingAnalysis]:
     """Analyse `jobs`, yielding each result as it finishes (in completion order)."""
     if scheduler:
-        yield from run_dask(jobs, settings, scheduler)
+        yield from run_dask(jobs, settings, scheduler, splitting)
     else:
-        yield from run_local_jobs(jobs, settings, workers)
+        yield from run_local_jobs(jobs, settings, workers, splitting)
 
 
 def run_local(paths: list[Path], settings: AnalysisSettings, workers: int = 1) -> Iterator[RecordingAnalysis]:
@@ -59,21 +96,139 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def run_local_jobs(jobs: list[Job], settings: AnalysisSettings, workers: int = 1) -> Iterator[RecordingAnalysis]:
-    if workers <= 1 or len(jobs) <= 1:
+@dataclass
+class _Split:
+    """A long video analysed in parts: face windows and the voice track, then joined."""
+
+    job: Job
+    digest: str
+    size: int
+    info: MediaInfo
+    windows: list[tuple[float, float]]
+    faces: dict[int, FaceAnalysis | None] = field(default_factory=dict)
+    voices: VoiceAnalysis | None = None
+    voices_done: bool = False
+    error: BaseException | None = None
+
+    def complete(self) -> bool:
+        return self.error is not None or (self.voices_done and len(self.faces) == len(self.windows))
+
+    def face_parts(self) -> list[FaceAnalysis]:
+        return [self.faces[i] for i in range(len(self.windows)) if self.faces[i] is not None]
+
+
+def plan_jobs(
+    jobs: list[Job], settings: AnalysisSettings, splitting: Splitting = Splitting()
+) -> tuple[list[Job], list[_Split]]:
+    """Largest files first; videos longer than two windows become a `_Split` (the rest stay whole)."""
+    sizes = {job.path: _size(job.path) for job in jobs}
+    ordered = sorted(jobs, key=lambda job: sizes[job.path], reverse=True)
+    whole, splits = [], []
+    for job in ordered:
+        split = _split_of(job, sizes[job.path], settings, splitting)
+        if split is None:
+            whole.append(job)
+        else:
+            splits.append(split)
+    return whole, splits
+
+
+def _size(path: Path) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0
+
+
+def _split_of(job: Job, size: int, settings: AnalysisSettings, splitting: Splitting) -> _Split | None:
+    window_s = splitting.window_s
+    if window_s <= 0 or size < splitting.min_bytes or job.sha256 is None:
+        return None
+    try:
+        info = probe_recording(job.path, settings)
+    except Exception:  # noqa: BLE001 - the whole-file analysis reports what is wrong with it
+        return None
+    if info.kind is not MediaKind.VIDEO or not info.duration_s or info.duration_s < 2 * window_s:
+        return None
+    count = int(info.duration_s // window_s)
+    edges = [i * info.duration_s / count for i in range(count + 1)]
+    # The last window is open-ended: a declared duration can be shorter than the last frame's time.
+    windows = [(edges[i], edges[i + 1] if i < count - 1 else float("inf")) for i in range(count)]
+    return _Split(job, job.sha256, size, info, windows)
+
+
+def _window_faces(path: Path, info: MediaInfo, settings: AnalysisSettings, start: float, end: float):
+    with media.time_limit(settings.time_limit_s):
+        return analyze_faces(path, info, settings, start_s=start, end_s=None if end == float("inf") else end)
+
+
+def _split_voices(path: Path, info: MediaInfo, settings: AnalysisSettings):
+    with media.time_limit(settings.time_limit_s):
+        return analyze_voices(path, info, settings)
+
+
+def join_split(
+    path: Path, digest: str, size: int, info: MediaInfo, settings: AnalysisSettings,
+    face_parts: list[FaceAnalysis], voices: VoiceAnalysis | None,
+) -> RecordingAnalysis:
+    """One recording's analysis from its parts: face windows joined, voices linked to faces."""
+    from scanner.faces import merge_analyses
+
+    try:
+        with media.time_limit(settings.time_limit_s):
+            faces = merge_analyses(face_parts)
+            links = link_faces_to_voices(path, info, settings, faces, voices)
+    except Exception as exc:  # noqa: BLE001 - one hostile file must not end the scan
+        return unreadable(path, digest, size, exc)
+    return RecordingAnalysis(
+        Path(path), digest, RecordingStatus.OK, media=info, faces=faces, voices=voices, size_bytes=size, links=links
+    )
+
+
+def run_local_jobs(
+    jobs: list[Job], settings: AnalysisSettings, workers: int = 1, splitting: Splitting = Splitting()
+) -> Iterator[RecordingAnalysis]:
+    """Analyse `jobs` here (1 worker) or on a pool of `workers` spawned processes, yielding as they finish."""
+    if workers <= 1:
         for job in jobs:
             yield _restore_path(analyze_recording(job.path, settings, job.sha256), job)
         return
+    whole, splits = plan_jobs(jobs, settings, splitting)
+    if not splits and len(whole) <= 1:  # one short file: a pool would only add its start-up
+        for job in whole:
+            yield _restore_path(analyze_recording(job.path, settings, job.sha256), job)
+        return
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context, initializer=_ignore_sigint)
+    tasks = len(whole) + sum(len(s.windows) + 1 for s in splits)
+    pool = ProcessPoolExecutor(max_workers=min(workers, tasks), mp_context=context, initializer=_ignore_sigint)
     finished = False
     try:
-        pending = {pool.submit(analyze_recording, job.path, settings, job.sha256): job for job in jobs}
+        pending: dict[Future, tuple] = {}
+        for split in splits:  # the longest work first
+            path = split.job.path
+            for i, (start, end) in enumerate(split.windows):
+                pending[pool.submit(_window_faces, path, split.info, settings, start, end)] = ("faces", split, i)
+            pending[pool.submit(_split_voices, path, split.info, settings)] = ("voices", split, None)
+        for job in whole:
+            pending[pool.submit(analyze_recording, job.path, settings, job.sha256)] = ("whole", job, None)
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                job = pending.pop(future)
-                yield _restore_path(future.result(), job)
+                kind, owner, index = pending.pop(future)
+                if kind == "whole":
+                    yield _restore_path(_result_or_unreadable(future, owner), owner)
+                elif kind == "join":
+                    yield _restore_path(_result_or_unreadable(future, owner.job), owner.job)
+                else:
+                    _collect_part(owner, kind, index, future)
+                    if owner.complete() and not any(o is owner for _, o, _ in pending.values()):
+                        if owner.error is not None:
+                            yield _restore_path(unreadable(owner.job.path, owner.digest, owner.size, owner.error),
+                                                owner.job)
+                        else:
+                            joined = pool.submit(join_split, owner.job.path, owner.digest, owner.size, owner.info,
+                                                 settings, owner.face_parts(), owner.voices)
+                            pending[joined] = ("join", owner, None)
         finished = True
     finally:
         if finished:
@@ -89,7 +244,32 @@ def run_local_jobs(jobs: list[Job], settings: AnalysisSettings, workers: int = 1
                 process.join(timeout=5)
 
 
-def run_dask(jobs: list[Job], settings: AnalysisSettings, address: str) -> Iterator[RecordingAnalysis]:
+def _result_or_unreadable(future: Future, job: Job) -> RecordingAnalysis:
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise  # the pool is gone: nothing else can finish either
+    except Exception as exc:  # noqa: BLE001 - a part that failed makes the recording unreadable, not the scan
+        return unreadable(job.path, job.sha256 or "", _size(job.path), exc)
+
+
+def _collect_part(split: _Split, kind: str, index: int | None, future: Future) -> None:
+    try:
+        value = future.result()
+    except BrokenProcessPool:
+        raise
+    except Exception as exc:  # noqa: BLE001 - recorded on the recording, reported when its parts are in
+        split.error = split.error or exc
+        return
+    if kind == "faces":
+        split.faces[index] = value
+    else:
+        split.voices, split.voices_done = value, True
+
+
+def run_dask(
+    jobs: list[Job], settings: AnalysisSettings, address: str, splitting: Splitting = Splitting()
+) -> Iterator[RecordingAnalysis]:
     """Analyse `jobs` on the Dask distributed cluster whose scheduler listens at `address`."""
     try:
         from distributed import Client, as_completed
@@ -98,10 +278,25 @@ def run_dask(jobs: list[Job], settings: AnalysisSettings, address: str) -> Itera
 
     client = Client(address, timeout="30s", set_as_default=False)
     futures = {}
+    parts = []
     try:
         tag = uuid.uuid4().hex[:8]
-        for i, job in enumerate(jobs):
+        whole, splits = plan_jobs(jobs, settings, splitting)
+        for i, split in enumerate(splits):
             # Absolute paths: the workers' current folder is not ours. The result carries the path back as given.
+            path = str(split.job.path.resolve())
+            windows = [
+                client.submit(_window_faces, path, split.info, settings, start, end,
+                              key=f"likeness-faces-{tag}-{i}-{w}", pure=False, retries=1)
+                for w, (start, end) in enumerate(split.windows)
+            ]
+            voices = client.submit(_split_voices, path, split.info, settings, key=f"likeness-voices-{tag}-{i}",
+                                   pure=False, retries=1)
+            parts += [*windows, voices]
+            joined = client.submit(join_split, path, split.digest, split.size, split.info, settings, windows, voices,
+                                   key=f"likeness-join-{tag}-{i}", pure=False)
+            futures[joined] = split.job
+        for i, job in enumerate(whole):
             future = client.submit(
                 analyze_recording, str(job.path.resolve()), settings, job.sha256,
                 key=f"likeness-analyze-{tag}-{i}", pure=False, retries=1,
@@ -120,7 +315,7 @@ def run_dask(jobs: list[Job], settings: AnalysisSettings, address: str) -> Itera
     finally:
         if futures:
             try:
-                client.cancel(list(futures))
+                client.cancel(list(futures) + parts)
             except Exception:  # noqa: BLE001 - closing anyway
                 pass
         client.close()

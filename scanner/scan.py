@@ -20,7 +20,7 @@ from scanner.analyze import AnalysisSettings
 from scanner.consent import ConsentDocument, ConsentRecords
 from scanner.discover import discover_recordings
 from scanner.enrolment import enrol_subjects
-from scanner.execute import Job, run_jobs
+from scanner.execute import Job, Splitting, run_jobs
 from scanner.fileformat import FileFormatError
 from scanner.manifest import Manifest, recording_context
 from scanner.models import (
@@ -56,6 +56,7 @@ class ScanOptions:
     show_from: Level = Level.LOW
     use_cache: bool = True  # reuse stored analyses of unchanged files (False: --no-cache)
     scheduler: str | None = None  # Dask scheduler address (tcp://host:8786); None: local processes
+    splitting: Splitting = field(default_factory=Splitting)  # when a long video is split over workers
 
 
 @dataclass
@@ -162,7 +163,7 @@ def run_scan(
                 first_of[digest] = path
                 jobs.append(Job(path, digest))
 
-        for analysis in run_jobs(jobs, options.analysis, options.workers, options.scheduler):
+        for analysis in run_jobs(jobs, options.analysis, options.workers, options.scheduler, options.splitting):
             if store is not None:
                 store.save_analysis(analysis, *key, scan_id=scan_id)
             done(analysis, False)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from scanner.consent import load_consent
+from scanner.execute import Splitting
 from scanner.outputs.document import build_document
 from scanner.scan import ScanOptions, ScanStats, run_scan
 from scanner.store import Store
@@ -71,6 +72,8 @@ def test_dask_cluster_gives_the_local_results(corpus, consent, local_result):
         assert address.startswith("tcp://127.0.0.1:")
         stats = ScanStats()
         result = run_scan([corpus], consent, _options(scheduler=address), stats=stats)
+        # the same with the 15 s video split into three face windows and a voice task
+        split = run_scan([corpus], consent, _options(scheduler=address, splitting=Splitting(5.0, min_bytes=0)))
         with distributed.Client(address) as client:
             # The work really ran on the cluster's two worker processes, not in this one.
             pids = set(client.run(os.getpid).values())
@@ -80,6 +83,11 @@ def test_dask_cluster_gives_the_local_results(corpus, consent, local_result):
         f.fingerprint for f in local_result.findings
     ]
     assert comparable(result) == comparable(local_result)
+    # Each face window keeps its own best encodings, so match distances may move in the second
+    # decimal; who was found where, and every finding, stay the same.
+    assert [f.fingerprint for f in split.findings] == [f.fingerprint for f in local_result.findings]
+    assert [(p.person_id, p.subject_id, len(p.faces), len(p.voices)) for p in split.people] == [
+        (p.person_id, p.subject_id, len(p.faces), len(p.voices)) for p in local_result.people]
 
 
 def _scan_command(corpus: Path, store: Path, out: Path) -> list[str]:
@@ -154,3 +162,47 @@ def test_ctrl_c_stops_cleanly_with_a_message(corpus, tmp_path):
         (scan,) = store.scans()
         assert scan.status == "interrupted"
         assert store.analysis_count() == scan.analysed >= 1
+
+
+def test_a_long_video_split_over_workers_gives_the_whole_file_analysis(sample_data):
+    from scanner.analyze import AnalysisSettings, analyze_recording
+    from scanner.execute import Job, Splitting, plan_jobs, run_local_jobs
+    from scanner.media import sha256_file
+
+    video = sample_data / "recordings" / "meeting_grid.mp4"  # 30 s, three faces, three voices
+    job = Job(video, sha256_file(video))
+    splitting = Splitting(window_s=10.0, min_bytes=0)
+    _, (split,) = plan_jobs([job], AnalysisSettings(), splitting)
+    assert len(split.windows) == 3 and split.windows[0][0] == 0.0 and split.windows[-1][1] == float("inf")
+
+    whole = analyze_recording(video, AnalysisSettings(), job.sha256)
+    (parted,) = list(run_local_jobs([job], AnalysisSettings(), workers=2, splitting=splitting))
+    assert parted.status is whole.status and parted.path == video and parted.sha256 == whole.sha256
+
+    def faces(analysis):
+        return [(len(c.detections), [(r.start, r.end) for r in c.time_ranges]) for c in analysis.faces.clusters]
+
+    assert len(whole.faces.clusters) == 3 and faces(parted) == faces(whole)
+    assert parted.faces.frames_sampled == whole.faces.frames_sampled
+    assert [[(t.start, t.end) for t in s.turns] for s in parted.voices.speakers] == [
+        [(t.start, t.end) for t in s.turns] for s in whole.voices.speakers]
+    assert parted.links == whole.links
+
+
+def test_the_plan_puts_large_files_first_and_splits_only_long_videos(sample_data):
+    from scanner.analyze import AnalysisSettings
+    from scanner.execute import Job, Splitting, plan_jobs
+    from scanner.media import sha256_file
+
+    names = ["phone_call.wav", "meeting_grid.mp4", "lobby.mp4", "team_photo.jpg"]
+    jobs = [Job(sample_data / "recordings" / n, sha256_file(sample_data / "recordings" / n)) for n in names]
+    sizes = {j.path.name: j.path.stat().st_size for j in jobs}
+    # lobby (15 s) is shorter than two 10 s windows; audio and photos are never split
+    whole, splits = plan_jobs(jobs, AnalysisSettings(), Splitting(window_s=10.0, min_bytes=0))
+    assert [s.job.path.name for s in splits] == ["meeting_grid.mp4"]
+    assert [j.path.name for j in whole] == sorted(set(names) - {"meeting_grid.mp4"}, key=sizes.get, reverse=True)
+    # files under min_bytes are not even looked at
+    whole, splits = plan_jobs(jobs, AnalysisSettings(), Splitting(window_s=10.0))
+    assert splits == [] and len(whole) == 4
+    # window_s 0 never splits
+    assert plan_jobs(jobs, AnalysisSettings(), Splitting(window_s=0, min_bytes=0))[1] == []
