@@ -146,8 +146,9 @@ def face_distance(known: np.ndarray, probe: np.ndarray) -> np.ndarray:
 
     Lower is more similar; face_recognition treats < 0.6 as the same person.
     """
+    # face_recognition's own definition, without loading dlib and its models for it (2 s in a rescan).
     known = np.asarray(known, dtype=np.float64).reshape(-1, 128)
-    return _face_api().face_distance(known, np.asarray(probe, dtype=np.float64).reshape(128))
+    return np.linalg.norm(known - np.asarray(probe, dtype=np.float64).reshape(128), axis=1)
 
 
 def encode_face_image(path: Path, max_width: int = 1600, upsample: int = 1) -> np.ndarray:
