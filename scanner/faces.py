@@ -496,11 +496,24 @@ def make_thumbnail(image: np.ndarray, box, max_px: int = _THUMBNAIL_PX, margin: 
 
 
 class _Tracker:
-    """Greedy frame-to-frame association of detections to tracks by box overlap."""
+    """Greedy frame-to-frame association of detections to tracks by box overlap (with the last
+    box or the one predicted from the track's motion)."""
 
-    def __init__(self, k: int, slot_s: float, max_gap: int = 2, min_iou: float = 0.3, max_centre: float = 0.5):
+    def __init__(
+        self,
+        k: int,
+        slot_s: float,
+        max_gap: int = 2,
+        min_iou: float = 0.3,
+        max_centre: float = 1.0,
+        max_size_ratio: float = 1.5,
+    ):
+        # max_centre: a face walking through the picture moves ~0.9 of its width per second
+        # (sample lobby.mp4); neighbours in a gallery or a group photo sit 1.2 widths apart or
+        # more, and the greedy pairing takes the nearest first.
         self.k, self.slot_s = k, slot_s
         self.max_gap, self.min_iou, self.max_centre = max_gap, min_iou, max_centre
+        self.max_size_ratio = max_size_ratio
         self.active: list[_Track] = []
         self.finished: list[_Track] = []
         self._ids = itertools.count()
@@ -515,10 +528,15 @@ class _Tracker:
         self.finished.extend(t for t in self.active if t not in alive)
         pairs = []
         for ti, track in enumerate(alive):
+            # Compared with the last box and with where the face's motion puts it now (a face
+            # walking through the picture moves most of its width between samples).
+            expected = (track.boxes[-1], track.predicted_box(sample_index))
+            width = track.boxes[-1][1] - track.boxes[-1][3]
             for di, (_, box) in enumerate(items):
-                iou = _iou(track.boxes[-1], box)
-                centre = _centre_distance(track.boxes[-1], box)
-                if iou >= self.min_iou or centre <= self.max_centre:
+                iou = max(_iou(b, box) for b in expected)
+                centre = min(_centre_distance(b, box) for b in expected)
+                ratio = max(width, box[1] - box[3]) / max(1, min(width, box[1] - box[3]))
+                if iou >= self.min_iou or (centre <= self.max_centre and ratio <= self.max_size_ratio):
                     pairs.append((-(iou - centre), ti, di))
         pairs.sort()
         used_t, used_d = set(), set()
