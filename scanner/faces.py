@@ -41,10 +41,12 @@ used it): face_recognition is imported inside the functions that need it.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import math
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -422,9 +424,17 @@ class _Track:
     encoded_indices: list[int] = field(default_factory=list)
 
     def add(self, det: FaceDetection, box, sample_index: int, image: np.ndarray) -> None:
-        self.detections.append(det)
+        self.add_box(box, sample_index)
+        self.add_detection(det, box, image)
+
+    def add_box(self, box, sample_index: int) -> None:
+        """The position, known right after detection (what tracking and the next search use)."""
         self.boxes.append(box)
         self.sample_indices.append(sample_index)
+
+    def add_detection(self, det: FaceDetection, box, image: np.ndarray) -> None:
+        """The measurement of the oldest box not yet measured (measurements follow box order)."""
+        self.detections.append(det)
         score = quality_score(det)
         slot = int(det.time_s // self.slot_s) if self.slot_s > 0 else len(self.detections)
         current = self.slots.get(slot)
@@ -524,6 +534,18 @@ class _Tracker:
         self.active = []
 
     def update(self, sample_index: int, image: np.ndarray, items: list[tuple[FaceDetection, tuple]]) -> None:
+        """Associate measured detections with tracks and add them."""
+        tracks = self.associate(sample_index, [box for _, box in items])
+        for track, (det, box) in zip(tracks, items):
+            track.add_detection(det, box, image)
+
+    def associate(self, sample_index: int, boxes: list[tuple]) -> list[_Track]:
+        """The track of each box (new tracks where none matches), with the box added to it.
+
+        Only positions are needed, so the next sample's search can start while this sample's
+        detections are still being measured; each track then receives its measurements in
+        order with `_Track.add_detection`.
+        """
         alive = [t for t in self.active if sample_index - t.sample_indices[-1] <= self.max_gap + 1]
         self.finished.extend(t for t in self.active if t not in alive)
         pairs = []
@@ -532,27 +554,27 @@ class _Tracker:
             # walking through the picture moves most of its width between samples).
             expected = (track.boxes[-1], track.predicted_box(sample_index))
             width = track.boxes[-1][1] - track.boxes[-1][3]
-            for di, (_, box) in enumerate(items):
+            for di, box in enumerate(boxes):
                 iou = max(_iou(b, box) for b in expected)
                 centre = min(_centre_distance(b, box) for b in expected)
                 ratio = max(width, box[1] - box[3]) / max(1, min(width, box[1] - box[3]))
                 if iou >= self.min_iou or (centre <= self.max_centre and ratio <= self.max_size_ratio):
                     pairs.append((-(iou - centre), ti, di))
         pairs.sort()
-        used_t, used_d = set(), set()
+        owner: dict[int, _Track] = {}
+        used_t = set()
         for _, ti, di in pairs:
-            if ti in used_t or di in used_d:
+            if ti in used_t or di in owner:
                 continue
             used_t.add(ti)
-            used_d.add(di)
-            det, box = items[di]
-            alive[ti].add(det, box, sample_index, image)
-        for di, (det, box) in enumerate(items):
-            if di not in used_d:
-                track = _Track(next(self._ids), self.k, self.slot_s)
-                track.add(det, box, sample_index, image)
-                alive.append(track)
+            owner[di] = alive[ti]
+        for di in range(len(boxes)):
+            if di not in owner:
+                owner[di] = _Track(next(self._ids), self.k, self.slot_s)
+                alive.append(owner[di])
+            owner[di].add_box(boxes[di], sample_index)
         self.active = alive
+        return [owner[di] for di in range(len(boxes))]
 
     def close(self) -> list[_Track]:
         self.finished.extend(self.active)
@@ -654,6 +676,10 @@ class FaceAnalyzer:
         window finds faces of 60 px and more. (Measured on the bench video: crops scaled to
         80 instead of 100 px and the tighter margin halve the tracked-face search time,
         1.1 to 0.6 CPU s, with the same 368 detections.)
+    overlap_measurement : bool, default=True
+        Measure (68 landmarks, quality) each sample's faces in a second thread while the
+        detector searches the next sample. Results are identical either way; False keeps the
+        analysis in one thread.
     """
 
     def __init__(
@@ -674,6 +700,7 @@ class FaceAnalyzer:
         track_margin: float = 0.35,
         track_margin_wide: float = 1.0,
         track_face_px: float = 80.0,
+        overlap_measurement: bool = True,
     ):
         if detector not in ("hog", "cnn"):
             raise ValueError(f"detector must be 'hog' or 'cnn', not {detector!r}")
@@ -693,6 +720,7 @@ class FaceAnalyzer:
         self.track_margin = track_margin
         self.track_margin_wide = track_margin_wide
         self.track_face_px = track_face_px
+        self.overlap_measurement = overlap_measurement
 
     # ---------------------------------------------------------------- detection
     def _upsample_needed(self, face_px: float) -> int:
@@ -761,43 +789,58 @@ class FaceAnalyzer:
         frame_iter = iter_frames(
             path, info, self.sample_fps, self.max_width, prefetch=self.prefetch_frames, skip_bframes=True, **window
         )
-        for sample_index, frame in enumerate(frame_iter):
-            frames += 1
-            image = frame.image
-            min_px = self.min_face_px / frame.scale
-            if is_image:
-                boxes = self._locate(api, image, self._upsample_needed(min_px))
-            else:
-                signature = _block_signature(image)
-                coarse = _shot_signature(signature)
-                shot = previous is not None and (
-                    float(np.abs(coarse - previous).mean()) > self.shot_change
-                    # a cut of the picture's main part (letterboxed or framed content)
-                    or float((np.abs(signature - previous_blocks) > 1.5 * self.shot_change).mean()) > 0.2
-                )
-                previous, previous_blocks = coarse, signature
-                if shot:
-                    tracker.cut()
-                if shot or last_full is None or frame.time_s - last_full >= self.search_s - 1e-6:
-                    boxes = self._locate(api, image, self._upsample_needed(max(min_px, _HOG_MIN_FACE)))
-                    reference, last_full = signature, frame.time_s
+        pending = None
+        # Landmarks and quality of one sample are measured in a second thread while this one
+        # searches the next sample: dlib's HOG detector releases the GIL, its shape predictor
+        # does not, so the two overlap on two cores.
+        measurer = ThreadPoolExecutor(1, thread_name_prefix="likeness-faces") if self.overlap_measurement else None
+        with measurer or contextlib.nullcontext():
+            for sample_index, frame in enumerate(frame_iter):
+                frames += 1
+                image = frame.image
+                min_px = self.min_face_px / frame.scale
+                if is_image:
+                    boxes = self._locate(api, image, self._upsample_needed(min_px))
                 else:
-                    boxes = self._search_tracked_and_changed(
-                        api, image, tracker, signature, reference, min_px, sample_index
+                    signature = _block_signature(image)
+                    coarse = _shot_signature(signature)
+                    shot = previous is not None and (
+                        float(np.abs(coarse - previous).mean()) > self.shot_change
+                        # a cut of the picture's main part (letterboxed or framed content)
+                        or float((np.abs(signature - previous_blocks) > 1.5 * self.shot_change).mean()) > 0.2
                     )
-            boxes = [b for b in boxes if (b[1] - b[3]) * frame.scale >= self.min_face_px]
-            if boxes:
-                shapes = api._raw_face_landmarks(image, boxes, "large")
-                items = []
-                for box, shape in zip(boxes, shapes):
-                    pts = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
-                    items.append((measure_face(image, box, pts, frame.time_s, frame.scale), box))
-                tracker.update(sample_index, image, items)
-            else:
-                tracker.update(sample_index, image, [])
+                    previous, previous_blocks = coarse, signature
+                    if shot:
+                        tracker.cut()
+                    if shot or last_full is None or frame.time_s - last_full >= self.search_s - 1e-6:
+                        boxes = self._locate(api, image, self._upsample_needed(max(min_px, _HOG_MIN_FACE)))
+                        reference, last_full = signature, frame.time_s
+                    else:
+                        boxes = self._search_tracked_and_changed(
+                            api, image, tracker, signature, reference, min_px, sample_index
+                        )
+                boxes = [b for b in boxes if (b[1] - b[3]) * frame.scale >= self.min_face_px]
+                owners = tracker.associate(sample_index, boxes)
+                if pending is not None:
+                    pending.result()  # one sample measured at a time: memory stays bounded
+                    pending = None
+                if boxes and measurer is not None:
+                    pending = measurer.submit(self._measure, api, frame, boxes, owners)
+                elif boxes:
+                    self._measure(api, frame, boxes, owners)
+            if pending is not None:
+                pending.result()
         tracks = self._encode_tracks(tracker.close())
         clusters = self._cluster(tracks, interval, info.duration_s if not is_image else None)
         return FaceAnalysis(clusters=clusters, frames_sampled=frames, sample_fps=None if is_image else self.sample_fps)
+
+    def _measure(self, api, frame, boxes: list, owners: list[_Track]) -> None:
+        """Landmarks and quality of one sample's detections, added to their tracks."""
+        image = frame.image
+        shapes = api._raw_face_landmarks(image, boxes, "large")
+        for box, shape, track in zip(boxes, shapes, owners):
+            pts = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+            track.add_detection(measure_face(image, box, pts, frame.time_s, frame.scale), box, image)
 
     def _search_tracked_and_changed(
         self, api, image, tracker: "_Tracker", signature, reference, min_px: float, sample_index: int
