@@ -14,11 +14,14 @@ Pipeline for one recording (`FaceAnalyzer.analyze`):
    camera turned on). On a 720p gallery view this costs about a seventh of a full-frame search
    per sample.
 3. Measure every detection from its 68 landmarks and pixels: face width, eye distance, sharpness,
-   head yaw, eyes open; from those decide whether it is `usable` for a face swap.
-4. Link detections across consecutive samples into tracks (box overlap), cutting all tracks at
-   shot changes. Only few detections of each track are encoded (128-d encodings cost ~80-90 ms
-   each, everything else a few ms): the best one, and another only where the face stops looking
-   like the encoded ones (a dissolve, a seat swap); tracks whose encodings disagree are split.
+   head yaw, eyes open; from those decide whether it is `usable` for a face swap. This runs in a
+   second thread while the detector (which releases the GIL) searches the next sample.
+4. Link detections across consecutive samples into tracks (box overlap with the last box or the
+   one the face's motion predicts), cutting all tracks at shot changes. Only few detections of
+   each track are encoded (dlib's ResNet evaluated on numpy, `scanner.face_encoder`: ~10-13 ms
+   per face, batched over all tracks): the best one, and another only where the face stops
+   looking like the encoded ones (a dissolve, a seat swap); tracks whose encodings disagree are
+   split.
 5. Cluster tracks into people by their mean encoding (agglomerative, average linkage).
 
 A long video can be split into time windows (`analyze(start_s=..., end_s=...)`) analysed in
@@ -638,7 +641,7 @@ class FaceAnalyzer:
     encodings_per_track : int, default=3
         Most detections encoded per track. The best detection is always encoded; another one
         only when the track's face looks different from every encoded one (see
-        `appearance_change`). Encoding is the expensive step (~80-90 ms each).
+        `appearance_change`). An encoding costs ~10-13 ms (`scanner.face_encoder`).
     cluster_tolerance : float, default=0.5
         Largest average encoding distance between tracks of the same person (see
         `DEFAULT_CLUSTER_TOLERANCE`).
