@@ -185,6 +185,110 @@ def join_split(
     )
 
 
+class WorkerCrashed(RuntimeError):
+    """The worker process analysing a file died (a decoder fault, the out-of-memory killer)."""
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One unit of pool work: a whole recording, one face window or the voices of a split, or its join."""
+
+    kind: str  # "whole", "faces", "voices" or "join"
+    owner: Job | _Split
+    index: int | None = None
+
+    def call(self, settings: AnalysisSettings) -> tuple:
+        if self.kind == "whole":
+            return analyze_recording, self.owner.path, settings, self.owner.sha256
+        split = self.owner
+        if self.kind == "faces":
+            start, end = split.windows[self.index]
+            return _window_faces, split.job.path, split.info, settings, start, end
+        if self.kind == "voices":
+            return _split_voices, split.job.path, split.info, settings
+        parts = split.face_parts()
+        return join_split, split.job.path, split.digest, split.size, split.info, settings, parts, split.voices
+
+    @property
+    def job(self) -> Job:
+        return self.owner if self.kind == "whole" else self.owner.job
+
+
+class _LocalPool:
+    """A pool of spawned worker processes that survives one of them dying.
+
+    When a worker dies, every task that was in the pool is suspect (the pool cannot tell which
+    one killed it): each is run again alone, in a fresh single-worker pool, where a second death
+    is unambiguous and makes only that recording unreadable. The others carry on in a new pool.
+    """
+
+    def __init__(self, workers: int, settings: AnalysisSettings):
+        self.workers = workers
+        self.settings = settings
+        self.context = multiprocessing.get_context("spawn")
+        self.pool = self._new(workers)
+        self.pending: dict[Future, _Task] = {}
+
+    def _new(self, workers: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=workers, mp_context=self.context, initializer=_ignore_sigint)
+
+    def submit(self, task: _Task) -> None:
+        self.pending[self.pool.submit(*task.call(self.settings))] = task
+
+    def outcomes(self) -> Iterator[tuple[_Task, object, BaseException | None]]:
+        """(task, value, error) as tasks finish; submitting more while iterating is allowed."""
+        while self.pending:
+            done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
+            crashed = False
+            for future in done:
+                task = self.pending.pop(future)
+                try:
+                    value = future.result()
+                except BrokenProcessPool:
+                    crashed = True
+                    self.pending[future] = task  # re-examined below with the rest
+                    continue
+                except Exception as exc:  # noqa: BLE001 - reported on the recording
+                    yield task, None, exc
+                    continue
+                yield task, value, None
+            if crashed:
+                suspects = list(self.pending.values())
+                self.pending.clear()
+                self._discard(self.pool)
+                self.pool = self._new(self.workers)
+                for task in suspects:
+                    yield self._alone(task)
+
+    def _alone(self, task: _Task) -> tuple[_Task, object, BaseException | None]:
+        pool = self._new(1)
+        try:
+            return task, pool.submit(*task.call(self.settings)).result(), None
+        except BrokenProcessPool:
+            return task, None, WorkerCrashed("the worker process analysing this file died twice")
+        except Exception as exc:  # noqa: BLE001 - reported on the recording
+            return task, None, exc
+        finally:
+            self._discard(pool)
+
+    def close(self, finished: bool) -> None:
+        if finished:
+            self.pool.shutdown(wait=True)
+        else:
+            self._discard(self.pool)
+
+    @staticmethod
+    def _discard(pool: ProcessPoolExecutor) -> None:
+        # Do not wait for running analyses (Ctrl-C, an error, a dead worker): stop them.
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join(timeout=5)
+
+
 def run_local_jobs(
     jobs: list[Job], settings: AnalysisSettings, workers: int = 1, splitting: Splitting = Splitting()
 ) -> Iterator[RecordingAnalysis]:
@@ -198,73 +302,36 @@ def run_local_jobs(
         for job in whole:
             yield _restore_path(analyze_recording(job.path, settings, job.sha256), job)
         return
-    context = multiprocessing.get_context("spawn")
-    tasks = len(whole) + sum(len(s.windows) + 1 for s in splits)
-    pool = ProcessPoolExecutor(max_workers=min(workers, tasks), mp_context=context, initializer=_ignore_sigint)
+    tasks = [_Task("faces", split, i) for split in splits for i in range(len(split.windows))]  # longest work first
+    tasks += [_Task("voices", split) for split in splits]
+    tasks += [_Task("whole", job) for job in whole]
+    pool = _LocalPool(min(workers, len(tasks)), settings)
     finished = False
     try:
-        pending: dict[Future, tuple] = {}
-        for split in splits:  # the longest work first
-            path = split.job.path
-            for i, (start, end) in enumerate(split.windows):
-                pending[pool.submit(_window_faces, path, split.info, settings, start, end)] = ("faces", split, i)
-            pending[pool.submit(_split_voices, path, split.info, settings)] = ("voices", split, None)
-        for job in whole:
-            pending[pool.submit(analyze_recording, job.path, settings, job.sha256)] = ("whole", job, None)
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                kind, owner, index = pending.pop(future)
-                if kind == "whole":
-                    yield _restore_path(_result_or_unreadable(future, owner), owner)
-                elif kind == "join":
-                    yield _restore_path(_result_or_unreadable(future, owner.job), owner.job)
+        for task in tasks:
+            pool.submit(task)
+        for task, value, error in pool.outcomes():
+            job = task.job
+            if task.kind in ("whole", "join"):
+                if error is not None:
+                    value = unreadable(job.path, job.sha256 or "", _size(job.path), error)
+                yield _restore_path(value, job)
+                continue
+            split = task.owner
+            if error is not None:
+                split.error = split.error or error
+            elif task.kind == "faces":
+                split.faces[task.index] = value
+            else:
+                split.voices, split.voices_done = value, True
+            if split.complete() and not any(t.owner is split for t in pool.pending.values()):
+                if split.error is not None:
+                    yield _restore_path(unreadable(job.path, split.digest, split.size, split.error), job)
                 else:
-                    _collect_part(owner, kind, index, future)
-                    if owner.complete() and not any(o is owner for _, o, _ in pending.values()):
-                        if owner.error is not None:
-                            yield _restore_path(unreadable(owner.job.path, owner.digest, owner.size, owner.error),
-                                                owner.job)
-                        else:
-                            joined = pool.submit(join_split, owner.job.path, owner.digest, owner.size, owner.info,
-                                                 settings, owner.face_parts(), owner.voices)
-                            pending[joined] = ("join", owner, None)
+                    pool.submit(_Task("join", split))
         finished = True
     finally:
-        if finished:
-            pool.shutdown(wait=True)
-        else:
-            # Interrupted (Ctrl-C, an error, or the consumer stopped): do not wait for running analyses.
-            processes = list((getattr(pool, "_processes", None) or {}).values())
-            pool.shutdown(wait=False, cancel_futures=True)
-            for process in processes:
-                if process.is_alive():
-                    process.terminate()
-            for process in processes:
-                process.join(timeout=5)
-
-
-def _result_or_unreadable(future: Future, job: Job) -> RecordingAnalysis:
-    try:
-        return future.result()
-    except BrokenProcessPool:
-        raise  # the pool is gone: nothing else can finish either
-    except Exception as exc:  # noqa: BLE001 - a part that failed makes the recording unreadable, not the scan
-        return unreadable(job.path, job.sha256 or "", _size(job.path), exc)
-
-
-def _collect_part(split: _Split, kind: str, index: int | None, future: Future) -> None:
-    try:
-        value = future.result()
-    except BrokenProcessPool:
-        raise
-    except Exception as exc:  # noqa: BLE001 - recorded on the recording, reported when its parts are in
-        split.error = split.error or exc
-        return
-    if kind == "faces":
-        split.faces[index] = value
-    else:
-        split.voices, split.voices_done = value, True
+        pool.close(finished)
 
 
 def run_dask(

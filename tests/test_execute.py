@@ -206,3 +206,72 @@ def test_the_plan_puts_large_files_first_and_splits_only_long_videos(sample_data
     assert splits == [] and len(whole) == 4
     # window_s 0 never splits
     assert plan_jobs(jobs, AnalysisSettings(), Splitting(window_s=0, min_bytes=0))[1] == []
+
+
+def _kill_workers(stop, delay: float, once: bool, killed: list) -> None:
+    """SIGKILL this process's worker processes (as the out-of-memory killer would), after `delay`."""
+    import psutil
+
+    time.sleep(delay)
+    me = psutil.Process()
+    while not stop.is_set():
+        workers = []
+        for process in me.children(recursive=True):
+            try:
+                if "spawn_main" in " ".join(process.cmdline()):
+                    workers.append(process)
+            except psutil.Error:  # gone meanwhile
+                pass
+        for process in workers[:1] if once else workers:
+            try:
+                process.kill()
+                killed.append(process.pid)
+            except psutil.Error:
+                pass
+        if once and workers:
+            return
+        time.sleep(0.05)
+
+
+def test_a_worker_killed_mid_file_is_retried_and_the_scan_carries_on(sample_data):
+    import threading
+
+    from scanner.analyze import AnalysisSettings
+    from scanner.execute import Job, run_local_jobs
+    from scanner.models import RecordingStatus
+
+    jobs = [Job(sample_data / "recordings" / n, None) for n in ("interview.mp4", "webinar.mp4")]
+    stop = threading.Event()
+    killed = []
+    killer = threading.Thread(target=_kill_workers, args=(stop, 3.0, True, killed), daemon=True)
+    killer.start()
+    try:
+        results = list(run_local_jobs(jobs, AnalysisSettings(), workers=2))
+    finally:
+        stop.set()
+    assert len(killed) == 1  # one worker really died mid-way
+    assert sorted(r.path.name for r in results) == ["interview.mp4", "webinar.mp4"]
+    assert all(r.status is RecordingStatus.OK and r.faces.clusters for r in results)
+
+
+def test_a_file_whose_worker_keeps_dying_is_unreadable_not_the_end_of_the_scan(sample_data):
+    import threading
+
+    from scanner.analyze import AnalysisSettings
+    from scanner.execute import Job, run_local_jobs
+    from scanner.models import RecordingStatus
+
+    jobs = [Job(sample_data / "recordings" / n, None) for n in ("lobby.mp4", "phone_call.wav")]
+    stop = threading.Event()
+    killed = []
+    killer = threading.Thread(target=_kill_workers, args=(stop, 0.0, False, killed), daemon=True)
+    killer.start()
+    try:
+        results = list(run_local_jobs(jobs, AnalysisSettings(), workers=2))
+    finally:
+        stop.set()
+    assert len(killed) >= 4  # the pool's two workers, then each file's own worker
+    assert sorted(r.path.name for r in results) == ["lobby.mp4", "phone_call.wav"]
+    for result in results:
+        assert result.status is RecordingStatus.UNREADABLE
+        assert "worker process analysing this file died twice" in result.error
