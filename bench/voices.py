@@ -44,11 +44,21 @@ sys.path.insert(0, str(REPO))
 
 from scanner.models import AudioTrack  # noqa: E402
 from scanner.voices import (  # noqa: E402
+    UBM_MATCH_PROBABILITY,
     VOICE_MATCH_THRESHOLD,
     VoiceAnalyzer,
+    ubm_voice_probability,
+    ubm_voiceprint_from_audio,
+    voice_score,
     voice_similarity,
     voiceprint_from_audio,
 )
+
+# The speaker models compared: (voiceprint of a sample, similarity, raw score, acceptance threshold).
+METHODS = {
+    "cepstrum": (voiceprint_from_audio, voice_similarity, voice_similarity, VOICE_MATCH_THRESHOLD),
+    "gmm-ubm": (ubm_voiceprint_from_audio, ubm_voice_probability, voice_score, UBM_MATCH_PROBABILITY),
+}
 
 SR = 16000
 DEVSET = REPO.parent / "shared" / "devset" / "diarization"
@@ -376,65 +386,105 @@ def single_speaker_audio(name: str, who: str, ref: list, audio: AudioTrack) -> l
 
 
 def identification(speakers: dict[str, list[np.ndarray]], enrol_s: float = 10.0, probe_s: float = 3.0,
-                   min_enrolled_total: float = 13.0) -> dict:
+                   min_enrolled_total: float = 13.0, method: str = "gmm-ubm") -> dict:
     """Top-1 accuracy and impostor acceptance with `enrol_s` of enrolment and `probe_s` probes.
 
     `speakers` maps a speaker to a list of audio chunks (single-speaker stretches, in order). A speaker
     with at least `min_enrolled_total` s is enrolled with its first `enrol_s` s, and the rest is cut
     into `probe_s` probes. Speakers with less are impostors: their 3 s probes must match nobody.
-    Each enrolled speaker is also used as an impostor once, with its own enrolment removed (leave one out).
+    Each enrolled speaker's probes are also impostor trials against everyone but itself (leave one out).
+    `method` names the speaker model (`METHODS`: its voiceprint, similarity and acceptance threshold;
+    the raw score, for GMM-UBM the uncalibrated log-likelihood ratio of the enrolled model on the probe).
+    Also returns every target and non-target score (one enrolled voice against one probe) for the
+    equal error rate and calibration.
     """
+    make, similarity, score, threshold = METHODS[method]
     enrolled, probes, impostor_probes = {}, [], []
+    step = int(probe_s * SR)
     for who, chunks in speakers.items():
         y = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
         total = len(y) / SR
-        pieces = lambda z: [z[i:i + int(probe_s * SR)] for i in range(0, len(z) - int(probe_s * SR) + 1,  # noqa: E731
-                                                                       int(probe_s * SR))]
         if total >= min_enrolled_total:
-            enrolled[who] = voiceprint_from_audio(AudioTrack(y[: int(enrol_s * SR)], SR, SR))
-            probes += [(who, p) for p in pieces(y[int(enrol_s * SR):])]
+            enrolled[who] = make(AudioTrack(y[: int(enrol_s * SR)], SR, SR))
+            rest = y[int(enrol_s * SR):]
+            probes += [(who, rest[i:i + step]) for i in range(0, len(rest) - step + 1, step)]
         elif total >= probe_s:
-            impostor_probes += [(who, p) for p in pieces(y)]
+            impostor_probes += [(who, y[i:i + step]) for i in range(0, len(y) - step + 1, step)]
     names = list(enrolled)
-    E = np.stack([enrolled[n] for n in names])
-    correct = accepted_genuine = 0
-    imp_trials = imp_accepted = 0
-    for who, p in probes:
-        v = voiceprint_from_audio(AudioTrack(p, SR, SR))
-        s = np.array([voice_similarity(v, e) for e in E])
-        correct += names[int(np.argmax(s))] == who
-        own = names.index(who)
-        accepted_genuine += s[own] >= VOICE_MATCH_THRESHOLD
-        others = np.delete(s, own)
+    correct = accepted_genuine = imp_trials = imp_accepted = 0
+    target, nontarget, raw_target, raw_nontarget = [], [], [], []
+    for who, p in probes + impostor_probes:
+        v = make(AudioTrack(p, SR, SR))
+        raw = np.array([score(enrolled[n], v) for n in names])
+        s = np.array([similarity(enrolled[n], v) for n in names])
+        if who in enrolled:
+            own = names.index(who)
+            correct += int(np.argmax(s)) == own
+            accepted_genuine += s[own] >= threshold
+            target.append(s[own])
+            raw_target.append(raw[own])
+            others, raw_others = np.delete(s, own), np.delete(raw, own)
+        else:
+            others, raw_others = s, raw
+        nontarget += others.tolist()
+        raw_nontarget += raw_others.tolist()
         imp_trials += 1
-        imp_accepted += others.max() >= VOICE_MATCH_THRESHOLD
-    for _who, p in impostor_probes:
-        v = voiceprint_from_audio(AudioTrack(p, SR, SR))
-        imp_trials += 1
-        imp_accepted += max(voice_similarity(v, e) for e in E) >= VOICE_MATCH_THRESHOLD
+        imp_accepted += others.max() >= threshold
     return {"enrolled": len(names), "probes": len(probes), "top1": correct / max(1, len(probes)),
             "genuine_accept": accepted_genuine / max(1, len(probes)), "impostor_trials": imp_trials,
             "impostor_accept": imp_accepted / max(1, imp_trials),
-            "impostor_speakers": len({w for w, _ in impostor_probes})}
+            "impostor_speakers": len({w for w, _ in impostor_probes}),
+            "eer": equal_error_rate(target, nontarget), "target": target, "nontarget": nontarget,
+            "raw_target": raw_target, "raw_nontarget": raw_nontarget}
 
 
-def bench_id_devset() -> dict:
+def equal_error_rate(target: list[float], nontarget: list[float]) -> float:
+    """The error rate where false rejections of `target` scores equal false acceptances of `nontarget` ones."""
+    if not target or not nontarget:
+        return float("nan")
+    t, n = np.sort(target), np.sort(nontarget)
+    best = 1.0
+    for th in np.concatenate([t, n]):
+        frr = np.searchsorted(t, th, side="left") / len(t)
+        far = 1.0 - np.searchsorted(n, th, side="left") / len(n)
+        best = min(best, max(frr, far))
+    return float(best)
+
+
+def devset_speakers() -> dict[str, list[np.ndarray]]:
+    """Single-speaker stretches of every devset speaker, clips of one meeting pooled, train clips first."""
     ref, _ = devset_reference()
     speakers: dict[str, list[np.ndarray]] = {}
     for name in sorted(ref, key=lambda n: (n[:3] != "trn", n)):
         audio = load_wav(DEVSET / f"{name}.wav")
         for who in sorted({w for w, _, _ in ref[name]}):
             speakers.setdefault(who, []).extend(single_speaker_audio(name, who, ref[name], audio))
-    return identification(speakers)
+    return speakers
 
 
-def bench_id_generated(cache: Path) -> dict:
+def generated_speakers(cache: Path) -> dict[str, list[np.ndarray]]:
+    """Each synthetic voice's five enrolment sentences, then 16 others."""
     speakers = {}
     for v in VOICES:
         enrol = [synth(v, SENTENCES[i], cache) for i in ENROL_SENTENCES]
         rest = [synth(v, s, cache) for i, s in enumerate(SENTENCES) if i not in ENROL_SENTENCES][:16]
         speakers[v] = enrol + rest
-    return identification(speakers)
+    return speakers
+
+
+def bench_identification(cache: Path) -> list[tuple[str, str, dict]]:
+    """(speaker model, material, result) rows: real devset speakers, the five synthetic voices, and all
+    of them enrolled together (every distinct voice the material holds)."""
+    real = devset_speakers() if DEVSET.exists() else {}
+    synthetic = generated_speakers(cache)
+    rows = []
+    for method in METHODS:
+        if real:
+            rows.append((method, "devset real speakers", identification(real, method=method)))
+        rows.append((method, "5 synthetic voices", identification(synthetic, method=method)))
+        if real:
+            rows.append((method, "all distinct voices together", identification({**real, **synthetic}, method=method)))
+    return rows
 
 
 # --------------------------------------------------------------------------------------------
@@ -504,19 +554,18 @@ def main() -> None:
         for line in d["lines"]:
             print("  " + line)
     if "id" in parts:
-        rows = []
-        if DEVSET.exists():
-            rows.append(("devset real speakers", bench_id_devset()))
-        rows.append(("5 synthetic voices", bench_id_generated(args.cache)))
-        out["id"] = {k: v for k, v in rows}
-        print(f"\n## Speaker identification (10 s enrolment, 3 s probes, threshold {VOICE_MATCH_THRESHOLD})\n")
-        print("| material | enrolled | probes | top-1 | genuine accepted | impostor trials | impostor accepted |")
-        print("|---|---|---|---|---|---|---|")
-        for k, r in rows:
-            print(f"| {k} | {r['enrolled']} | {r['probes']} | {100 * r['top1']:.1f}% | "
+        rows = bench_identification(args.cache)
+        out["id"] = [{"method": m, "material": k, **r} for m, k, r in rows]
+        print(f"\n## Speaker identification (10 s enrolment, 3 s probes; accepted at cosine {VOICE_MATCH_THRESHOLD} "
+              f"or GMM-UBM probability {UBM_MATCH_PROBABILITY})\n")
+        print("| speaker model | material | enrolled | probes | top-1 | genuine accepted | impostor trials | "
+              "impostor accepted | EER |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for m, k, r in rows:
+            print(f"| {m} | {k} | {r['enrolled']} | {r['probes']} | {100 * r['top1']:.1f}% | "
                   f"{100 * r['genuine_accept']:.1f}% | "
                   f"{r['impostor_trials']} ({r['impostor_speakers']} unenrolled + leave-one-out) | "
-                  f"{100 * r['impostor_accept']:.1f}% |")
+                  f"{100 * r['impostor_accept']:.1f}% | {100 * r['eer']:.1f}% |")
     if "speed" in parts:
         s = out["speed"] = bench_speed(args.cache)
         print("\n## Speed\n")

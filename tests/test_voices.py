@@ -14,10 +14,16 @@ import pytest
 
 from scanner.models import AudioTrack
 from scanner.voices import (
+    UBM_MATCH_PROBABILITY,
     VOICE_MATCH_THRESHOLD,
     VoiceAnalyzer,
+    background_model,
     loudest_frames,
+    ubm_match_confidence,
+    ubm_voice_probability,
+    ubm_voiceprint_from_audio,
     voice_match_confidence,
+    voice_score,
     voice_similarity,
     voiceprint_from_audio,
 )
@@ -339,6 +345,39 @@ def _enrolment_samples(*names: str) -> list[np.ndarray]:
             pytest.skip(f"sample_data/enrol/{n}.wav is absent")
         out.append(load(path).samples)
     return out
+
+
+def test_gmm_ubm_scores_and_calibration():
+    """GMM-UBM scores of real recorded voices: the same voice in another recording (other sentences,
+    clean and through an 8 kHz phone line) beats every other enrolled voice; no speech is no evidence."""
+    librosa = pytest.importorskip("librosa")
+    samples = dict(zip(("carol", "dave", "erin", "obama"), _enrolment_samples("carol", "dave", "erin", "obama")))
+    half = len(samples["carol"]) // 2
+    enrolled = {k: ubm_voiceprint_from_audio(track(y[:half] if k == "carol" else y)) for k, y in samples.items()}
+    rest = samples["carol"][half:]
+    phone = librosa.resample(librosa.resample(rest, orig_sr=SR, target_sr=8000), orig_sr=8000, target_sr=SR)
+    for copy, rate in ((rest, SR), (phone, 8000)):
+        probe = ubm_voiceprint_from_audio(track(copy, original_rate=rate))
+        probs = {k: ubm_voice_probability(e, probe) for k, e in enrolled.items()}
+        assert max(probs, key=probs.get) == "carol", probs
+        assert probs["carol"] >= UBM_MATCH_PROBABILITY > max(v for k, v in probs.items() if k != "carol"), probs
+        symmetric = ubm_voice_probability(probe, enrolled["carol"])
+        assert ubm_voice_probability(enrolled["carol"], probe) == pytest.approx(symmetric)
+    silent = ubm_voiceprint_from_audio(track(np.zeros(3 * SR)))
+    assert voice_score(enrolled["carol"], silent) == voice_score(silent, enrolled["carol"]) == 0.0
+    assert 0.0 < ubm_match_confidence(-1.0) < ubm_match_confidence(0.0) < ubm_match_confidence(1.0) < 1.0
+    with pytest.raises(ValueError, match="another version"):
+        voice_score(enrolled["carol"], np.zeros(19))
+
+
+def test_shipped_background_model_is_the_documented_one():
+    from scanner.voices import UBM_PATH, UBM_SHA256
+
+    ubm = background_model()  # checks the file against UBM_SHA256
+    assert ubm.n_components == 128 and ubm.dim == 38
+    assert UBM_PATH.stat().st_size < 200_000  # a small fitted model, not a data set
+    assert len(UBM_SHA256) == 64
+    assert np.isclose(ubm.weights.sum(), 1.0, atol=1e-4) and (ubm.variances > 0).all()
 
 
 @pytest.mark.parametrize("first, second", [("carol", "dave"), ("obama", "dave"), ("erin", "carol")])
