@@ -380,18 +380,28 @@ def person_key(person: Person, content_hash: dict[Path, str]) -> str:
     """An identity for fingerprints that survives renames: the subject, or where an unknown was first seen.
 
     Unknown ids (`unknown-N`) are numbered by order of appearance and shift when recordings are
-    added; the content hash and time of the person's earliest sighting do not.
+    added; the content hash, time and place of the person's earliest sighting do not. The place
+    (the face's centre on a 32 px grid) keeps apart people who appear together, as in a meeting
+    grid where everyone is seen from the first frame.
     """
     if person.subject_id:
         return f"subject:{person.subject_id}"
     sightings = [
-        f"{content_hash.get(s.recording, '')}@{s.cluster.time_ranges[0].start if s.cluster.time_ranges else 0:.1f}@face"
+        f"{content_hash.get(s.recording, '')}@{s.cluster.time_ranges[0].start if s.cluster.time_ranges else 0:.1f}"
+        f"@face{_first_place(s.cluster)}"
         for s in person.faces
     ] + [
         f"{content_hash.get(s.recording, '')}@{s.speaker.turns[0].start if s.speaker.turns else 0:.1f}@voice"
         for s in person.voices
     ]
     return "unknown:" + min(sightings, default="")
+
+
+def _first_place(cluster) -> str:
+    if not cluster.detections:
+        return ""
+    top, right, bottom, left = min(cluster.detections, key=lambda d: d.time_s).box
+    return f"@{(left + right) // 64},{(top + bottom) // 64}"
 
 
 def fingerprint(rule_id: str, who: str, detail: str, content_hashes: list[str]) -> str:

@@ -130,6 +130,19 @@ def test_fingerprints_survive_renames_and_unrelated_recordings(corpus, consent, 
     assert set(before.values()) <= set(after.values())
 
 
+def test_people_seen_together_from_the_first_frame_get_distinct_fingerprints(tmp_path, sample_data):
+    # Three unknown faces in a meeting grid, all visible from 0 s: one finding each, none shared
+    # (a waiver for one must not silence the others).
+    shutil.copy(sample_data / "recordings" / "meeting_grid.mp4", tmp_path / "grid.mp4")
+    result = scan(tmp_path, None)
+    faces = [f for f in result.findings if f.rule_id == "LK001" and any("face" in e for e in f.evidence)]
+    assert len(faces) == 3
+    fingerprints = [f.fingerprint for f in result.findings]
+    assert len(set(fingerprints)) == len(fingerprints)
+    again = scan(tmp_path, None)
+    assert sorted(f.fingerprint for f in again.findings) == sorted(fingerprints)
+
+
 def write_waivers(path: Path, entries: str) -> Path:
     path.write_text("waivers:\n" + entries)
     return path
