@@ -848,9 +848,14 @@ EXTRA_ROWS = [
     (
         "file names with bytes that are not UTF-8",
         "as their content",
-        "found and analysed; CSV, SARIF and JUnit write them escaped; JSON and HTML writers fail (see below)",
+        "found and analysed; every output and the scan database write them escaped",
     ),
     ("any file whose decoding passes the per-file time limit", "unreadable", "took longer than the N s per-file limit"),
+    (
+        "a file whose worker process dies (decoder fault, out-of-memory kill; `--workers 2` or more)",
+        "unreadable",
+        "the worker process analysing this file died twice (the other files of the pool are rerun, not lost)",
+    ),
 ]
 
 
