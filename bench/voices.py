@@ -16,9 +16,12 @@ What it measures (see bench/voices.md for the table and how to read it):
    pooled DER over all clips inside their UEM regions and speaker-count accuracy (reference speakers
    with at least 3 s of speech), plus how many of those speakers were found.
 3. **Speaker identification**: enrolment of at least 10 s, probes of 3 s, top-1 accuracy among the
-   enrolled voices and impostor acceptance (an unenrolled voice scoring at or above
-   `VOICE_MATCH_THRESHOLD` against any enrolled one), on the real devset speakers (single-speaker
-   stretches cut from the RTTM turns) and on the five synthetic voices.
+   enrolled voices, impostor acceptance (a probe scoring at or above the acceptance threshold against
+   an enrolled voice that is not its own: unenrolled speakers, and every enrolled speaker with its own
+   enrolment left out) and the equal error rate over all enrolled-voice/probe pairs, for both speaker
+   models (the cepstral voiceprint with `VOICE_MATCH_THRESHOLD`, the GMM-UBM with
+   `UBM_MATCH_PROBABILITY`), on the real devset speakers (single-speaker stretches cut from the RTTM
+   turns), on the five synthetic voices, and on all of them enrolled together.
 4. **Speed**: CPU seconds of `VoiceAnalyzer.analyze` per minute of audio, and real-time factor with
    one process per core on the 2-core machine.
 """
