@@ -5,7 +5,8 @@ Run from the repository root (needs Debian's `flite` and `festival` with the `ka
 
     uv run python bench/fit_voice_ubm.py            # writes scanner/voice_ubm.npz and prints its SHA-256
 
-then paste the printed digest into `UBM_SHA256` in scanner/voices.py.
+then paste the printed `UBM_SHA256` and `VOICE_SCORE_CALIBRATION` into scanner/voices.py (the digest there
+is checked when the model loads, and is part of the analysis cache key because it is in that file).
 
 Training speech is synthesised locally, never downloaded: every installed flite and festival voice reads
 sentences of the GNU licence texts in /usr/share/common-licenses (text that the benchmark's
