@@ -370,6 +370,37 @@ def test_tracking_follows_a_moving_face_and_encodes_few(devset, tmp_path):
     assert cluster.thumbnail is not None and cluster.thumbnail_time_s in [d.time_s for d in cluster.detections]
 
 
+def test_still_face_is_carried_forward_with_its_measurement(devset, tmp_path, monkeypatch):
+    """A face that does not move (a profile picture while the camera is off): after its first
+    detection it is carried forward, one detection per sample with the same box and quality,
+    without running the detector on it again; the analysis equals the one that re-detects."""
+    size = (640, 360)
+    face = np.asarray(Image.open(devset / "knn_examples/train/obama/obama2.jpg").convert("RGB").resize((280, 310)))
+    canvas = np.full((size[1], size[0], 3), 90, dtype=np.uint8)
+    canvas[25:335, 180:460] = face
+    video = make_video(tmp_path / "still.mp4", [canvas] * 60, fps=10, size=size)
+    searches = []
+    original = FaceAnalyzer._locate_region
+
+    def counting(self, *args, **kwargs):
+        searches.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(FaceAnalyzer, "_locate_region", counting)
+    (carried,) = FaceAnalyzer(sample_fps=2.0).analyze(video, probe(video)).clusters
+    n_carried = len(searches)
+    (detected,) = FaceAnalyzer(sample_fps=2.0, static_tolerance=0).analyze(video, probe(video)).clusters
+    assert n_carried <= 2 and len(searches) - n_carried >= 10  # the first P-frames settle, then none
+    assert len(carried.detections) == len(detected.detections) == 12
+    assert len({d.box for d in carried.detections}) <= 3  # the box stays put once the face is still
+    for a, b in zip(carried.detections, detected.detections):
+        # Re-detecting the same pixels only jitters the box by a few pixels.
+        top, right, bottom, left = b.box
+        assert a.time_s == b.time_s
+        assert _iou(a.box, (left, top, right, bottom)) > 0.6
+        assert a.size_px == pytest.approx(b.size_px, rel=0.2) and a.usable == b.usable
+
+
 def test_clustering_is_stable_across_reruns_and_windows(sample_analyses, analyzer):
     """The same recording analysed twice gives the same people with the same ids; analysed as two
     windows and merged, the same people again."""
