@@ -18,7 +18,9 @@ start to exit (imports, enrolment, hashing, analysis, people, policy, writing re
 5. cold on a Dask LocalCluster (2 worker processes, 1 thread each, scheduler on loopback), empty
    database. The cluster is started before the timer, as a standing cluster would be; its workers
    load the analysis libraries on their first task, inside the timing (as local pool workers do).
-The findings of 5 are compared with those of 2 (by fingerprint).
+6. one 12-minute video alone, with 1 and 2 workers (with 2, its faces are analysed in 5-minute
+   windows on both workers; see scanner/execute.py)
+The findings of 5 are compared with those of 2 (by fingerprint), those of 6 with each other.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import json
 import math
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -45,6 +48,7 @@ AUDIO_SOURCES = ["recordings/phone_call.wav", "recordings/voice_memo.m4a", "enro
                  "enrol/erin.wav"]
 CORPUS_VERSION = "v1"
 SEED = 20261127
+LAST_CPU_S = [0.0]  # CPU seconds of the last scan's process tree
 
 
 def plan(count: int = 100) -> list[tuple[str, str, float]]:
@@ -134,9 +138,13 @@ def scan(corpus: Path, consent: Path, store: Path, out: Path, *extra: str) -> tu
     cmd = [sys.executable, "-m", "scanner", "scan", str(corpus), "--consent", str(consent), "--purpose",
            "ai-training", "--fail-on", "none", "--format", "json", "--store", str(store), "--out", str(out),
            "--quiet", *extra]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # The scan and every worker process it waited for (Dask workers are not its children).
+    LAST_CPU_S[0] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"scan failed ({proc.returncode}):\n{proc.stderr}")
     return wall, json.loads((out / "results.json").read_text()), proc.stderr
@@ -149,7 +157,7 @@ def fingerprints(doc: dict) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=100, help="recordings (the first N of the corpus)")
-    parser.add_argument("--skip", default="", help="comma-separated steps to skip: w1,dask")
+    parser.add_argument("--skip", default="", help="comma-separated steps to skip: w1,dask,long")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
 
@@ -171,8 +179,9 @@ def main() -> None:
     changed = consent_copy(work, changed=True)
     rows = []
 
-    def row(label: str, wall: float, note: str = "") -> None:
-        rows.append((label, wall, media_s / wall, note))
+    def row(label: str, wall: float, note: str = "", cpu: float | None = None) -> None:
+        cpu = LAST_CPU_S[0] if cpu is None else cpu
+        rows.append((label, wall, media_s / wall, cpu, note))
         print(f"{label}: {wall:.1f} s wall, {media_s / wall:.1f} media-s per wall-s {note}", flush=True)
 
     if "w1" not in skip:
@@ -197,15 +206,41 @@ def main() -> None:
                                     cluster.scheduler_address)
         same = fingerprints(doc_d) == fingerprints(doc2)
         row("cold, Dask LocalCluster (2 workers)", wall_d,
-            f"({100 * (wall_d / wall2 - 1):+.1f}% vs local pool; findings {'identical' if same else 'DIFFER'})")
+            f"({100 * (wall_d / wall2 - 1):+.1f}% vs local pool; findings {'identical' if same else 'DIFFER'})",
+            cpu=0.0)  # the work ran in the cluster's processes, not in the scan's
+
+    if "long" not in skip:
+        # One long recording alone: split into 5-minute face windows over the workers, or not.
+        long_dir = corpus.parent / "long"
+        long_dir.mkdir(exist_ok=True)
+        long_video = long_dir / "meeting-12min.mp4"
+        if not long_video.exists():
+            loop_copy(SAMPLE / "recordings" / "meeting_grid.mp4", long_video, 720.0)
+        long_s = 720.0
+        wall_l1, doc_l1, _ = scan(long_dir, consent, work / "l1.db", work / "out-l1", "--workers", "1")
+        cpu_l1 = LAST_CPU_S[0]
+        wall_l2, doc_l2, _ = scan(long_dir, consent, work / "l2.db", work / "out-l2", "--workers", "2")
+        cpu_l2 = LAST_CPU_S[0]
+        same = fingerprints(doc_l1) == fingerprints(doc_l2)
+        if not same:
+            for doc in (doc_l1, doc_l2):
+                print([(f["rule_id"], f["person_id"], f["fingerprint"][:8]) for f in doc["findings"]])
+        for label, wall, cpu, note in (
+            ("one 12 min video, 1 worker", wall_l1, cpu_l1, ""),
+            ("one 12 min video, 2 workers (split)", wall_l2, cpu_l2,
+             f"{wall_l1 / wall_l2:.2f}x 1 worker; findings {'identical' if same else 'DIFFER'}"),
+        ):
+            rows.append((label, wall, long_s / wall, cpu, note))
+            print(f"{label}: {wall:.1f} s wall {note}", flush=True)
 
     print()
     print(f"{len(files)} recordings, {media_s / 60:.1f} min of media, {os.cpu_count()} CPUs")
     print()
-    print("| run | wall s | media-s per wall-s | note |")
-    print("|---|---:|---:|---|")
-    for label, wall, rate, note in rows:
-        print(f"| {label} | {wall:.1f} | {rate:.1f} | {note.strip('()')} |")
+    print("| run | wall s | media-s per wall-s | CPU s | cores busy | note |")
+    print("|---|---:|---:|---:|---:|---|")
+    for label, wall, rate, cpu, note in rows:
+        cpu_cell = f"{cpu:.0f} | {cpu / wall:.2f}" if cpu else "- | -"
+        print(f"| {label} | {wall:.1f} | {rate:.1f} | {cpu_cell} | {note.strip('()')} |")
     shutil.rmtree(work, ignore_errors=True)
 
 
