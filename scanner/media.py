@@ -639,7 +639,13 @@ _BFRAME_CHECK_S = 1.0
 _PICT_B = 3  # AVPictureType AV_PICTURE_TYPE_B
 
 
-def _bframes_unreferenced_by_p(path: Path, stream_index: int, check_s: float = _BFRAME_CHECK_S) -> bool:
+def _bframes_unreferenced_by_p(
+    path: Path,
+    stream_index: int,
+    check_s: float = _BFRAME_CHECK_S,
+    max_frames: int = 240,
+    deadline: Deadline | None = None,
+) -> bool:
     """Whether skipping every B-frame leaves the I- and P-frames bit-identical.
 
     x264 (and most encoders with B-frames) never predicts a P-frame from a B-frame, even where
@@ -647,9 +653,10 @@ def _bframes_unreferenced_by_p(path: Path, stream_index: int, check_s: float = _
     P-frames is exact and, on 720p30 from x264 defaults, takes half the time of skipping only
     the non-reference frames (0.55 instead of 1.0 CPU s per minute). Encoders that do predict
     P-frames from B-frames would give corrupted pictures, so this decodes the first `check_s`
-    seconds both ways and compares the luma planes of the common frames. False when the start
-    holds no reference B-frame (nothing to gain, and nothing shown about the rest) or on any
-    decoding error.
+    seconds both ways and compares the luma planes of the common frames (at most `max_frames`
+    frames each way, so broken timestamps cannot make it decode the whole file). False when the
+    start holds no reference B-frame (nothing to gain, and nothing shown about the rest) or on
+    any decoding error.
     """
 
     def decode(skip: str) -> dict:
@@ -663,11 +670,12 @@ def _bframes_unreferenced_by_p(path: Path, stream_index: int, check_s: float = _
             stream.codec_context.skip_frame = skip
             time_base = stream.time_base or Fraction(1, 1)
             first = None
-            for frame in container.decode(stream):
+            for count, frame in enumerate(container.decode(stream)):
+                _check_deadline(deadline)
                 if frame.pts is None:
                     return {}
                 first = frame.pts if first is None else first
-                if float((frame.pts - first) * time_base) > check_s:
+                if float((frame.pts - first) * time_base) > check_s or count >= max_frames:
                     break
                 plane = frame.planes[0]
                 rows = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
@@ -714,7 +722,11 @@ def _video_frames(
         interval = 1.0 / sample_fps if sample_fps > 0 else 0.0
         if skip_nonref and interval and sample_fps <= rate / 2:
             stream.codec_context.skip_frame = "NONREF"
-            if skip_bframes and sample_fps <= rate / 8 and _bframes_unreferenced_by_p(path, stream.index):
+            if (
+                skip_bframes
+                and sample_fps <= rate / 8
+                and _bframes_unreferenced_by_p(path, stream.index, deadline=deadline)
+            ):
                 stream.codec_context.skip_frame = "BIDIR"
         # Half a source frame of slack, so a 2 fps grid on 29.97 fps video lands on the nearest
         # frame rather than skipping to the next one.
