@@ -233,43 +233,38 @@ def _kill_workers(stop, delay: float, once: bool, killed: list) -> None:
         time.sleep(0.05)
 
 
-def test_a_worker_killed_mid_file_is_retried_and_the_scan_carries_on(sample_data):
+def _analyse_while_killing(sample_data, names: tuple[str, ...], delay: float, once: bool):
+    """Analyse `names` on 2 workers while a thread SIGKILLs worker processes; (results, pids killed)."""
     import threading
 
     from scanner.analyze import AnalysisSettings
     from scanner.execute import Job, run_local_jobs
-    from scanner.models import RecordingStatus
 
-    jobs = [Job(sample_data / "recordings" / n, None) for n in ("interview.mp4", "webinar.mp4")]
+    jobs = [Job(sample_data / "recordings" / n, None) for n in names]
     stop = threading.Event()
     killed = []
-    killer = threading.Thread(target=_kill_workers, args=(stop, 3.0, True, killed), daemon=True)
+    killer = threading.Thread(target=_kill_workers, args=(stop, delay, once, killed), daemon=True)
     killer.start()
     try:
         results = list(run_local_jobs(jobs, AnalysisSettings(), workers=2))
     finally:
         stop.set()
+    return results, killed
+
+
+def test_a_worker_killed_mid_file_is_retried_and_the_scan_carries_on(sample_data):
+    from scanner.models import RecordingStatus
+
+    results, killed = _analyse_while_killing(sample_data, ("interview.mp4", "webinar.mp4"), delay=3.0, once=True)
     assert len(killed) == 1  # one worker really died mid-way
     assert sorted(r.path.name for r in results) == ["interview.mp4", "webinar.mp4"]
     assert all(r.status is RecordingStatus.OK and r.faces.clusters for r in results)
 
 
 def test_a_file_whose_worker_keeps_dying_is_unreadable_not_the_end_of_the_scan(sample_data):
-    import threading
-
-    from scanner.analyze import AnalysisSettings
-    from scanner.execute import Job, run_local_jobs
     from scanner.models import RecordingStatus
 
-    jobs = [Job(sample_data / "recordings" / n, None) for n in ("lobby.mp4", "phone_call.wav")]
-    stop = threading.Event()
-    killed = []
-    killer = threading.Thread(target=_kill_workers, args=(stop, 0.0, False, killed), daemon=True)
-    killer.start()
-    try:
-        results = list(run_local_jobs(jobs, AnalysisSettings(), workers=2))
-    finally:
-        stop.set()
+    results, killed = _analyse_while_killing(sample_data, ("lobby.mp4", "phone_call.wav"), delay=0.0, once=False)
     assert len(killed) >= 4  # the pool's two workers, then each file's own worker
     assert sorted(r.path.name for r in results) == ["lobby.mp4", "phone_call.wav"]
     for result in results:
