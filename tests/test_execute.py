@@ -265,7 +265,7 @@ def test_a_file_whose_worker_keeps_dying_is_unreadable_not_the_end_of_the_scan(s
     from scanner.models import RecordingStatus
 
     results, killed = _analyse_while_killing(sample_data, ("lobby.mp4", "phone_call.wav"), delay=0.0, once=False)
-    assert len(killed) >= 4  # the pool's two workers, then each file's own worker
+    assert len(killed) >= 3  # at least one worker of the pool, then each file's own worker, alone
     assert sorted(r.path.name for r in results) == ["lobby.mp4", "phone_call.wav"]
     for result in results:
         assert result.status is RecordingStatus.UNREADABLE
