@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from scanner.consent import load_consent
-from scanner.execute import Splitting
+from scanner.execute import Splitting, _on_dask_worker
 from scanner.outputs.document import build_document
 from scanner.scan import ScanOptions, ScanStats, run_scan
 from scanner.store import Store
@@ -70,6 +70,11 @@ def test_dask_cluster_gives_the_local_results(corpus, consent, local_result):
     ) as cluster:
         address = cluster.scheduler_address
         assert address.startswith("tcp://127.0.0.1:")
+        with distributed.Client(address) as client:
+            # The nanny's allocator setting makes every freed frame fault in afresh; analysis tasks undo it
+            # (for good: the setting is per process, so this runs before any scan).
+            nanny_faults = client.submit(frame_buffer_faults, pure=False).result()
+            task_faults = client.submit(_on_dask_worker, frame_buffer_faults, pure=False).result()
         stats = ScanStats()
         result = run_scan([corpus], consent, _options(scheduler=address), stats=stats)
         # the same with the 15 s video split into three face windows and a voice task
@@ -78,6 +83,7 @@ def test_dask_cluster_gives_the_local_results(corpus, consent, local_result):
             # The work really ran on the cluster's two worker processes, not in this one.
             pids = set(client.run(os.getpid).values())
     assert len(pids) == 2 and os.getpid() not in pids
+    assert nanny_faults > 50 * FRAME_PAGES > 10 * task_faults, (nanny_faults, task_faults)
     assert stats.analysed == len(FILES)
     assert result.findings and [f.fingerprint for f in result.findings] == [
         f.fingerprint for f in local_result.findings
@@ -88,6 +94,40 @@ def test_dask_cluster_gives_the_local_results(corpus, consent, local_result):
     assert [f.fingerprint for f in split.findings] == [f.fingerprint for f in local_result.findings]
     assert [(p.person_id, p.subject_id, len(p.faces), len(p.voices)) for p in split.people] == [
         (p.person_id, p.subject_id, len(p.faces), len(p.voices)) for p in local_result.people]
+
+
+FRAME_PAGES = 720 * 1280 * 3 // 4096
+
+
+def frame_buffer_faults(frames: int = 100) -> int:
+    """Page faults while allocating and freeing `frames` 720p frame buffers in this process."""
+    import resource
+
+    import numpy as np
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(frames):
+        frame = np.ones((720, 1280, 3), np.uint8)
+        del frame
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator switches")
+def test_steady_allocator_reuses_freed_frames_under_dasks_trim_setting():
+    script = (
+        "import sys; from scanner.execute import steady_allocator; from tests.test_execute import frame_buffer_faults\n"
+        "steady = sys.argv[1] == 'steady' and steady_allocator()\n"
+        "print(frame_buffer_faults(100))"
+    )
+    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536"}  # what Dask's nanny sets for its workers
+    faults = {
+        mode: int(subprocess.run([sys.executable, "-c", script, mode], cwd=REPO, env=env, check=True,
+                                 capture_output=True, text=True).stdout)
+        for mode in ("as-set", "steady")
+    }
+    assert faults["as-set"] > 50 * FRAME_PAGES  # every buffer mapped and faulted in again
+    assert faults["steady"] < 5 * FRAME_PAGES  # one buffer faulted in, then reused
+    assert faults["as-set"] > 10 * faults["steady"]
 
 
 def _scan_command(corpus: Path, store: Path, out: Path) -> list[str]:
