@@ -23,7 +23,7 @@ import multiprocessing
 import signal
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -79,12 +79,17 @@ def run_jobs(
     workers: int = 1,
     scheduler: str | None = None,
     splitting: Splitting = Splitting(),
+    isolate: frozenset[str] = frozenset(),
+    starting: Callable[[Job], None] | None = None,
 ) -> Iterator[RecordingAnalysis]:
-    """Analyse `jobs`, yielding each result as it finishes (in completion order)."""
+    """Analyse `jobs`, yielding each result as it finishes (in completion order).
+
+    `isolate` and `starting` concern analysis in this process; see `run_local_jobs`.
+    """
     if scheduler:
         yield from run_dask(jobs, settings, scheduler, splitting)
     else:
-        yield from run_local_jobs(jobs, settings, workers, splitting)
+        yield from run_local_jobs(jobs, settings, workers, splitting, isolate, starting)
 
 
 def run_local(paths: list[Path], settings: AnalysisSettings, workers: int = 1) -> Iterator[RecordingAnalysis]:
@@ -263,7 +268,7 @@ class _LocalPool:
         self.workers = workers
         self.settings = settings
         self.context = multiprocessing.get_context("spawn")
-        self.pool = self._new(workers)
+        self.pool = self._new(workers)  # worker processes start with the first task
         self.pending: dict[Future, _Task] = {}
 
     def _new(self, workers: int) -> ProcessPoolExecutor:
@@ -295,16 +300,17 @@ class _LocalPool:
                 self._discard(self.pool)
                 self.pool = self._new(self.workers)
                 for task in suspects:
-                    yield self._alone(task)
+                    yield task, *self.alone(task)
 
-    def _alone(self, task: _Task) -> tuple[_Task, object, BaseException | None]:
+    def alone(self, task: _Task, after: str = "in this scan") -> tuple[object, BaseException | None]:
+        """(value, error) of `task` run by itself in a fresh one-worker pool: a death there is its own."""
         pool = self._new(1)
         try:
-            return task, pool.submit(*task.call(self.settings)).result(), None
+            return pool.submit(*task.call(self.settings)).result(), None
         except BrokenProcessPool:
-            return task, None, WorkerCrashed("the worker process analysing this file died twice")
+            return None, WorkerCrashed(f"the process analysing this file died twice ({after} and alone)")
         except Exception as exc:  # noqa: BLE001 - reported on the recording
-            return task, None, exc
+            return None, exc
         finally:
             self._discard(pool)
 
@@ -327,18 +333,28 @@ class _LocalPool:
 
 
 def run_local_jobs(
-    jobs: list[Job], settings: AnalysisSettings, workers: int = 1, splitting: Splitting = Splitting()
+    jobs: list[Job],
+    settings: AnalysisSettings,
+    workers: int = 1,
+    splitting: Splitting = Splitting(),
+    isolate: frozenset[str] = frozenset(),
+    starting: Callable[[Job], None] | None = None,
 ) -> Iterator[RecordingAnalysis]:
-    """Analyse `jobs` here (1 worker) or on a pool of `workers` spawned processes, yielding as they finish."""
+    """Analyse `jobs` here (1 worker) or on a pool of `workers` spawned processes, yielding as they finish.
+
+    isolate: content hashes of recordings that a previous scan died analysing in its own process;
+        they are analysed in a separate process even with one worker, and a second death makes
+        the file unreadable instead of ending this scan too.
+    starting: called with each job about to be analysed in this process, so that the caller can
+        record it (see `Store.note_analysing`); pool workers never take this process down.
+    """
     steady_allocator()  # for analyses in this process; pool workers set it up themselves
     if workers <= 1:
-        for job in jobs:
-            yield _restore_path(analyze_recording(job.path, settings, job.sha256), job)
+        yield from _in_this_process(jobs, settings, isolate, starting)
         return
     whole, splits = plan_jobs(jobs, settings, splitting)
     if not splits and len(whole) <= 1:  # one short file: a pool would only add its start-up
-        for job in whole:
-            yield _restore_path(analyze_recording(job.path, settings, job.sha256), job)
+        yield from _in_this_process(whole, settings, isolate, starting)
         return
     tasks = [_Task("faces", split, i) for split in splits for i in range(len(split.windows))]  # longest work first
     tasks += [_Task("voices", split) for split in splits]
@@ -370,6 +386,23 @@ def run_local_jobs(
         finished = True
     finally:
         pool.close(finished)
+
+
+def _in_this_process(
+    jobs: list[Job], settings: AnalysisSettings, isolate: frozenset[str], starting: Callable[[Job], None] | None
+) -> Iterator[RecordingAnalysis]:
+    for job in jobs:
+        if job.sha256 in isolate:
+            pool = _LocalPool(1, settings)
+            value, error = pool.alone(_Task("whole", job), after="in an earlier scan of this database")
+            pool.close(finished=True)
+            if error is not None:
+                value = unreadable(job.path, job.sha256 or "", _size(job.path), error)
+        else:
+            if starting is not None:
+                starting(job)
+            value = analyze_recording(job.path, settings, job.sha256)
+        yield _restore_path(value, job)
 
 
 def run_dask(

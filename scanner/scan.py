@@ -163,7 +163,12 @@ def run_scan(
                 first_of[digest] = path
                 jobs.append(Job(path, digest))
 
-        for analysis in run_jobs(jobs, options.analysis, options.workers, options.scheduler, options.splitting):
+        isolate, starting = frozenset(), None
+        if store is not None:  # a file that killed an earlier run is analysed in a separate process
+            isolate = frozenset(store.crashed_on())
+            starting = lambda job: store.note_analysing(scan_id, job.sha256)  # noqa: E731
+        for analysis in run_jobs(jobs, options.analysis, options.workers, options.scheduler, options.splitting,
+                                 isolate, starting):
             if store is not None:
                 store.save_analysis(analysis, *key, scan_id=scan_id)
             done(analysis, False)
@@ -172,6 +177,8 @@ def run_scan(
                 if store is not None:
                     store.note_reused(scan_id, twin)
                 done(twin, True)
+        if store is not None and starting is not None:
+            store.note_analysing(scan_id, None)
     except KeyboardInterrupt:
         if store is not None:
             store.set_scan_status(scan_id, "interrupted")

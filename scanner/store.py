@@ -15,7 +15,9 @@ Layout (schema version in `PRAGMA user_version`, applied migrations listed in `m
   included). Each is written in its own transaction, so the database never holds half a recording.
 - `scans`: one row per scan: status (running, complete, interrupted, failed), inputs, options,
   counters (analysed, reused from the cache), the results document and a snapshot of the scan
-  result without biometric vectors, so that `likeness report` can re-render it in any format.
+  result without biometric vectors, so that `likeness report` can re-render it in any format,
+  and the recording it is analysing in its own process (`analysing`), so that a file that killed
+  the scan is analysed in a separate process by the next run.
 - `scan_recordings`, `people`, `findings` (suppressed ones with the waiver applied),
   `analysis_subjects` (which enrolled subject was found in which analysis, for purging a subject).
 - `enrolments`: the subjects' reference encodings and voiceprints, keyed by the content of the
@@ -157,6 +159,13 @@ _MIGRATIONS: list[tuple[int, str, str]] = [
             created_at TEXT NOT NULL,
             last_used_at TEXT NOT NULL
         );
+        """,
+    ),
+    (
+        3,
+        "the recording a scan is analysing in its own process, to isolate it after a crash",
+        """
+        ALTER TABLE scans ADD COLUMN analysing TEXT;
         """,
     ),
 ]
@@ -389,6 +398,9 @@ class Store:
                         (analysis.sha256, settings_hash, tool_version, analysis.status.value, BLOB_FORMAT,
                          blob, now, now),
                     )
+                    # analysed to the end: no longer a suspect. A file that keeps killing its
+                    # process stays one and is never analysed in the scanning process again.
+                    self.db.execute("UPDATE scans SET analysing=NULL WHERE analysing=?", (analysis.sha256,))
             if scan_id is not None:
                 self._scan_recording(scan_id, analysis, reused=False)
                 self.db.execute(
@@ -453,7 +465,25 @@ class Store:
 
     def set_scan_status(self, scan_id: str, status: str) -> None:
         with self._transaction():
-            self.db.execute("UPDATE scans SET status=?, finished_at=? WHERE scan_id=?", (status, _now(), scan_id))
+            self.db.execute("UPDATE scans SET status=?, finished_at=?, analysing=NULL WHERE scan_id=?",
+                            (status, _now(), scan_id))
+
+    def note_analysing(self, scan_id: str, sha256: str | None) -> None:
+        """Record the recording `scan_id` is now analysing in its own process (None: none).
+
+        If the process dies there (a decoder fault, the out-of-memory killer), the mark outlives it
+        and `crashed_on` hands the recording to the next scan, which analyses it in a separate
+        process, so one hostile file cannot end every rerun of the scan the same way.
+        """
+        with self._transaction():
+            self.db.execute("UPDATE scans SET analysing=? WHERE scan_id=?", (sha256, scan_id))
+
+    def crashed_on(self) -> set[str]:
+        """Content hashes of recordings that scans died analysing, and that have no good analysis since."""
+        rows = self.db.execute(
+            "SELECT DISTINCT analysing FROM scans WHERE analysing IS NOT NULL AND status != 'running'"
+        ).fetchall()
+        return {sha256 for (sha256,) in rows}
 
     def finish_scan(self, result: ScanResult, settings_hash: str, tool_version: str) -> None:
         """Store the scan's decisions (people, findings, document, snapshot) in one transaction."""

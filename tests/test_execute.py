@@ -174,6 +174,8 @@ def test_scan_killed_midway_resumes_without_redoing_finished_files(corpus, local
         assert killed.status == "interrupted"
         rows = store.db.execute("SELECT COUNT(*) FROM scan_recordings WHERE scan_id=?", (killed.scan_id,))
         assert rows.fetchone()[0] == killed.analysed == finished
+        # the file it died analysing (in its own process: one worker) is handed to the next run
+        (suspect,) = store.crashed_on()
     assert 1 <= finished < len(FILES)
 
     rerun = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -184,6 +186,8 @@ def test_scan_killed_midway_resumes_without_redoing_finished_files(corpus, local
     assert latest.reused == finished  # finished recordings were not analysed again
     assert latest.analysed == len(FILES) - finished
     assert f"{finished} unchanged reused" in rerun.stderr
+    with Store(store_path) as store:
+        assert store.crashed_on() == set()  # the rerun analysed it (alone) to the end
 
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     reference = build_document(local_result)
@@ -301,6 +305,34 @@ def test_a_worker_killed_mid_file_is_retried_and_the_scan_carries_on(sample_data
     assert all(r.status is RecordingStatus.OK and r.faces.clusters for r in results)
 
 
+def test_a_file_that_killed_an_earlier_scan_is_analysed_alone_and_unreadable_if_it_kills_again(sample_data):
+    """With one worker, files are analysed in the scanning process; a suspect one is not."""
+    import threading
+
+    from scanner.analyze import AnalysisSettings
+    from scanner.execute import Job, run_local_jobs
+    from scanner.media import sha256_file
+    from scanner.models import RecordingStatus
+
+    lobby, call = (sample_data / "recordings" / n for n in ("lobby.mp4", "phone_call.wav"))
+    jobs = [Job(lobby, sha256_file(lobby)), Job(call, sha256_file(call))]
+    started = []
+    stop, killed = threading.Event(), []
+    killer = threading.Thread(target=_kill_workers, args=(stop, 0.0, False, killed), daemon=True)
+    killer.start()
+    try:
+        results = list(run_local_jobs(jobs, AnalysisSettings(), workers=1, isolate=frozenset({jobs[0].sha256}),
+                                      starting=started.append))
+    finally:
+        stop.set()
+    assert len(killed) >= 1 and os.getpid() not in killed  # the suspect's own process, never this one
+    assert [r.path for r in results] == [lobby, call]
+    assert results[0].status is RecordingStatus.UNREADABLE
+    assert "died twice (in an earlier scan of this database and alone)" in results[0].error
+    assert results[1].status is RecordingStatus.OK and results[1].voices.speakers
+    assert started == [jobs[1]]  # only the file analysed in this process is announced
+
+
 def test_a_file_whose_worker_keeps_dying_is_unreadable_not_the_end_of_the_scan(sample_data):
     from scanner.models import RecordingStatus
 
@@ -309,4 +341,4 @@ def test_a_file_whose_worker_keeps_dying_is_unreadable_not_the_end_of_the_scan(s
     assert sorted(r.path.name for r in results) == ["lobby.mp4", "phone_call.wav"]
     for result in results:
         assert result.status is RecordingStatus.UNREADABLE
-        assert "worker process analysing this file died twice" in result.error
+        assert "process analysing this file died twice (in this scan and alone)" in result.error

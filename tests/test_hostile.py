@@ -854,7 +854,14 @@ EXTRA_ROWS = [
     (
         "a file whose worker process dies (decoder fault, out-of-memory kill; `--workers 2` or more)",
         "unreadable",
-        "the worker process analysing this file died twice (the other files of the pool are rerun, not lost)",
+        "the process analysing this file died twice (in this scan and alone; the other files of the pool are "
+        "rerun, not lost)",
+    ),
+    (
+        "a file that kills the scanning process itself (one worker); the scan is run again",
+        "unreadable",
+        "the process analysing this file died twice (in an earlier scan of this database and alone; the rerun "
+        "analyses it in a separate process and finishes)",
     ),
 ]
 
