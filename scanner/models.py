@@ -430,6 +430,9 @@ class Finding:
     time_ranges: dict[str, list[TimeRange]]  # recording path -> ranges
     evidence: list[str]
     fingerprint: str
+    # the purposes a consent finding is about (all the recordings' purposes for an unknown person);
+    # empty for findings about no purpose (unreadable recordings, retention, expired waivers)
+    purposes: tuple[str, ...] = ()
 
 
 def merge_ranges(ranges: list[TimeRange], gap: float = 0.0) -> list[TimeRange]:

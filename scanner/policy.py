@@ -203,7 +203,8 @@ def _person_findings(
             f"Unidentified person {person.person_id} is not in the consent records; the recordings are "
             f"used for: {', '.join(_purposes_of(recs, contexts))}."
         )
-        return [_finding(UNKNOWN_PERSON, person, recs, message, _lowered(UNKNOWN_PERSON.severity, tier), "", who_key)]
+        severity = _lowered(UNKNOWN_PERSON.severity, tier)
+        return [_finding(UNKNOWN_PERSON, person, recs, message, severity, "", who_key, _purposes_of(recs, contexts))]
 
     subject = consent.subject(person.subject_id)
     who = f"{person.display_name} ({person.person_id})" if person.display_name else person.person_id
@@ -260,7 +261,7 @@ def _person_findings(
             message = f"{who} consented to {', '.join(granted) or 'nothing'}, not to {purposes}."
             severity = _lowered(rule.severity, tier)
         detail = f"{purposes}|{modality.value if modality else ''}"
-        findings.append(_finding(rule, person, hit.recordings, message, severity, detail, who_key))
+        findings.append(_finding(rule, person, hit.recordings, message, severity, detail, who_key, hit.purposes))
     return findings
 
 
@@ -328,7 +329,7 @@ def _retention_findings(
 
 def _finding(
     rule: Rule, person: Person, recs: list[RecordingAnalysis], message: str, severity: Level, detail: str,
-    who_key: str,
+    who_key: str, purposes: list[str],
 ) -> Finding:
     evidence = []
     if person.face:
@@ -355,6 +356,7 @@ def _finding(
         time_ranges=time_ranges,
         evidence=evidence,
         fingerprint=fingerprint(rule.id, who_key, detail, [rec.sha256 for rec in recs]),
+        purposes=tuple(purposes),
     )
 
 

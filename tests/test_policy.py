@@ -73,6 +73,11 @@ def test_purposes_come_from_the_manifest_and_sidecars(corpus, consent):
     ctx = {p.name: c for p, c in result.contexts.items()}["voice_memo.m4a"]
     assert ctx.purposes == ("ai-training", "research")  # sidecar wins, command line adds (fails closed)
     assert ("LK004", "erin") in rules_of(result)
+    # each consent finding names the purposes it is about, for the report's per-purpose consent table
+    (erin,) = [f for f in result.findings if f.rule_id == "LK004" and f.subject_id == "erin"]
+    assert erin.purposes == ("ai-training", "research")  # her grant covers publication only
+    unknown = [f for f in result.findings if f.rule_id == "LK001"]
+    assert unknown and all(f.purposes == ("internal-use", "research") for f in unknown)  # the photo's and --purpose
 
 
 def consent_variant(sample_data: Path, folder: Path, text: str) -> Path:

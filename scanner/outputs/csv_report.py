@@ -16,7 +16,7 @@ from scanner.outputs.document import build_document, format_ranges, ranges_by_re
 
 COLUMNS = (
     "fingerprint", "rule_id", "rule_name", "severity", "status", "person_id", "subject_id", "recording",
-    "start", "end", "time_ranges", "title", "message", "remedy", "waiver_reason", "waiver_expires",
+    "start", "end", "time_ranges", "title", "message", "remedy", "waiver_reason", "waiver_expires", "purposes",
 )
 
 #: A cell starting with one of these is read as a formula by Excel, LibreOffice or Google Sheets.
@@ -81,5 +81,6 @@ def _rows(finding: dict, status: str, waiver: dict | None) -> list[dict]:
             "remedy": finding["remedy"],
             "waiver_reason": waiver["reason"] if waiver else None,
             "waiver_expires": waiver["expires"] if waiver else None,
+            "purposes": ";".join(finding.get("purposes", [])),
         })
     return rows

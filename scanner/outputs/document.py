@@ -227,6 +227,7 @@ def _finding(finding: Finding) -> dict:
         "evidence": finding.evidence,
         "remedy": finding.remedy,
         "fingerprint": finding.fingerprint,
+        "purposes": list(finding.purposes),
     }
 
 

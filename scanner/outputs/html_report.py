@@ -21,7 +21,6 @@ import base64
 import gc
 import io
 import os
-import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -372,24 +371,8 @@ def _consent_status(person: dict, purposes: list[str], rows: list[dict]) -> list
 
 
 def finding_purposes(finding: dict, candidates: list[str]) -> list[str]:
-    """The purposes a consent finding is about, among `candidates`.
-
-    Uses the finding's own `purposes` when the document carries them; otherwise reads them from the
-    policy's message ("... for ai-training, publication ...", "... not to ai-training."). An unknown
-    person (LK001) has no consent for any purpose.
-    """
-    if finding.get("purposes"):
-        return list(finding["purposes"])
-    if finding["rule_id"] == "LK001":
-        return list(candidates)
-    message = finding["message"]
-    marker = " not to " if finding["rule_id"] == "LK004" else " for "
-    at = message.rfind(marker)
-    if at < 0:
-        return list(candidates)
-    tokens = {t.strip(".;:") for t in re.split(r"[,\s]+", message[at + len(marker):])}
-    named = [c for c in candidates if c in tokens]
-    return named or list(candidates)
+    """The purposes a consent finding is about: its own `purposes`, or all `candidates` when it names none."""
+    return list(finding.get("purposes") or candidates)
 
 
 def _flatten(options: dict, prefix: str = "") -> list[tuple[str, str]]:

@@ -179,6 +179,7 @@ def _result(finding: dict, rule_index: dict[str, int], location_of, locator: _Lo
                 for r in finding["time_ranges"]
             ],
             "remedy": finding["remedy"],
+            "purposes": list(finding.get("purposes", [])),
         },
     }
 
