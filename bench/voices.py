@@ -37,6 +37,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,18 +50,21 @@ from scanner.models import AudioTrack  # noqa: E402
 from scanner.voices import (  # noqa: E402
     UBM_MATCH_PROBABILITY,
     VOICE_MATCH_THRESHOLD,
+    CohortSettings,
     VoiceAnalyzer,
+    VoiceCohort,
+    resolve_voices,
     ubm_voice_probability,
-    ubm_voiceprint_from_audio,
-    voice_score,
+    unpack_voiceprint,
     voice_similarity,
     voiceprint_from_audio,
 )
 
-# The speaker models compared: (voiceprint of a sample, similarity, raw score, acceptance threshold).
-METHODS = {
-    "cepstrum": (voiceprint_from_audio, voice_similarity, voice_similarity, VOICE_MATCH_THRESHOLD),
-    "gmm-ubm": (ubm_voiceprint_from_audio, ubm_voice_probability, voice_score, UBM_MATCH_PROBABILITY),
+# The speaker models compared and the score at which each accepts a match.
+THRESHOLDS = {
+    "cepstrum": VOICE_MATCH_THRESHOLD,
+    "gmm-ubm": UBM_MATCH_PROBABILITY,
+    "gmm-ubm s-norm": CohortSettings().threshold,
 }
 
 SR = 16000
@@ -388,57 +392,166 @@ def single_speaker_audio(name: str, who: str, ref: list, audio: AudioTrack) -> l
     return [audio.samples[a * hop:b * hop] for a, b in zip(edges[0::2], edges[1::2]) if b - a >= 20]
 
 
-def identification(speakers: dict[str, list[np.ndarray]], enrol_s: float = 10.0, probe_s: float = 3.0,
-                   min_enrolled_total: float = 13.0, method: str = "gmm-ubm") -> dict:
-    """Top-1 accuracy and impostor acceptance with `enrol_s` of enrolment and `probe_s` probes.
+@dataclass
+class Trials:
+    """The voiceprints of one identification material: enrolments, probes of enrolled speakers, impostor probes.
+
+    Every voiceprint is a scan voiceprint (`voiceprint_from_audio`: cepstral and GMM-UBM parts), made
+    once and scored by every speaker model.
+    """
+
+    enrolled: dict[str, np.ndarray]
+    probes: list[tuple[str, np.ndarray]]
+    impostors: list[tuple[str, np.ndarray]]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.enrolled)
+
+    def all_prints(self) -> tuple[list[str], np.ndarray]:
+        """Speaker label and voiceprint of every enrolment and probe (the material a scan of it would hold)."""
+        items = list(self.enrolled.items()) + self.probes + self.impostors
+        return [w for w, _ in items], np.vstack([v for _, v in items])
+
+
+def make_trials(speakers: dict[str, list[np.ndarray]], enrol_s: float = 10.0, probe_s: float = 3.0,
+                min_enrolled_total: float = 13.0) -> Trials:
+    """Enrolment and probes with `enrol_s` of enrolment and `probe_s` probes.
 
     `speakers` maps a speaker to a list of audio chunks (single-speaker stretches, in order). A speaker
     with at least `min_enrolled_total` s is enrolled with its first `enrol_s` s, and the rest is cut
-    into `probe_s` probes. Speakers with less are impostors: their 3 s probes must match nobody.
-    Each enrolled speaker's probes are also impostor trials against everyone but itself (leave one out).
-    `method` names the speaker model (`METHODS`: its voiceprint, similarity and acceptance threshold;
-    the raw score, for GMM-UBM the uncalibrated log-likelihood ratio of the enrolled model on the probe).
-    Also returns every target and non-target score (one enrolled voice against one probe) for the
-    equal error rate and calibration.
+    into `probe_s` probes. Speakers with less (but at least one probe) are impostors.
     """
-    make, similarity, score, threshold = METHODS[method]
-    enrolled, probes, impostor_probes = {}, [], []
+    enrolled, probes, impostors = {}, [], []
     step = int(probe_s * SR)
     for who, chunks in speakers.items():
         y = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
         total = len(y) / SR
         if total >= min_enrolled_total:
-            enrolled[who] = make(AudioTrack(y[: int(enrol_s * SR)], SR, SR))
+            enrolled[who] = voiceprint_from_audio(AudioTrack(y[: int(enrol_s * SR)], SR, SR))
             rest = y[int(enrol_s * SR):]
-            probes += [(who, rest[i:i + step]) for i in range(0, len(rest) - step + 1, step)]
+            probes += [(who, voiceprint_from_audio(AudioTrack(rest[i:i + step], SR, SR)))
+                       for i in range(0, len(rest) - step + 1, step)]
         elif total >= probe_s:
-            impostor_probes += [(who, y[i:i + step]) for i in range(0, len(y) - step + 1, step)]
-    names = list(enrolled)
-    correct = accepted_genuine = imp_trials = imp_accepted = 0
-    target, nontarget, raw_target, raw_nontarget = [], [], [], []
-    for who, p in probes + impostor_probes:
-        v = make(AudioTrack(p, SR, SR))
-        raw = np.array([score(enrolled[n], v) for n in names])
-        s = np.array([similarity(enrolled[n], v) for n in names])
-        if who in enrolled:
+            impostors += [(who, voiceprint_from_audio(AudioTrack(y[i:i + step], SR, SR)))
+                          for i in range(0, len(y) - step + 1, step)]
+    return Trials(enrolled, probes, impostors)
+
+
+def _ubm(v: np.ndarray) -> np.ndarray:
+    return unpack_voiceprint(v).ubm
+
+
+def pairwise_scores(trials: Trials, method: str) -> np.ndarray:
+    """Score of every (probe or impostor probe, enrolled voice), shape (n_probes + n_impostors, n_enrolled).
+
+    `method`: "cepstrum" (cosine), "gmm-ubm" (calibrated probability), or "gmm-ubm s-norm": the
+    product's `VoiceCohort` over every voiceprint of the material, each labelled with its speaker, so
+    that the cohort of a trial is every enrolment and probe of the *other* speakers (both voices under
+    test left out; no minimum cohort size here, see `cohort_sizes`).
+    """
+    gallery = list(trials.enrolled.values())
+    tests = [v for _, v in trials.probes + trials.impostors]
+    if method == "cepstrum":
+        return np.array([[voice_similarity(e, t) for e in gallery] for t in tests])
+    if method == "gmm-ubm":
+        return np.array([[ubm_voice_probability(_ubm(e), _ubm(t)) for e in gallery] for t in tests])
+    labels, prints = trials.all_prints()
+    cohort = VoiceCohort(np.vstack([_ubm(v) for v in prints]), np.array(labels), CohortSettings(min_cohort=0))
+    n_e = len(gallery)
+    return np.array([[cohort.score(n_e + i, k) for k in range(n_e)] for i in range(len(tests))])
+
+
+def cohort_sizes(trials: Trials) -> tuple[int, int]:
+    """Smallest and median cohort (voiceprints of the other speakers) over the trials of `pairwise_scores`."""
+    labels, _ = trials.all_prints()
+    labels = np.array(labels)
+    sizes = [int(((labels != w) & (labels != e)).sum()) for w, _ in trials.probes + trials.impostors
+             for e in trials.names]
+    return min(sizes), int(np.median(sizes))
+
+
+def identification(trials: Trials, method: str = "gmm-ubm") -> dict:
+    """Top-1 accuracy, genuine and impostor acceptance, and EER of one speaker model on `trials`.
+
+    Top-1: the probe's best enrolled match is its own speaker. Impostor trials: every unenrolled
+    speaker's probe against all enrolled voices, and every enrolled speaker's probe against everyone
+    but itself (leave one out); accepted when any of those scores reaches the model's threshold
+    (`THRESHOLDS`). EER over all (enrolled voice, probe) pairs.
+    """
+    threshold = THRESHOLDS[method]
+    scores = pairwise_scores(trials, method)
+    names = trials.names
+    correct = accepted_genuine = imp_accepted = 0
+    target, nontarget = [], []
+    for (who, _), s in zip(trials.probes + trials.impostors, scores):
+        if who in trials.enrolled:
             own = names.index(who)
             correct += int(np.argmax(s)) == own
             accepted_genuine += s[own] >= threshold
             target.append(s[own])
-            raw_target.append(raw[own])
-            others, raw_others = np.delete(s, own), np.delete(raw, own)
+            others = np.delete(s, own)
         else:
-            others, raw_others = s, raw
+            others = s
         nontarget += others.tolist()
-        raw_nontarget += raw_others.tolist()
-        imp_trials += 1
         imp_accepted += others.max() >= threshold
-    return {"enrolled": len(names), "probes": len(probes), "top1": correct / max(1, len(probes)),
-            "genuine_accept": accepted_genuine / max(1, len(probes)), "impostor_trials": imp_trials,
+    n_probes, n_trials = len(trials.probes), len(scores)
+    return {"enrolled": len(names), "probes": n_probes, "top1": correct / max(1, n_probes),
+            "genuine_accept": accepted_genuine / max(1, n_probes), "impostor_trials": n_trials,
+            "impostor_accept": imp_accepted / max(1, n_trials),
+            "impostor_speakers": len({w for w, _ in trials.impostors}),
+            "eer": equal_error_rate(target, nontarget), "target": target, "nontarget": nontarget}
+
+
+def identification_as_scanned(trials: Trials, settings: CohortSettings | None = None) -> dict:
+    """What a scan decides (`resolve_voices`) when the material is scanned: probes are the speakers found.
+
+    The enrolled voices are the subjects; every probe and impostor probe is a speaker of the scan.
+    Nothing tells the scan which voiceprints share a voice: the cohort leaves out only what the scan's
+    own decisions group together (see `resolve_voices`). Genuine accepted: the probe is matched to
+    its own subject. Impostor trials: unenrolled probes (accepted when matched to anyone), and every
+    enrolled speaker's probes in a second scan of the same material without that speaker's
+    enrolment (leave one out). Top-1 and EER from the normalised scores when the cohort decided,
+    otherwise from the cepstral similarities.
+    """
+    names = trials.names
+    tests = trials.probes + trials.impostors
+    prints = [v for _, v in tests]
+
+    def scan(gallery: list[str]):
+        return resolve_voices(prints, [[trials.enrolled[n]] for n in gallery], settings=settings or CohortSettings())
+
+    full = scan(names)
+    scores = full.scores if full.scores is not None else pairwise_scores(trials, "cepstrum")
+    correct = accepted = imp_accepted = imp_trials = 0
+    target, nontarget = [], []
+    for (who, _), m, s in zip(tests, full.matches, scores):
+        if who in trials.enrolled:
+            own = names.index(who)
+            correct += int(np.nanargmax(s)) == own
+            accepted += m is not None and m.subject == own
+            target.append(s[own])
+            nontarget += np.delete(s, own).tolist()
+        else:
+            nontarget += s.tolist()
+            imp_trials += 1
+            imp_accepted += m is not None
+    models = {full.model}
+    for left_out in names:
+        gallery = [n for n in names if n != left_out]
+        res = scan(gallery)
+        models.add(res.model)
+        for (who, _), m in zip(tests, res.matches):
+            if who == left_out:
+                imp_trials += 1
+                imp_accepted += m is not None
+    n_probes = len(trials.probes)
+    return {"enrolled": len(names), "probes": n_probes, "top1": correct / max(1, n_probes),
+            "genuine_accept": accepted / max(1, n_probes), "impostor_trials": imp_trials,
             "impostor_accept": imp_accepted / max(1, imp_trials),
-            "impostor_speakers": len({w for w, _ in impostor_probes}),
-            "eer": equal_error_rate(target, nontarget), "target": target, "nontarget": nontarget,
-            "raw_target": raw_target, "raw_nontarget": raw_nontarget}
+            "impostor_speakers": len({w for w, _ in trials.impostors}),
+            "eer": equal_error_rate(target, [x for x in nontarget if np.isfinite(x)]),
+            "model": "/".join(sorted(models)), "items": len(tests) + len(names)}
 
 
 def equal_error_rate(target: list[float], nontarget: list[float]) -> float:
@@ -480,13 +593,21 @@ def bench_identification(cache: Path) -> list[tuple[str, str, dict]]:
     of them enrolled together (every distinct voice the material holds)."""
     real = devset_speakers() if DEVSET.exists() else {}
     synthetic = generated_speakers(cache)
+    materials = []
+    if real:
+        materials.append(("devset real speakers", make_trials(real)))
+    materials.append(("5 synthetic voices", make_trials(synthetic)))
+    if real:
+        materials.append(("all distinct voices together", make_trials({**real, **synthetic})))
     rows = []
-    for method in METHODS:
-        if real:
-            rows.append((method, "devset real speakers", identification(real, method=method)))
-        rows.append((method, "5 synthetic voices", identification(synthetic, method=method)))
-        if real:
-            rows.append((method, "all distinct voices together", identification({**real, **synthetic}, method=method)))
+    for method in THRESHOLDS:
+        for material, trials in materials:
+            result = identification(trials, method=method)
+            if method == "gmm-ubm s-norm":
+                result["cohort"] = cohort_sizes(trials)
+            rows.append((method, material, result))
+    for material, trials in materials:
+        rows.append(("as scanned", material, identification_as_scanned(trials)))
     return rows
 
 
@@ -559,16 +680,22 @@ def main() -> None:
     if "id" in parts:
         rows = bench_identification(args.cache)
         out["id"] = [{"method": m, "material": k, **r} for m, k, r in rows]
-        print(f"\n## Speaker identification (10 s enrolment, 3 s probes; accepted at cosine {VOICE_MATCH_THRESHOLD} "
-              f"or GMM-UBM probability {UBM_MATCH_PROBABILITY})\n")
+        print(f"\n## Speaker identification (10 s enrolment, 3 s probes; accepted at cosine {VOICE_MATCH_THRESHOLD}, "
+              f"GMM-UBM probability {UBM_MATCH_PROBABILITY} or normalised score {CohortSettings().threshold})\n")
         print("| speaker model | material | enrolled | probes | top-1 | genuine accepted | impostor trials | "
-              "impostor accepted | EER |")
-        print("|---|---|---|---|---|---|---|---|---|")
+              "impostor accepted | EER | cohort |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for m, k, r in rows:
+            if "cohort" in r:
+                cohort = f"{r['cohort'][0]}-{r['cohort'][1]} (min-median)"
+            elif "model" in r:
+                cohort = f"{r['items']} voiceprints, decided by {r['model']}"
+            else:
+                cohort = "-"
             print(f"| {m} | {k} | {r['enrolled']} | {r['probes']} | {100 * r['top1']:.1f}% | "
                   f"{100 * r['genuine_accept']:.1f}% | "
                   f"{r['impostor_trials']} ({r['impostor_speakers']} unenrolled + leave-one-out) | "
-                  f"{100 * r['impostor_accept']:.1f}% | {100 * r['eer']:.1f}% |")
+                  f"{100 * r['impostor_accept']:.1f}% | {100 * r['eer']:.1f}% | {cohort} |")
     if "speed" in parts:
         s = out["speed"] = bench_speed(args.cache)
         print("\n## Speed\n")

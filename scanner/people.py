@@ -26,6 +26,9 @@ from scanner.models import (
 )
 from scanner.voices import (
     VOICE_MATCH_THRESHOLD,
+    CohortSettings,
+    resolve_voices,
+    unpack_voiceprint,
     voice_match_confidence,
     voice_similarity,
 )
@@ -50,14 +53,17 @@ class ResolverSettings:
         different photos measured 0.34-0.53, different people 0.67 and more).
     face_link_tolerance: distance under which unknown faces in different recordings are linked
         (the within-recording clustering tolerance).
-    voice_threshold: cosine similarity of voiceprints above which a speaker is the enrolled subject.
+    voice_threshold: cosine similarity of cepstral voiceprints above which a speaker is the enrolled subject.
     voice_link_threshold: the same for linking unknown speakers across recordings.
+    voice_cohort: the GMM-UBM score normalisation that decides instead of the cepstral voiceprint
+        when the scan holds enough voices (see `scanner.voices.resolve_voices`).
     """
 
     face_tolerance: float = MATCH_TOLERANCE
     face_link_tolerance: float = DEFAULT_CLUSTER_TOLERANCE
     voice_threshold: float = VOICE_MATCH_THRESHOLD
     voice_link_threshold: float = VOICE_MATCH_THRESHOLD
+    voice_cohort: CohortSettings = CohortSettings()
 
 
 def resolve_people(
@@ -90,7 +96,13 @@ def resolve_people(
     order = {rec.path: i for i, rec in enumerate(recordings)}
 
     face_match = [match_face(s.cluster.encodings, subjects, settings.face_tolerance) for s in faces]
-    voice_match = [match_voice(s.speaker.voiceprint, subjects, settings.voice_threshold) for s in voices]
+    voice_resolution = resolve_voices(
+        [s.speaker.voiceprint for s in voices],
+        [list(s.voiceprints) if s.voiceprints is not None else [] for s in subjects],
+        threshold=settings.voice_threshold, link_threshold=settings.voice_link_threshold,
+        settings=settings.voice_cohort)
+    voice_match = [IdentityMatch(Modality.VOICE, subjects[m.subject].subject_id, m.distance, m.confidence)
+                   if m else None for m in voice_resolution.matches]
     for f, v in links:
         fm, vm = face_match[f], voice_match[v]
         if fm and vm and fm.subject_id != vm.subject_id:
@@ -126,9 +138,14 @@ def resolve_people(
     for group in _link([faces[i].cluster.encodings.mean(axis=0) for i in unknown_faces], "euclidean",
                        settings.face_link_tolerance):
         groups.join([("face", unknown_faces[g]) for g in group])
-    for group in _link([voices[i].speaker.voiceprint for i in unknown_voices], "cosine",
-                       1.0 - settings.voice_link_threshold):
-        groups.join([("voice", unknown_voices[g]) for g in group])
+    if voice_resolution.model == "cepstral":
+        voice_links = [[unknown_voices[g] for g in group] for group in _link(
+            [voices[i].speaker.voiceprint for i in unknown_voices], "cosine", 1.0 - settings.voice_link_threshold)]
+    else:  # groups of speakers unmatched by voice; a lip-linked face may have matched some since
+        voice_links = [[i for i in group if voice_match[i] is None] for group in voice_resolution.links]
+    for group in voice_links:
+        if group:
+            groups.join([("voice", i) for i in group])
     for f, v in links:
         if face_match[f] is None and voice_match[v] is None:
             groups.join([("face", f), ("voice", v)])
@@ -212,6 +229,11 @@ def match_voice(voiceprint: np.ndarray, subjects: list[EnrolledSubject], thresho
     return IdentityMatch(Modality.VOICE, best[1], round(1.0 - best[0], 4), confidence)
 
 
+def _link_vector(vector: np.ndarray, metric: str) -> np.ndarray:
+    """What linking compares: a scan voiceprint by its cepstral part (cosine), anything else as it is."""
+    return unpack_voiceprint(vector).cepstral if metric == "cosine" else vector
+
+
 def _link(vectors: list[np.ndarray], metric: str, threshold: float) -> list[list[int]]:
     """Group vectors whose average-linkage distance stays under `threshold`."""
     if not vectors:
@@ -220,7 +242,7 @@ def _link(vectors: list[np.ndarray], metric: str, threshold: float) -> list[list
         return [[0]]
     labels = AgglomerativeClustering(
         n_clusters=None, metric=metric, linkage="average", distance_threshold=threshold
-    ).fit_predict(np.vstack(vectors))
+    ).fit_predict(np.vstack([_link_vector(v, metric) for v in vectors]))
     groups: dict[int, list[int]] = {}
     for i, label in enumerate(labels):
         groups.setdefault(int(label), []).append(i)

@@ -383,9 +383,12 @@ def voiceprint_from_features(features: np.ndarray, *, mean: np.ndarray = BACKGRO
 
 
 def voice_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine similarity of two voiceprints, -1 ... 1 (1 = identical direction)."""
-    a = np.asarray(a, dtype=np.float64).ravel()
-    b = np.asarray(b, dtype=np.float64).ravel()
+    """Cosine similarity of two cepstral voiceprints, -1 ... 1 (1 = identical direction).
+
+    Scan voiceprints (`pack_voiceprint`) are compared by their cepstral part.
+    """
+    a = np.asarray(unpack_voiceprint(a).cepstral, dtype=np.float64).ravel()
+    b = np.asarray(unpack_voiceprint(b).cepstral, dtype=np.float64).ravel()
     na, nb = np.linalg.norm(a), np.linalg.norm(b)
     if na == 0 or nb == 0:
         return 0.0
@@ -579,6 +582,344 @@ def ubm_voice_probability(a: np.ndarray, b: np.ndarray) -> float:
     voices does not depend on the order of the recordings.
     """
     return ubm_match_confidence(0.5 * (voice_score(a, b) + voice_score(b, a)))
+
+
+# --------------------------------------------------------------------------------------------
+# Scan voiceprints: both speaker models in one vector
+# --------------------------------------------------------------------------------------------
+
+CEPSTRAL_DIM = 19
+"""Length of the cepstral voiceprint (`voiceprint_from_features`: 20 MFCCs without c0)."""
+
+
+@dataclass(frozen=True)
+class VoiceprintParts:
+    """The two speaker models a scan voiceprint holds.
+
+    cepstral: the average-cepstrum voiceprint (`voiceprint_from_features`), compared by `voice_similarity`.
+    ubm: the GMM-UBM statistics (`ubm_voiceprint_from_features`), scored by `voice_score`; None when the
+        vector holds only a cepstral voiceprint (made by an older version, or a bare cepstral print).
+    """
+
+    cepstral: np.ndarray
+    ubm: np.ndarray | None
+
+
+def pack_voiceprint(cepstral: np.ndarray, ubm: np.ndarray) -> np.ndarray:
+    """One vector holding both voiceprints, cepstral first (`SpeakerCluster.voiceprint`, enrolment voiceprints).
+
+    One vector rather than two fields, so that everything that keeps voiceprints out of reports and
+    purges them from the scan database (it clears `SpeakerCluster.voiceprint`) covers both models.
+    """
+    return np.concatenate([np.asarray(cepstral, np.float32).ravel(), np.asarray(ubm, np.float32).ravel()])
+
+
+def unpack_voiceprint(voiceprint: np.ndarray) -> VoiceprintParts:
+    """The two voiceprints of `pack_voiceprint`; any other vector is taken as a cepstral voiceprint alone."""
+    v = np.asarray(voiceprint).ravel()
+    ubm = background_model()
+    if len(v) == CEPSTRAL_DIM + ubm.n_components * (ubm.dim + 1):
+        return VoiceprintParts(v[:CEPSTRAL_DIM], v[CEPSTRAL_DIM:])
+    return VoiceprintParts(v, None)
+
+
+# --------------------------------------------------------------------------------------------
+# Score normalisation against the other voices of the scan (adaptive S-norm)
+# --------------------------------------------------------------------------------------------
+
+
+def ubm_score_matrix(voiceprints: np.ndarray, ubm: BackgroundModel | None = None) -> np.ndarray:
+    """Symmetric GMM-UBM scores of every pair of voiceprints, shape (n, n).
+
+    Entry (i, j) is the average of `voice_score(i, j)` and `voice_score(j, i)` (what
+    `ubm_voice_probability` calibrates), computed for all pairs at once with two matrix products.
+    `voiceprints` has shape (n, C * (D + 1)) (GMM-UBM voiceprints, not packed scan voiceprints).
+    A voiceprint without speech scores 0 against everything.
+    """
+    ubm = ubm or background_model()
+    v = np.asarray(voiceprints, np.float64).reshape(len(voiceprints), -1)
+    c = ubm.n_components
+    n, f = v[:, :c], v[:, c:].reshape(len(v), c, ubm.dim)
+    offset = f / (n + ubm.relevance)[:, :, None]
+    frames = n.sum(axis=1)
+    cross = offset.reshape(len(v), -1) @ f.reshape(len(v), -1).T  # model i, test j
+    energy = (offset ** 2).sum(axis=2) @ n.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        llr = np.where(frames[None, :] > 0, (cross - 0.5 * energy) / frames[None, :], 0.0)
+    llr[frames <= 0, :] = 0.0
+    return 0.5 * (llr + llr.T)
+
+
+@dataclass(frozen=True)
+class CohortSettings:
+    """How GMM-UBM scores are normalised against the other voices of a scan (see `VoiceCohort`).
+
+    top_k: each side's score is compared with its `top_k` highest scores against the cohort (default 20;
+        adaptive S-norm: the closest cohort voices are the ones that share the side's recording
+        conditions, so real far-field voices are compared with real far-field voices).
+    min_cohort: fewest cohort voiceprints a normalised score needs (default 80). Measured on the
+        benchmark's identification trials (all 9 voices, random cohorts of n voiceprints, 3 draws):
+        n = 40: 4.8-8.3% of impostor trials accepted; n = 60: 1.8-4.8%; n = 80: 1.8-3.0%; the full
+        cohort of about 140: 0.6%. Smaller scans are decided by the cepstral voiceprint.
+    threshold: normalised score at or above which two voiceprints are the same voice (default 3.0:
+        three standard deviations above the side's closest other voices, a round value chosen before
+        measuring; see bench/voices.md for what it accepts).
+    scale: width of the logistic map from normalised score to confidence (default 0.5: 0.5 at the
+        threshold, 0.88 one point above it, 0.98 two points above). Not fitted: no labelled real
+        recordings exist to fit it on.
+    passes: how many times the voices are regrouped and rescored (default 2, see `resolve_voices`).
+    """
+
+    top_k: int = 20
+    min_cohort: int = 80
+    threshold: float = 3.0
+    scale: float = 0.5
+    passes: int = 2
+
+    def confidence(self, score: float) -> float:
+        return float(1.0 / (1.0 + np.exp(-(score - self.threshold) / self.scale)))
+
+
+class VoiceCohort:
+    """GMM-UBM scores of a scan's voiceprints, normalised against the scan's other voices (adaptive S-norm).
+
+    The background model has only heard synthetic speech, so on real recordings every voice is
+    unusual to it and different voices score as high as one voice does on synthetic speech. What a
+    score means depends on the recording conditions; the other voices of the same scan are the
+    best reference for those conditions. For a pair (a, b) with raw score s, each side's
+    `top_k` highest scores against the cohort give a mean and standard deviation, and the
+    normalised score is 0.5 * ((s - mean_a) / std_a + (s - mean_b) / std_b).
+
+    The cohort of a pair is every other voiceprint of the scan except those known to be either
+    side's voice: `groups` gives each voiceprint a label, and voiceprints sharing a label with a or
+    b (the subject's other enrolment samples, the speakers already resolved to the same person) are
+    left out. Same-voice voiceprints left in the cohort pull that voice's scores down (measured on
+    the benchmark: with every other probe of the same voice in the cohort, genuine acceptance fell
+    from 86% to 3%), which is why `resolve_voices` regroups and rescores.
+
+    Parameters
+    ----------
+    voiceprints : GMM-UBM voiceprints, shape (n, C * (D + 1)).
+    groups : a label per voiceprint (same label = known to be the same voice).
+    settings : see `CohortSettings`.
+    """
+
+    def __init__(self, voiceprints: np.ndarray, groups: np.ndarray, settings: CohortSettings = CohortSettings()):
+        self.settings = settings
+        self.raw = ubm_score_matrix(voiceprints) if len(voiceprints) else np.zeros((0, 0))
+        self.regroup(groups)
+
+    def regroup(self, groups: np.ndarray) -> None:
+        """Set new same-voice labels and precompute each voiceprint's cohort candidates (best first)."""
+        self.groups = np.asarray(groups)
+        self._size_of = dict(zip(*np.unique(self.groups, return_counts=True)))
+        largest = max(self._size_of.values(), default=0)
+        self._ranked = []
+        for i in range(len(self.groups)):
+            order = np.argsort(-self.raw[i], kind="stable")
+            order = order[self.groups[order] != self.groups[i]]
+            self._ranked.append(order[: self.settings.top_k + largest])
+
+    def cohort_size(self, i: int, j: int) -> int:
+        """How many voiceprints the cohort of the pair (i, j) holds."""
+        excluded = self._size_of[self.groups[i]]
+        if self.groups[j] != self.groups[i]:
+            excluded += self._size_of[self.groups[j]]
+        return len(self.groups) - excluded
+
+    def _side(self, i: int, other_group) -> tuple[float, float]:
+        ranked = self._ranked[i]
+        top = ranked[self.groups[ranked] != other_group][: self.settings.top_k]
+        scores = self.raw[i, top]
+        return float(scores.mean()), float(scores.std()) + 1e-6
+
+    def score(self, i: int, j: int) -> float | None:
+        """Normalised score of voiceprints i and j, or None when their cohort is below `min_cohort`."""
+        if self.cohort_size(i, j) < self.settings.min_cohort:
+            return None
+        mean_i, std_i = self._side(i, self.groups[j])
+        mean_j, std_j = self._side(j, self.groups[i])
+        s = self.raw[i, j]
+        return 0.5 * ((s - mean_i) / std_i + (s - mean_j) / std_j)
+
+
+@dataclass(frozen=True)
+class VoiceMatch:
+    """A speaker tied to an enrolled subject.
+
+    subject: index of the subject in the list given to `resolve_voices`.
+    distance: 1 - cosine similarity of the cepstral voiceprints, or 1 - confidence for a normalised
+        GMM-UBM decision (lower is closer either way).
+    confidence: probability-like confidence (`voice_match_confidence` or `CohortSettings.confidence`).
+    """
+
+    subject: int
+    distance: float
+    confidence: float
+
+
+@dataclass
+class VoiceResolution:
+    """Who the speakers of a scan are: matches to enrolled subjects and links between the others.
+
+    matches: per speaker, its `VoiceMatch` or None.
+    links: groups of unmatched speakers (indexes) that are one voice; every unmatched speaker is in one group.
+    model: "gmm-ubm-snorm" when the cohort-normalised GMM-UBM decided, "cepstral" for the fallback.
+    scores: normalised scores, shape (n_speakers, n_subjects), each the best over the subject's samples
+        (NaN without a GMM-UBM voiceprint); None when the cepstral voiceprint decided.
+    """
+
+    matches: list[VoiceMatch | None]
+    links: list[list[int]]
+    model: str
+    scores: np.ndarray | None = None
+
+
+def _average_linkage(distance: np.ndarray, threshold: float) -> list[list[int]]:
+    """Groups of items whose average-linkage distance (a square matrix) stays under `threshold`."""
+    n = len(distance)
+    if n == 0:
+        return []
+    if n == 1:
+        return [[0]]
+    from sklearn.cluster import AgglomerativeClustering
+
+    labels = AgglomerativeClustering(n_clusters=None, metric="precomputed", linkage="average",
+                                     distance_threshold=threshold).fit_predict(distance)
+    groups: dict[int, list[int]] = {}
+    for i, label in enumerate(labels):
+        groups.setdefault(int(label), []).append(i)
+    return list(groups.values())
+
+
+def _cepstral_resolution(speakers: list[VoiceprintParts], subjects: list[list[VoiceprintParts]],
+                         threshold: float, link_threshold: float) -> VoiceResolution:
+    """Matches by the best cosine similarity to any of a subject's samples, links by average-linkage cosine."""
+    matches: list[VoiceMatch | None] = []
+    for sp in speakers:
+        best = None
+        for k, samples in enumerate(subjects):
+            if samples:
+                sim = max(voice_similarity(sp.cepstral, ref.cepstral) for ref in samples)
+                if best is None or sim > best[0]:
+                    best = (sim, k)
+        if best is None or best[0] < threshold:
+            matches.append(None)
+        else:
+            matches.append(VoiceMatch(best[1], round(1.0 - best[0], 4),
+                                      round(voice_match_confidence(best[0], threshold=threshold), 4)))
+    unknown = [i for i, m in enumerate(matches) if m is None]
+    sims = np.array([[voice_similarity(speakers[i].cepstral, speakers[j].cepstral) for j in unknown] for i in unknown])
+    links = [[unknown[g] for g in group] for group in
+             _average_linkage(np.clip(1.0 - sims, 0.0, None) if len(unknown) else sims, 1.0 - link_threshold)]
+    return VoiceResolution(matches, links, "cepstral")
+
+
+def resolve_voices(speakers: list[np.ndarray], subjects: list[list[np.ndarray]], *,
+                   threshold: float = VOICE_MATCH_THRESHOLD, link_threshold: float = VOICE_MATCH_THRESHOLD,
+                   settings: CohortSettings = CohortSettings()) -> VoiceResolution:
+    """Match a scan's speakers to enrolled subjects and link the unmatched ones across recordings.
+
+    Parameters
+    ----------
+    speakers : the scan voiceprint of every speaker found (`SpeakerCluster.voiceprint`).
+    subjects : per enrolled subject, the voiceprints of its voice samples (possibly none).
+    threshold, link_threshold : cosine similarities at which the cepstral voiceprint matches a
+        subject and links two unknown speakers (default `VOICE_MATCH_THRESHOLD`).
+    settings : the cohort normalisation (`CohortSettings`).
+
+    The cepstral voiceprint decides first. When every voiceprint holds GMM-UBM statistics and the
+    scan is large enough that every pair keeps at least `settings.min_cohort` other voiceprints,
+    the cohort-normalised GMM-UBM (`VoiceCohort`) decides instead: a speaker is the subject with
+    the best normalised score against any of its samples, if at least `settings.threshold`;
+    unmatched speakers are linked by average linkage of normalised scores at the same threshold.
+    Each decision regroups the voiceprints (a subject's samples with the speakers matched to it,
+    linked unknowns together) so that the next pass keeps a voice's other sightings out of its own
+    cohort; the first pass uses the cepstral decisions' groups, and `settings.passes` passes are made.
+    Smaller scans keep the cepstral decisions (with few cohort voices the normalisation is noisy:
+    see `CohortSettings.min_cohort`).
+    """
+    sp_parts = [unpack_voiceprint(v) for v in speakers]
+    subj_parts = [[unpack_voiceprint(v) for v in samples] for samples in subjects]
+    resolution = _cepstral_resolution(sp_parts, subj_parts, threshold, link_threshold)
+    items = [p for samples in subj_parts for p in samples] + sp_parts
+    if not sp_parts or any(p.ubm is None for p in items):
+        return resolution
+    owner = [k for k, samples in enumerate(subj_parts) for _ in samples]  # subject of each enrolment item
+    n_enrol, n_subj = len(owner), len(subjects)
+    speaker_item = np.arange(len(sp_parts)) + n_enrol
+
+    def groups_of(res: VoiceResolution) -> np.ndarray:
+        labels = np.array(owner + [0] * len(sp_parts))
+        for i, m in enumerate(res.matches):
+            if m is not None:
+                labels[n_enrol + i] = m.subject
+        for g, group in enumerate(res.links):
+            labels[n_enrol + np.array(group)] = n_subj + g
+        return labels
+
+    groups = groups_of(resolution)
+    sizes = np.sort(np.unique(groups, return_counts=True)[1])[::-1]
+    if len(items) - sizes[:2].sum() < settings.min_cohort:
+        return resolution  # some pair's cohort would be too small
+    cohort = VoiceCohort(np.vstack([p.ubm for p in items]), groups, settings)
+    for _ in range(max(1, settings.passes)):
+        scores = np.full((len(sp_parts), n_subj), np.nan)
+        for i, item in enumerate(speaker_item):
+            for k in range(n_subj):
+                values = [cohort.score(item, e) for e in range(n_enrol) if owner[e] == k]
+                values = [v for v in values if v is not None]
+                if values:
+                    scores[i, k] = max(values)
+        matches: list[VoiceMatch | None] = []
+        for row in scores:
+            k = int(np.nanargmax(row)) if np.isfinite(row).any() else -1
+            if k < 0 or row[k] < settings.threshold:
+                matches.append(None)
+            else:
+                confidence = round(settings.confidence(float(row[k])), 4)
+                matches.append(VoiceMatch(k, round(1.0 - confidence, 4), confidence))
+        unknown = [i for i, m in enumerate(matches) if m is None]
+        pair = np.zeros((len(unknown), len(unknown)))
+        for a in range(len(unknown)):
+            for b in range(a + 1, len(unknown)):
+                value = cohort.score(speaker_item[unknown[a]], speaker_item[unknown[b]])
+                pair[a, b] = pair[b, a] = settings.threshold - 1.0 if value is None else value
+        # Average linkage needs non-negative distances: shift the scores below the best one.
+        top = pair.max() + 1.0 if len(unknown) > 1 else 0.0
+        distance = np.where(np.eye(len(unknown), dtype=bool), 0.0, top - pair)
+        links = [[unknown[g] for g in group] for group in _average_linkage(distance, top - settings.threshold)]
+        resolution = VoiceResolution(matches, links, "gmm-ubm-snorm", scores)
+        new = _join_partitions(cohort.groups, groups_of(resolution))
+        if len(np.unique(new)) == len(np.unique(cohort.groups)):
+            break
+        cohort.regroup(new)
+    return resolution
+
+
+def _join_partitions(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Labels of the coarsest common partition: items share a label when `a` or `b` (transitively) groups them.
+
+    Groups only grow from pass to pass: a voiceprint once judged the same voice as another stays out of
+    that voice's cohort, so that a pass which misses some of a voice's sightings does not put them
+    back into its cohort (where they would pull its own scores down and miss more in the next pass).
+    """
+    parent = list(range(len(a)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for labels in (a, b):
+        first: dict = {}
+        for i, label in enumerate(labels.tolist()):
+            if label in first:
+                parent[root(i)] = root(first[label])
+            else:
+                first[label] = i
+    return np.array([root(i) for i in range(len(a))])
 
 
 # --------------------------------------------------------------------------------------------
@@ -809,6 +1150,7 @@ class VoiceAnalyzer:
         noisy = self._noisy_frames(frames, speech)
 
         n_speakers = int(labels[speech].max()) + 1 if speech.any() else 0
+        ubm_feats = ubm_features(features)  # deltas need every frame: computed once, then picked per speaker
         speakers = []
         for k in range(n_speakers):
             own = speech & (labels == k)
@@ -830,7 +1172,9 @@ class VoiceAnalyzer:
             speakers.append(SpeakerCluster(
                 speaker_id=k,
                 turns=[TimeRange(round(t.start, 2), round(min(t.end, audio.duration_s), 2)) for t in turns],
-                voiceprint=voiceprint_from_features(features[:, loudest_frames(frames.energy_db, print_frames)]),
+                voiceprint=pack_voiceprint(
+                    voiceprint_from_features(features[:, loudest_frames(frames.energy_db, print_frames)]),
+                    ubm_voiceprint_from_features(ubm_feats[:, print_frames])),
                 usable_speech_s=round(float(usable.sum() * hop), 2),
                 longest_clean_s=round(self._longest_clean(usable, speech, hop), 2),
                 snr_db=round(self._snr_db(frames, own, speech), 1),
@@ -990,17 +1334,20 @@ class VoiceAnalyzer:
 
 
 def voiceprint_from_audio(audio: AudioTrack, analyzer: VoiceAnalyzer | None = None) -> np.ndarray:
-    """One voiceprint for an enrolment sample of a single speaker, comparable with `SpeakerCluster.voiceprint`.
+    """One scan voiceprint (`pack_voiceprint`) for an enrolment sample of a single speaker.
 
-    All speech in the sample counts (the sample is assumed to hold one voice); clipped frames are
-    left out. Returns a zero vector when the sample holds no speech (similarity 0 to everything).
+    Comparable with `SpeakerCluster.voiceprint`: the cepstral voiceprint of the loudest speech frames
+    and the GMM-UBM statistics of all of them. All speech in the sample counts (the sample is assumed
+    to hold one voice); clipped frames are left out. Without speech both parts are zero (similarity
+    and score 0 to everything).
     """
     analyzer = analyzer or VoiceAnalyzer()
     frames, speech, _noise, features = analyzer.frames(audio)
     usable = speech & ~analyzer._clipped_frames(audio, frames)
     if usable.sum() < 10:
         usable = speech
-    return voiceprint_from_features(features[:, loudest_frames(frames.energy_db, usable)])
+    return pack_voiceprint(voiceprint_from_features(features[:, loudest_frames(frames.energy_db, usable)]),
+                           ubm_voiceprint_from_features(ubm_features(features)[:, usable]))
 
 
 def ubm_voiceprint_from_audio(audio: AudioTrack, analyzer: VoiceAnalyzer | None = None) -> np.ndarray:

@@ -14,14 +14,20 @@ import pytest
 
 from scanner.models import AudioTrack
 from scanner.voices import (
+    CEPSTRAL_DIM,
     UBM_MATCH_PROBABILITY,
     VOICE_MATCH_THRESHOLD,
+    CohortSettings,
     VoiceAnalyzer,
+    VoiceCohort,
     background_model,
     loudest_frames,
+    resolve_voices,
     ubm_match_confidence,
+    ubm_score_matrix,
     ubm_voice_probability,
     ubm_voiceprint_from_audio,
+    unpack_voiceprint,
     voice_match_confidence,
     voice_score,
     voice_similarity,
@@ -192,7 +198,8 @@ def test_synthetic_voice_is_one_wideband_speaker():
     result = VoiceAnalyzer().analyze(track(voice))
     assert len(result.speakers) == 1
     speaker = result.speakers[0]
-    assert speaker.voiceprint.shape == (19,)
+    parts = unpack_voiceprint(speaker.voiceprint)  # both speaker models in one vector
+    assert parts.cepstral.shape == (CEPSTRAL_DIM,) and parts.ubm is not None and parts.ubm[:128].sum() > 500
     assert 7.0 < result.speech_s < 11.0
     assert speaker.bandwidth_hz > 5000
     assert speaker.snr_db >= 40  # nothing but digital silence in the pauses
@@ -492,3 +499,102 @@ def test_devset_meetings_give_plausible_speaker_counts():
     # Far-field meetings with overlap are hard for MFCC statistics: counts are off by one at times.
     assert max(errors) <= 2
     assert np.mean(errors) <= 1.0
+
+
+# --------------------------------------------------------------------------------------------
+# Cohort-normalised GMM-UBM scores and the resolution of a scan's voices
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def voice_scan():
+    """A scan's worth of voiceprints from the four sample enrolment voices (real recorded voices).
+
+    Each voice is enrolled with its first 8 s; the rest is cut into 3 s "speakers found", clean and through
+    an 8 kHz phone line. Unenrolled voices: every sample voice with its vocal tract stretched (resampled by
+    0.85 and 1.18, which moves formants and pitch like another talker), cut whole into such probes.
+    Returns (subject names, enrolment voiceprints, [(voice, probe voiceprint)]).
+    """
+    librosa = pytest.importorskip("librosa")
+    names = ("carol", "dave", "erin", "obama")
+    voices = dict(zip(names, _enrolment_samples(*names)))
+
+    def phone(y):
+        return librosa.resample(librosa.resample(y, orig_sr=SR, target_sr=8000), orig_sr=8000, target_sr=SR)
+
+    enrolled, probes, step = {}, [], 3 * SR
+    for name, y in voices.items():
+        enrolled[name] = voiceprint_from_audio(track(y[: 8 * SR]))
+        material = {name: y[8 * SR:]}
+        for factor in (0.85, 1.18):
+            material[f"{name}x{factor}"] = librosa.resample(y, orig_sr=SR, target_sr=int(SR / factor))
+        for who, rest in material.items():
+            for i in range(0, len(rest) - step + 1, step):
+                piece = rest[i:i + step]
+                probes += [(who, voiceprint_from_audio(track(piece))),
+                           (who, voiceprint_from_audio(track(phone(piece), original_rate=8000)))]
+    return list(names), enrolled, probes
+
+
+def test_ubm_score_matrix_is_the_symmetric_voice_score(voice_scan):
+    names, enrolled, probes = voice_scan
+    prints = [unpack_voiceprint(enrolled[n]).ubm for n in names] + [unpack_voiceprint(v).ubm for _, v in probes[:6]]
+    matrix = ubm_score_matrix(np.vstack(prints))
+    for i, j in ((0, 1), (0, 4), (5, 9), (2, 2)):
+        expected = 0.5 * (voice_score(prints[i], prints[j]) + voice_score(prints[j], prints[i]))
+        assert matrix[i, j] == pytest.approx(expected, rel=1e-6, abs=1e-9)
+        assert matrix[j, i] == pytest.approx(matrix[i, j])
+    silent = ubm_score_matrix(np.vstack([prints[0], np.zeros_like(prints[0])]))
+    assert silent[0, 1] == silent[1, 0] == silent[1, 1] == 0.0
+
+
+def test_cohort_leaves_out_both_voices_and_needs_enough_of_the_others(voice_scan):
+    names, enrolled, probes = voice_scan
+    prints = np.vstack([unpack_voiceprint(enrolled[n]).ubm for n in names]
+                       + [unpack_voiceprint(v).ubm for _, v in probes])
+    groups = np.array(names + [w for w, _ in probes])
+    cohort = VoiceCohort(prints, groups, CohortSettings(min_cohort=0))
+    first_carol = len(names) + [w for w, _ in probes].index("carol")
+    first_dave = len(names) + [w for w, _ in probes].index("dave")
+    carols, daves = (groups == "carol").sum(), (groups == "dave").sum()
+    assert cohort.cohort_size(0, first_carol) == len(groups) - carols  # same voice: its group left out once
+    assert cohort.cohort_size(0, first_dave) == len(groups) - carols - daves
+    same, other = cohort.score(0, first_carol), cohort.score(0, first_dave)
+    assert same >= CohortSettings().threshold > other
+    assert cohort.score(first_carol, 0) == pytest.approx(same)  # symmetric
+    small = VoiceCohort(prints, groups, CohortSettings(min_cohort=len(groups)))
+    assert small.score(0, first_carol) is None  # too few other voices to normalise against
+
+
+def test_scan_resolves_voices_with_the_normalised_model(voice_scan):
+    """With enough voices in the scan, the normalised GMM-UBM decides: every probe of an enrolled voice
+    is its subject, unenrolled voices are (almost) never taken for one, and a voice whose enrolment is
+    left out is matched to nobody and linked into one unknown person."""
+    names, enrolled, probes = voice_scan
+    prints = [v for _, v in probes]
+    assert len(prints) + len(names) >= CohortSettings().min_cohort + 20
+    result = resolve_voices(prints, [[enrolled[n]] for n in names])
+    assert result.model == "gmm-ubm-snorm"
+    got = [(who, names[m.subject] if m else None) for (who, _), m in zip(probes, result.matches)]
+    genuine = [(who, match) for who, match in got if who in names]
+    assert all(who == match for who, match in genuine), genuine
+    impostors = [match for who, match in got if who not in names]
+    assert sum(m is not None for m in impostors) <= 0.03 * len(impostors), got
+    assert all(0.5 <= m.confidence <= 1.0 for m in result.matches if m)
+
+    without_carol = resolve_voices(prints, [[enrolled[n]] for n in names if n != "carol"])
+    carol = [i for i, (who, _) in enumerate(probes) if who == "carol"]
+    assert all(without_carol.matches[i] is None for i in carol)
+    assert any(set(carol) <= set(group) for group in without_carol.links), without_carol.links
+
+
+def test_small_scan_keeps_the_cepstral_voiceprint(voice_scan):
+    """Below `CohortSettings.min_cohort` voiceprints the cepstral voiceprint decides, as before."""
+    names, enrolled, probes = voice_scan
+    own = [(who, v) for who, v in probes if who in names]
+    result = resolve_voices([v for _, v in own], [[enrolled[n]] for n in names])
+    assert result.model == "cepstral" and result.scores is None
+    for (_, v), m in zip(own, result.matches):
+        sims = {n: voice_similarity(v, enrolled[n]) for n in names}
+        best = max(sims, key=sims.get)
+        assert (names[m.subject] if m else None) == (best if sims[best] >= VOICE_MATCH_THRESHOLD else None)
