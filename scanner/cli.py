@@ -154,7 +154,8 @@ def scan(
     time_limit: Annotated[
         Optional[float],
         typer.Option("--time-limit", min=1.0, help="Stop analysing one file after this many seconds and report it "
-                     "unreadable. [default: 600]"),
+                     "unreadable (checked between frames; with 2 or more workers a worker stuck past it "
+                     "is ended). [default: 600]"),
     ] = None,
     max_pixels: Annotated[
         Optional[int],

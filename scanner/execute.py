@@ -231,6 +231,32 @@ class WorkerCrashed(RuntimeError):
     """The worker process analysing a file died (a decoder fault, the out-of-memory killer)."""
 
 
+def stop_after(settings: AnalysisSettings) -> float | None:
+    """How long one pool task may run before its worker is ended outright: None for never.
+
+    The per-file time limit is checked between decoded frames and stages, so a decoder stuck inside
+    one call never reaches a check. Past the limit plus a quarter (at least 30 s more, so that the
+    check between frames always gets its chance first), the kernel ends the worker.
+    """
+    limit = settings.time_limit_s
+    return None if not limit or limit <= 0 else limit + max(30.0, 0.25 * limit)
+
+
+def _under_timer(seconds: float | None, function, *args):
+    """Run one pool task in a worker, ended by the kernel (SIGALRM) if it runs past `seconds`.
+
+    The timer's default action needs nothing from the stuck worker: no Python code, no lock.
+    """
+    if seconds is None:
+        return function(*args)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return function(*args)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
 @dataclass(frozen=True)
 class _Task:
     """One unit of pool work: a whole recording, one face window or the voices of a split, or its join."""
@@ -264,9 +290,10 @@ class _LocalPool:
     is unambiguous and makes only that recording unreadable. The others carry on in a new pool.
     """
 
-    def __init__(self, workers: int, settings: AnalysisSettings):
+    def __init__(self, workers: int, settings: AnalysisSettings, stop_after_s: float | None = None):
         self.workers = workers
         self.settings = settings
+        self.stop_after_s = stop_after_s  # see stop_after
         self.context = multiprocessing.get_context("spawn")
         self.pool = self._new(workers)  # worker processes start with the first task
         self.pending: dict[Future, _Task] = {}
@@ -275,7 +302,7 @@ class _LocalPool:
         return ProcessPoolExecutor(max_workers=workers, mp_context=self.context, initializer=_start_worker)
 
     def submit(self, task: _Task) -> None:
-        self.pending[self.pool.submit(*task.call(self.settings))] = task
+        self.pending[self.pool.submit(_under_timer, self.stop_after_s, *task.call(self.settings))] = task
 
     def outcomes(self) -> Iterator[tuple[_Task, object, BaseException | None]]:
         """(task, value, error) as tasks finish; submitting more while iterating is allowed."""
@@ -305,9 +332,18 @@ class _LocalPool:
     def alone(self, task: _Task, after: str = "in this scan") -> tuple[object, BaseException | None]:
         """(value, error) of `task` run by itself in a fresh one-worker pool: a death there is its own."""
         pool = self._new(1)
+        future = pool.submit(_under_timer, self.stop_after_s, *task.call(self.settings))
+        processes = list((getattr(pool, "_processes", None) or {}).values())  # started by submit
         try:
-            return pool.submit(*task.call(self.settings)).result(), None
+            return future.result(), None
         except BrokenProcessPool:
+            for process in processes:
+                process.join(timeout=5)
+            if any(process.exitcode == -signal.SIGALRM for process in processes):
+                return None, WorkerCrashed(
+                    f"stuck past the {self.settings.time_limit_s:g} s per-file limit and stopped twice "
+                    f"({after} and alone)"
+                )
             return None, WorkerCrashed(f"the process analysing this file died twice ({after} and alone)")
         except Exception as exc:  # noqa: BLE001 - reported on the recording
             return None, exc
@@ -339,6 +375,7 @@ def run_local_jobs(
     splitting: Splitting = Splitting(),
     isolate: frozenset[str] = frozenset(),
     starting: Callable[[Job], None] | None = None,
+    stop_after_s: float | None = None,
 ) -> Iterator[RecordingAnalysis]:
     """Analyse `jobs` here (1 worker) or on a pool of `workers` spawned processes, yielding as they finish.
 
@@ -347,19 +384,22 @@ def run_local_jobs(
         the file unreadable instead of ending this scan too.
     starting: called with each job about to be analysed in this process, so that the caller can
         record it (see `Store.note_analysing`); pool workers never take this process down.
+    stop_after_s: a pool worker still on one task after this long is ended by the kernel and the
+        task treated as a crash (default: `stop_after(settings)`, the per-file limit plus a quarter).
     """
+    stop_after_s = stop_after_s or stop_after(settings)
     steady_allocator()  # for analyses in this process; pool workers set it up themselves
     if workers <= 1:
-        yield from _in_this_process(jobs, settings, isolate, starting)
+        yield from _in_this_process(jobs, settings, isolate, starting, stop_after_s)
         return
     whole, splits = plan_jobs(jobs, settings, splitting)
     if not splits and len(whole) <= 1:  # one short file: a pool would only add its start-up
-        yield from _in_this_process(whole, settings, isolate, starting)
+        yield from _in_this_process(whole, settings, isolate, starting, stop_after_s)
         return
     tasks = [_Task("faces", split, i) for split in splits for i in range(len(split.windows))]  # longest work first
     tasks += [_Task("voices", split) for split in splits]
     tasks += [_Task("whole", job) for job in whole]
-    pool = _LocalPool(min(workers, len(tasks)), settings)
+    pool = _LocalPool(min(workers, len(tasks)), settings, stop_after_s)
     finished = False
     try:
         for task in tasks:
@@ -389,11 +429,12 @@ def run_local_jobs(
 
 
 def _in_this_process(
-    jobs: list[Job], settings: AnalysisSettings, isolate: frozenset[str], starting: Callable[[Job], None] | None
+    jobs: list[Job], settings: AnalysisSettings, isolate: frozenset[str], starting: Callable[[Job], None] | None,
+    stop_after_s: float | None,
 ) -> Iterator[RecordingAnalysis]:
     for job in jobs:
         if job.sha256 in isolate:
-            pool = _LocalPool(1, settings)
+            pool = _LocalPool(1, settings, stop_after_s)
             value, error = pool.alone(_Task("whole", job), after="in an earlier scan of this database")
             pool.close(finished=True)
             if error is not None:

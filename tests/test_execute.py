@@ -333,6 +333,27 @@ def test_a_file_that_killed_an_earlier_scan_is_analysed_alone_and_unreadable_if_
     assert started == [jobs[1]]  # only the file analysed in this process is announced
 
 
+def test_a_worker_stuck_inside_one_call_is_ended_by_the_kernel_and_the_file_named(tmp_path):
+    """The per-file limit is checked between frames; a call that never returns is ended from outside."""
+    from scanner.analyze import AnalysisSettings
+    from scanner.execute import Job, _LocalPool, _Task
+
+    fifo = tmp_path / "no-writer"
+    os.mkfifo(fifo)
+
+    class StuckInOpen(_Task):
+        def call(self, settings):
+            return os.open, str(fifo), os.O_RDONLY  # blocks in the kernel until a writer comes: never
+
+    pool = _LocalPool(1, AnalysisSettings(time_limit_s=0.5), stop_after_s=1.0)
+    started = time.monotonic()
+    value, error = pool.alone(StuckInOpen("whole", Job(fifo)))
+    pool.close(finished=True)
+    assert value is None
+    assert "stuck past the 0.5 s per-file limit and stopped twice (in this scan and alone)" in str(error)
+    assert time.monotonic() - started < 30  # worker start-up plus the 1 s timer, not forever
+
+
 def test_a_file_whose_worker_keeps_dying_is_unreadable_not_the_end_of_the_scan(sample_data):
     from scanner.models import RecordingStatus
 

@@ -852,6 +852,11 @@ EXTRA_ROWS = [
     ),
     ("any file whose decoding passes the per-file time limit", "unreadable", "took longer than the N s per-file limit"),
     (
+        "a decoder stuck inside one call (`--workers 2` or more)",
+        "unreadable",
+        "stuck past the N s per-file limit and stopped twice (the worker is ended by the kernel, the file rerun alone)",
+    ),
+    (
         "a file whose worker process dies (decoder fault, out-of-memory kill; `--workers 2` or more)",
         "unreadable",
         "the process analysing this file died twice (in this scan and alone; the other files of the pool are "
