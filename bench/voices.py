@@ -3,7 +3,7 @@
 Run from the repository root:
 
     uv run python bench/voices.py            # everything (about 3-5 minutes on 2 cores)
-    uv run python bench/voices.py --only der # one part: der | devset | id | speed
+    uv run python bench/voices.py --only der # one part: der | devset | id | scan | speed
 
 What it measures (see bench/voices.md for the table and how to read it):
 
@@ -18,10 +18,14 @@ What it measures (see bench/voices.md for the table and how to read it):
 3. **Speaker identification**: enrolment of at least 10 s, probes of 3 s, top-1 accuracy among the
    enrolled voices, impostor acceptance (a probe scoring at or above the acceptance threshold against
    an enrolled voice that is not its own: unenrolled speakers, and every enrolled speaker with its own
-   enrolment left out) and the equal error rate over all enrolled-voice/probe pairs, for both speaker
-   models (the cepstral voiceprint with `VOICE_MATCH_THRESHOLD`, the GMM-UBM with
-   `UBM_MATCH_PROBABILITY`), on the real devset speakers (single-speaker stretches cut from the RTTM
-   turns), on the five synthetic voices, and on all of them enrolled together.
+   enrolment left out) and the equal error rate over all enrolled-voice/probe pairs, for three speaker
+   models (the cepstral voiceprint with `VOICE_MATCH_THRESHOLD`, the raw GMM-UBM with
+   `UBM_MATCH_PROBABILITY`, the GMM-UBM normalised against a cohort of the material's other speakers
+   with `CohortSettings.threshold`), on the real devset speakers (single-speaker stretches cut from
+   the RTTM turns), on the five synthetic voices, and on all of them enrolled together; then what a
+   scan of the same material decides (`resolve_voices`, whose cohort is not told who is who).
+   A scan of the 48 generated conversations (`--only scan`): the speakers the diarization finds,
+   matched to the five enrolled voices, with the cohort normalisation and without it.
 4. **Speed**: CPU seconds of `VoiceAnalyzer.analyze` per minute of audio, and real-time factor with
    one process per core on the 2-core machine.
 """
@@ -588,6 +592,58 @@ def generated_speakers(cache: Path) -> dict[str, list[np.ndarray]]:
     return speakers
 
 
+def majority_voice(ref: list, speaker) -> str | None:
+    """The reference voice that covers most of a found speaker's turns (None when none overlaps)."""
+    cover: dict[str, float] = {}
+    for w, s, e in ref:
+        for t in speaker.turns:
+            cover[w] = cover.get(w, 0.0) + max(0.0, min(e, t.end) - max(s, t.start))
+    best = max(cover, key=cover.get, default=None)
+    return best if best is not None and cover[best] > 0 else None
+
+
+def bench_scan(cache: Path, analyzer: VoiceAnalyzer) -> list[dict]:
+    """Resolution of a whole scan of the 48 generated conversations (every condition of `CONDITIONS`).
+
+    Each speaker the diarization finds is labelled with the voice covering most of its turns. The five
+    voices are enrolled with 10 s of their enrolment sentences (never used in conversations). The scan's
+    voices are resolved twice: by the shipped `resolve_voices` (which normalises, the scan holding far
+    more than `CohortSettings.min_cohort` voiceprints) and with the cohort switched off (the cepstral
+    voiceprint, what scans used before). Leave one out: each voice's enrolment is removed in turn and its
+    speakers must match nobody. This material played no part in choosing the normalisation.
+    """
+    prints, truth = [], []
+    for kw in CONDITIONS.values():
+        for i, voices in enumerate(SETS):
+            audio, ref = conversation(voices, seed=100 + i, cache=cache, **kw)
+            for speaker in analyzer.analyze(audio).speakers:
+                prints.append(speaker.voiceprint)
+                truth.append(majority_voice(ref, speaker))
+    enrolled = {}
+    for v in VOICES:
+        y = np.concatenate([synth(v, SENTENCES[i], cache) for i in ENROL_SENTENCES])
+        enrolled[v] = voiceprint_from_audio(AudioTrack(y[: 10 * SR], SR, SR))
+    rows = []
+    for label, settings in (("cepstrum (cohort off)", CohortSettings(min_cohort=10 ** 9)),
+                            ("as scanned (shipped)", CohortSettings())):
+        full = resolve_voices(prints, [[enrolled[v]] for v in VOICES], settings=settings)
+        got = [VOICES[m.subject] if m else None for m in full.matches]
+        correct = sum(g == t for g, t in zip(got, truth))
+        wrong = sum(g is not None and g != t for g, t in zip(got, truth))
+        imp_trials = imp_accepted = 0
+        for left_out in VOICES:
+            gallery = [v for v in VOICES if v != left_out]
+            res = resolve_voices(prints, [[enrolled[v]] for v in gallery], settings=settings)
+            for m, t in zip(res.matches, truth):
+                if t == left_out:
+                    imp_trials += 1
+                    imp_accepted += m is not None
+        rows.append({"model": label, "decided_by": full.model, "speakers": len(prints), "correct": correct,
+                     "wrong": wrong, "missed": len(prints) - correct - wrong, "impostor_trials": imp_trials,
+                     "impostor_accepted": imp_accepted})
+    return rows
+
+
 def bench_identification(cache: Path) -> list[tuple[str, str, dict]]:
     """(speaker model, material, result) rows: real devset speakers, the five synthetic voices, and all
     of them enrolled together (every distinct voice the material holds)."""
@@ -650,11 +706,11 @@ def bench_speed(cache: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", choices=["der", "devset", "id", "speed"], action="append")
+    ap.add_argument("--only", choices=["der", "devset", "id", "scan", "speed"], action="append")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "likeness-bench-voices")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     args = ap.parse_args()
-    parts = args.only or ["der", "devset", "id", "speed"]
+    parts = args.only or ["der", "devset", "id", "scan", "speed"]
     analyzer = VoiceAnalyzer()
     out = {}
     if "der" in parts:
@@ -696,6 +752,16 @@ def main() -> None:
                   f"{100 * r['genuine_accept']:.1f}% | "
                   f"{r['impostor_trials']} ({r['impostor_speakers']} unenrolled + leave-one-out) | "
                   f"{100 * r['impostor_accept']:.1f}% | {100 * r['eer']:.1f}% | {cohort} |")
+    if "scan" in parts:
+        out["scan"] = bench_scan(args.cache, analyzer)
+        print("\n## A scan of the 48 generated conversations: speakers matched to the 5 enrolled voices\n")
+        print("| speaker model | decided by | speakers found | matched to own voice | matched to another | "
+              "unmatched | leave-one-out impostor accepted |")
+        print("|---|---|---|---|---|---|---|")
+        for r in out["scan"]:
+            print(f"| {r['model']} | {r['decided_by']} | {r['speakers']} | {r['correct']} | {r['wrong']} | "
+                  f"{r['missed']} | {r['impostor_accepted']}/{r['impostor_trials']} "
+                  f"({100 * r['impostor_accepted'] / max(1, r['impostor_trials']):.1f}%) |")
     if "speed" in parts:
         s = out["speed"] = bench_speed(args.cache)
         print("\n## Speed\n")

@@ -557,7 +557,7 @@ def test_cohort_leaves_out_both_voices_and_needs_enough_of_the_others(voice_scan
     first_carol = len(names) + [w for w, _ in probes].index("carol")
     first_dave = len(names) + [w for w, _ in probes].index("dave")
     carols, daves = (groups == "carol").sum(), (groups == "dave").sum()
-    assert cohort.cohort_size(0, first_carol) == len(groups) - carols  # same voice: its group left out once
+    assert cohort.cohort_size(0, first_carol) == len(groups) - carols  # same voice: its sightings left out once
     assert cohort.cohort_size(0, first_dave) == len(groups) - carols - daves
     same, other = cohort.score(0, first_carol), cohort.score(0, first_dave)
     assert same >= CohortSettings().threshold > other
