@@ -209,7 +209,8 @@ class FaceAnalysis:
 class SpeakerCluster:
     """One speaker within one recording, with a voiceprint and the quality of their speech.
 
-    `voiceprint` is a fixed-length vector (biometric data: kept out of every report).
+    `voiceprint` is a fixed-length vector (biometric data: kept out of every report); it holds the
+    cepstral and the GMM-UBM speaker models (see `scanner.voices.unpack_voiceprint`).
     """
 
     speaker_id: int
@@ -296,7 +297,7 @@ class IdentityMatch:
 
     modality: Modality
     subject_id: str
-    distance: float  # face: encoding distance (lower is closer); voice: 1 - similarity
+    distance: float  # face: encoding distance; voice: 1 - cosine similarity, or 1 - confidence when normalised
     confidence: float  # 0..1
 
 

@@ -21,21 +21,25 @@ The pipeline works on one `AudioTrack` (mono float32, usually resampled to 16 kH
    the label sequence is smoothed into turns. Frames that no speaker's model explains well and
    that two speakers explain about equally are counted as overlapped speech and kept out of the
    usable material (a cheap, weak detector).
-5. **Per speaker**: a voiceprint (see `voiceprint_from_features`) and quality measures: usable clean
+5. **Per speaker**: a voiceprint (both speaker models below) and quality measures: usable clean
    speech, the longest clean stretch, SNR, effective bandwidth and clipping.
 
-The voiceprint is a fixed-length vector compared with cosine similarity (`voice_similarity`). It is
-an average cepstrum, far weaker than neural speaker embeddings (see PRODUCT.md): good enough to separate
-the speakers of one recording and to match an enrolment sample in similar conditions, not a
-forensic-grade identifier.
+A speaker's voiceprint (`SpeakerCluster.voiceprint`, and every enrolment voiceprint) holds two speaker
+models in one vector (`pack_voiceprint` / `unpack_voiceprint`):
 
-A GMM-UBM speaker model is here too, measured but not yet the default (see bench/voices.md): a universal
-background model (`BackgroundModel`, 128 diagonal components, shipped as `voice_ubm.npz`, fitted by the
-committed script `bench/fit_voice_ubm.py` on locally synthesised speech, never downloaded) MAP-adapted
-to each voice (`ubm_voiceprint_from_audio`), scored by the log-likelihood ratio (`voice_score`) and
-calibrated to a probability (`ubm_voice_probability`, accepted at `UBM_MATCH_PROBABILITY`). It ranks
-voices far better than the average cepstrum, but a background model of synthetic speech does not
-calibrate on real far-field speech, where different voices score as high as the same voice does.
+- the cepstral voiceprint, an average cepstrum compared with cosine similarity (`voice_similarity`,
+  accepted at `VOICE_MATCH_THRESHOLD`): good enough to separate the speakers of one recording and to
+  match an enrolment sample in similar conditions, far weaker than neural speaker embeddings;
+- a GMM-UBM voiceprint: the voice's Baum-Welch statistics against a universal background model
+  (`BackgroundModel`, 128 diagonal components, shipped as `voice_ubm.npz`, fitted by the committed
+  script `bench/fit_voice_ubm.py` on locally synthesised speech, never downloaded), from which MAP
+  adaptation and the log-likelihood ratio (`voice_score`) follow without any audio.
+
+The background model has only heard synthetic speech, so its raw scores are not calibrated on real
+recordings (different real voices score as high as one synthetic voice). Scans therefore normalise
+GMM-UBM scores against the other voices of the same scan (`VoiceCohort`, adaptive S-norm) when the
+scan holds enough of them, and keep the cepstral voiceprint otherwise (`resolve_voices`, called when
+people are resolved across recordings; each recording's analysis stays independent and cacheable).
 """
 
 from __future__ import annotations
@@ -556,11 +560,12 @@ bench/voices.md), so on real recordings these probabilities are too high.
 """
 
 UBM_MATCH_PROBABILITY = 0.5
-"""Probability (`ubm_voice_probability`) at or above which two GMM-UBM voiceprints are the same voice.
+"""Probability (`ubm_voice_probability`) at or above which two raw GMM-UBM voiceprints are the same voice.
 
 The balanced point of the calibration data. Measured (bench/voices.py, 10 s enrolment, 3 s probes):
 synthetic voices 99.2% genuine accepted, no impostor; real devset speakers 100% genuine but 97.6% of
-impostor trials accepted, which is why scans still match with the cepstral voiceprint.
+impostor trials accepted, which is why scans never use the raw probability: they normalise the
+scores against the scan's other voices (`VoiceCohort`) or keep the cepstral voiceprint.
 """
 
 
@@ -658,9 +663,10 @@ class CohortSettings:
         adaptive S-norm: the closest cohort voices are the ones that share the side's recording
         conditions, so real far-field voices are compared with real far-field voices).
     min_cohort: fewest cohort voiceprints a normalised score needs (default 80). Measured on the
-        benchmark's identification trials (all 9 voices, random cohorts of n voiceprints, 3 draws):
-        n = 40: 4.8-8.3% of impostor trials accepted; n = 60: 1.8-4.8%; n = 80: 1.8-3.0%; the full
-        cohort of about 140: 0.6%. Smaller scans are decided by the cepstral voiceprint.
+        benchmark's identification trials (all 9 voices, random cohorts of n voiceprints of the other
+        speakers, 3 draws each; impostor trials accepted): n = 40 (top 10): 4.8-8.3%; n = 60 (top 10-15):
+        1.8-4.8%; n = 80 (top 20): 1.8-3.0%; n = 100 (top 20): 0-1.2%; the whole cohort of 120-142:
+        1.8%. Pairs with a smaller cohort are decided by the cepstral voiceprint.
     threshold: normalised score at or above which two voiceprints are the same voice (default 3.0:
         three standard deviations above the side's closest other voices, a round value chosen before
         measuring; see bench/voices.md for what it accepts).
