@@ -708,7 +708,7 @@ class VoiceCohort:
     side's voice (`same`: the subject's other enrolment samples, the speakers already resolved to
     the same person). Same-voice voiceprints left in the cohort pull that voice's scores down
     (measured on the benchmark: with every other probe of the same voice in the cohort, genuine
-    acceptance fell from 86% to 3%), which is why `resolve_voices` rescores once it has grouped them.
+    acceptance fell from 88% to 4%), which is why `resolve_voices` rescores once it has grouped them.
 
     Parameters
     ----------
