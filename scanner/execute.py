@@ -23,6 +23,7 @@ import multiprocessing
 import signal
 import sys
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -400,11 +401,17 @@ def run_local_jobs(
     tasks += [_Task("voices", split) for split in splits]
     tasks += [_Task("whole", job) for job in whole]
     pool = _LocalPool(min(workers, len(tasks)), settings, stop_after_s)
+    # Only a few tasks wait in the pool at a time: when a worker dies, every task in the pool is
+    # suspect and rerun alone, so the rest of the archive must not be in there with them.
+    queue = deque(tasks)
+    in_pool = pool.workers + 1
     finished = False
     try:
-        for task in tasks:
-            pool.submit(task)
+        while queue and len(pool.pending) < in_pool:
+            pool.submit(queue.popleft())
         for task, value, error in pool.outcomes():
+            while queue and len(pool.pending) < in_pool:
+                pool.submit(queue.popleft())
             job = task.job
             if task.kind in ("whole", "join"):
                 if error is not None:
