@@ -14,6 +14,13 @@ one). With several workers, a video longer than two windows (`Splitting`, 10 min
 its faces are analysed in windows on any free worker, its voices as one more task, and a
 last task joins the windows (`faces.merge_analyses`) and links voices to faces. One long recording
 then keeps every worker busy instead of one.
+
+No file ends a scan. A pool worker that dies (a decoder fault, the out-of-memory killer) makes the
+few tasks it shared the pool with suspects, each rerun alone; a second death makes that file
+unreadable (`_LocalPool`). A worker stuck inside one call past the per-file limit is ended by a
+kernel timer (`stop_after`). With one worker, analysis runs in this process; the caller records
+which file it is on (`starting`), and the next run analyses a file that took the process down in a
+separate one (`isolate`).
 """
 
 from __future__ import annotations
