@@ -598,3 +598,60 @@ def test_small_scan_keeps_the_cepstral_voiceprint(voice_scan):
         sims = {n: voice_similarity(v, enrolled[n]) for n in names}
         best = max(sims, key=sims.get)
         assert (names[m.subject] if m else None) == (best if sims[best] >= VOICE_MATCH_THRESHOLD else None)
+
+
+@pytest.mark.skipif(not DEVSET.exists(), reason="../shared/devset is absent")
+def test_devset_real_speakers_normalised_scores_reject_impostors():
+    """Real far-field speakers (devset): against a cohort of the other real speakers, a 3 s probe's own
+    10 s enrolment ranks first for most probes, and other voices almost never reach the threshold,
+    where the raw GMM-UBM probability accepts nearly every impostor."""
+    sf = pytest.importorskip("soundfile")
+    ref: dict[str, list] = {}
+    for rttm in DEVSET.glob("*.rttm"):
+        for line in rttm.read_text().splitlines():
+            q = line.split()
+            if len(q) >= 8 and q[0] == "SPEAKER":
+                ref.setdefault(q[1], []).append((q[7], float(q[3]), float(q[3]) + float(q[4])))
+    alone: dict[str, list[np.ndarray]] = {}
+    for name in sorted(ref, key=lambda n: (n[:3] != "trn", n)):
+        y, rate = sf.read(DEVSET / f"{name}.wav", dtype="float32")
+        assert rate == SR
+        n = len(y) // 160 + 1
+        count, own = np.zeros(n, int), {}
+        for who, s, e in ref[name]:
+            count[int(s * 100):int(e * 100)] += 1
+            own.setdefault(who, np.zeros(n, bool))[int(s * 100):int(e * 100)] = True
+        for who, mask in own.items():
+            keep = np.repeat(mask & (count == 1), 160)[: len(y)]
+            alone.setdefault(who, []).append(y[keep[: len(y)]] if keep.any() else np.zeros(0, np.float32))
+    labels, prints, enrolled = [], [], {}
+    for who, pieces in alone.items():
+        y = np.concatenate(pieces)
+        if len(y) >= 13 * SR:
+            enrolled[who] = len(prints)
+            labels.append(who)
+            prints.append(voiceprint_from_audio(track(y[: 10 * SR])))
+            y = y[10 * SR:]
+        for i in range(0, len(y) - 3 * SR + 1, 3 * SR):
+            labels.append(who)
+            prints.append(voiceprint_from_audio(track(y[i:i + 3 * SR])))
+    assert len(enrolled) >= 3
+    ubm = np.vstack([unpack_voiceprint(v).ubm for v in prints])
+    cohort = VoiceCohort(ubm, np.array(labels), CohortSettings(min_cohort=0))
+    names = list(enrolled)
+    top1, total, impostor_trials, accepted, raw_accepted = 0, 0, 0, 0, 0
+    for i, who in enumerate(labels):
+        if i in enrolled.values():
+            continue
+        scores = np.array([cohort.score(enrolled[n], i) for n in names])
+        others = [k for k, n in enumerate(names) if n != who]
+        if who in enrolled:
+            total += 1
+            top1 += names[int(np.argmax(scores))] == who
+        impostor_trials += 1
+        accepted += scores[others].max() >= CohortSettings().threshold
+        raw = max(ubm_voice_probability(ubm[enrolled[names[k]]], ubm[i]) for k in others)
+        raw_accepted += raw >= UBM_MATCH_PROBABILITY
+    assert top1 >= 0.85 * total, (top1, total)
+    assert accepted <= 0.05 * impostor_trials, (accepted, impostor_trials)
+    assert raw_accepted >= 0.5 * impostor_trials  # what the normalisation fixes
