@@ -29,8 +29,6 @@ from scanner.voices import (
     CohortSettings,
     resolve_voices,
     unpack_voiceprint,
-    voice_match_confidence,
-    voice_similarity,
 )
 
 
@@ -212,21 +210,6 @@ def match_face(encodings: np.ndarray, subjects: list[EnrolledSubject], tolerance
     if best is None or best[0] >= tolerance:
         return None
     return IdentityMatch(Modality.FACE, best[1], round(best[0], 4), round(face_match_confidence(best[0]), 4))
-
-
-def match_voice(voiceprint: np.ndarray, subjects: list[EnrolledSubject], threshold: float) -> IdentityMatch | None:
-    """The enrolled subject whose voice samples sound most like this voiceprint, if similar enough."""
-    best: tuple[float, str] | None = None
-    for subject in subjects:
-        if subject.voiceprints is None or len(subject.voiceprints) == 0:
-            continue
-        similarity = max(voice_similarity(voiceprint, ref) for ref in subject.voiceprints)
-        if best is None or similarity > best[0]:
-            best = (similarity, subject.subject_id)
-    if best is None or best[0] < threshold:
-        return None
-    confidence = round(voice_match_confidence(best[0], threshold=threshold), 4)
-    return IdentityMatch(Modality.VOICE, best[1], round(1.0 - best[0], 4), confidence)
 
 
 def _link_vector(vector: np.ndarray, metric: str) -> np.ndarray:
