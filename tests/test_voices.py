@@ -655,3 +655,28 @@ def test_devset_real_speakers_normalised_scores_reject_impostors():
     assert top1 >= 0.85 * total, (top1, total)
     assert accepted <= 0.05 * impostor_trials, (accepted, impostor_trials)
     assert raw_accepted >= 0.5 * impostor_trials  # what the normalisation fixes
+
+
+def test_resolve_people_matches_and_links_voices_of_a_large_scan(voice_scan):
+    """Through `resolve_people` (what scans run): each probe is a speaker of its own recording. Enrolled
+    voices become their subjects; an enrolled voice left out of the consent file becomes one unknown
+    person across its recordings."""
+    from scanner.models import RecordingAnalysis, RecordingStatus, SpeakerCluster, TimeRange, VoiceAnalysis
+    from scanner.people import EnrolledSubject, resolve_people
+
+    names, enrolled, probes = voice_scan
+    recordings = [
+        RecordingAnalysis(Path(f"rec{i:03d}.wav"), f"{i:064x}", RecordingStatus.OK, voices=VoiceAnalysis(
+            [SpeakerCluster(0, [TimeRange(0.0, 3.0)], v, 3.0, 3.0, 30.0, 8000.0)], 3.0))
+        for i, (_, v) in enumerate(probes)]
+    subjects = [EnrolledSubject(n, n.title(), voiceprints=enrolled[n][None, :]) for n in names if n != "carol"]
+    people = resolve_people(recordings, subjects)
+    person_of = {s.recording: p for p in people for s in p.voices}
+    for i, (who, _) in enumerate(probes):
+        person = person_of[Path(f"rec{i:03d}.wav")]
+        if who in names and who != "carol":
+            assert person.subject_id == who
+        else:
+            assert person.subject_id is None and person.person_id.startswith("unknown-")
+    carol = {person_of[Path(f"rec{i:03d}.wav")].person_id for i, (who, _) in enumerate(probes) if who == "carol"}
+    assert len(carol) == 1, carol
