@@ -389,7 +389,8 @@ def test_still_face_is_carried_forward_with_its_measurement(devset, tmp_path, mo
     monkeypatch.setattr(FaceAnalyzer, "_locate_region", counting)
     (carried,) = FaceAnalyzer(sample_fps=2.0).analyze(video, probe(video)).clusters
     n_carried = len(searches)
-    (detected,) = FaceAnalyzer(sample_fps=2.0, static_tolerance=0).analyze(video, probe(video)).clusters
+    detector_only = FaceAnalyzer(sample_fps=2.0, static_tolerance=0, steady_correlation=0)
+    (detected,) = detector_only.analyze(video, probe(video)).clusters
     assert n_carried <= 2 and len(searches) - n_carried >= 10  # the first P-frames settle, then none
     assert len(carried.detections) == len(detected.detections) == 12
     assert len({d.box for d in carried.detections}) <= 3  # the box stays put once the face is still
@@ -399,6 +400,41 @@ def test_still_face_is_carried_forward_with_its_measurement(devset, tmp_path, mo
         assert a.time_s == b.time_s
         assert _iou(a.box, (left, top, right, bottom)) > 0.6
         assert a.size_px == pytest.approx(b.size_px, rel=0.2) and a.usable == b.usable
+
+
+def test_steady_faces_are_carried_by_appearance_between_detections(sample_analyses, monkeypatch):
+    """With `steady_correlation` set, a moving face found by its appearance near where its motion
+    puts it is carried forward on every other sample: about half the detector searches, the
+    same people, one detection per sample each, the same usable counts on this recording, and
+    the landmark measures of a carried detection repeat the detection before it."""
+    path = RECORDINGS / "meeting_grid.mp4"
+    detected = sample_analyses("meeting_grid.mp4")
+    searches = []
+    original = FaceAnalyzer._locate_region
+
+    def counting(self, *args, **kwargs):
+        searches.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(FaceAnalyzer, "_locate_region", counting)
+    steady = FaceAnalyzer(steady_correlation=0.9).analyze(path, probe(path))
+    n_steady = len(searches)
+    FaceAnalyzer().analyze(path, probe(path))
+    assert n_steady < 0.6 * (len(searches) - n_steady)
+    assert len(steady.clusters) == len(detected.clusters)
+    for a, b in zip(steady.clusters, detected.clusters):
+        assert [d.time_s for d in a.detections] == [d.time_s for d in b.detections]
+        assert sum(d.usable for d in a.detections) == sum(d.usable for d in b.detections)
+        for d, e in zip(a.detections, b.detections):
+            top, right, bottom, left = e.box
+            assert _iou(d.box, (left, top, right, bottom)) > 0.5  # found where the detector finds it
+        pairs = list(zip(a.detections, a.detections[1:]))
+        repeats = [(p, d) for p, d in pairs if (d.yaw_deg, d.eye_distance_px) == (p.yaw_deg, p.eye_distance_px)]
+        assert len(repeats) >= len(a.detections) // 3
+        assert all(d.eyes_open == p.eyes_open and d.box != p.box for p, d in repeats)
+    # Encodings come from detector-found faces only, so the people match as before.
+    for a, b in zip(steady.clusters, detected.clusters):
+        assert face_distance(b.encodings, a.encodings.mean(axis=0)).max() < 0.3
 
 
 def test_clustering_is_stable_across_reruns_and_windows(sample_analyses, analyzer):
