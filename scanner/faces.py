@@ -54,8 +54,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from numpy.lib.stride_tricks import sliding_window_view
+from PIL import Image
 from scipy import ndimage
 
 from scanner.media import iter_frames, load_image
