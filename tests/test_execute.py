@@ -296,6 +296,7 @@ def _analyse_while_killing(sample_data, names: tuple[str, ...], delay: float, on
         results = list(run_local_jobs(jobs, AnalysisSettings(), workers=2))
     finally:
         stop.set()
+        killer.join()  # no kill may land on a later test's workers
     return results, killed
 
 
@@ -328,6 +329,7 @@ def test_a_file_that_killed_an_earlier_scan_is_analysed_alone_and_unreadable_if_
                                       starting=started.append))
     finally:
         stop.set()
+        killer.join()  # no kill may land on a later test's workers
     assert len(killed) >= 1 and os.getpid() not in killed  # the suspect's own process, never this one
     assert [r.path for r in results] == [lobby, call]
     assert results[0].status is RecordingStatus.UNREADABLE
