@@ -340,9 +340,10 @@ class _LocalPool:
     def alone(self, task: _Task, after: str = "in this scan") -> tuple[object, BaseException | None]:
         """(value, error) of `task` run by itself in a fresh one-worker pool: a death there is its own."""
         pool = self._new(1)
-        future = pool.submit(_under_timer, self.stop_after_s, *task.call(self.settings))
-        processes = list((getattr(pool, "_processes", None) or {}).values())  # started by submit
+        processes = []
         try:
+            future = pool.submit(_under_timer, self.stop_after_s, *task.call(self.settings))
+            processes = list((getattr(pool, "_processes", None) or {}).values())  # started by submit
             return future.result(), None
         except BrokenProcessPool:
             for process in processes:
