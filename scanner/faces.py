@@ -14,8 +14,9 @@ Pipeline for one recording (`FaceAnalyzer.analyze`):
    camera turned on). On a 720p gallery view this costs about a seventh of a full-frame search
    per sample.
 3. Measure every detection from its 68 landmarks and pixels: face width, eye distance, sharpness,
-   head yaw, eyes open; from those decide whether it is `usable` for a face swap. This runs in a
-   second thread while the detector (which releases the GIL) searches the next sample.
+   head yaw, eyes open; from those decide whether it is `usable` for a face swap. This runs in
+   the analysing thread (a second measuring thread is available, `overlap_measurement`, but
+   loses more to contention for the GIL than it gains, see there).
 4. Link detections across consecutive samples into tracks (box overlap with the last box or the
    one the face's motion predicts), cutting all tracks at shot changes. Only few detections of
    each track are encoded (dlib's ResNet evaluated on numpy, `scanner.face_encoder`: ~10-13 ms
@@ -774,10 +775,14 @@ class FaceAnalyzer:
         window finds faces of 60 px and more. (Measured on the bench video: crops scaled to
         80 instead of 100 px and the tighter margin halve the tracked-face search time,
         1.1 to 0.6 CPU s, with the same 368 detections.)
-    overlap_measurement : bool, default=True
+    overlap_measurement : bool, default=False
         Measure (68 landmarks, quality) each sample's faces in a second thread while the
-        detector searches the next sample. Results are identical either way; False keeps the
-        analysis in one thread.
+        detector searches the next sample. Results are identical either way. Off by default:
+        dlib's shape predictor holds the GIL (~2.3 ms per face), so the detector thread waits
+        for the GIL after every search, and the decoding thread (PyAV takes the GIL for every
+        packet) waits too. Measured on the bench meeting video, 4 alternating runs each: 2.85-
+        3.6 s wall and 4.24 CPU s (median) with the second thread, 2.68-2.97 s and 3.81 CPU s
+        without.
     static_tolerance : float, default=1.0
         Between full searches, a face detected on the previous sample whose surroundings (box
         grown by a fifth, green channel) differ from the pixels it was last detected and
@@ -830,7 +835,7 @@ class FaceAnalyzer:
         track_margin: float = 0.35,
         track_margin_wide: float = 1.0,
         track_face_px: float = 80.0,
-        overlap_measurement: bool = True,
+        overlap_measurement: bool = False,
         static_tolerance: float = 1.0,
         steady_correlation: float = 0.0,
         steady_max_run: int = 1,
@@ -928,9 +933,8 @@ class FaceAnalyzer:
             path, info, self.sample_fps, self.max_width, prefetch=self.prefetch_frames, skip_bframes=True, **window
         )
         pending = None
-        # Landmarks and quality of one sample are measured in a second thread while this one
-        # searches the next sample: dlib's HOG detector releases the GIL, its shape predictor
-        # does not, so the two overlap on two cores.
+        # Optionally (off by default, see `overlap_measurement`) landmarks and quality of one
+        # sample are measured in a second thread while this one searches the next sample.
         measurer = ThreadPoolExecutor(1, thread_name_prefix="likeness-faces") if self.overlap_measurement else None
         with measurer or contextlib.nullcontext():
             for sample_index, frame in enumerate(frame_iter):

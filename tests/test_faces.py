@@ -457,12 +457,15 @@ def test_clustering_is_stable_across_reruns_and_windows(sample_analyses, analyze
 
 
 def test_threads_do_not_change_results(sample_analyses):
-    """Decoding ahead and measuring in a second thread give exactly the single-threaded analysis."""
-    threaded = sample_analyses("meeting_grid.mp4")
+    """Decoding ahead (the default) and measuring in a second thread (`overlap_measurement`) give
+    exactly the single-threaded analysis."""
+    default = sample_analyses("meeting_grid.mp4")
     path = RECORDINGS / "meeting_grid.mp4"
-    serial = FaceAnalyzer(prefetch_frames=0, overlap_measurement=False).analyze(path, probe(path))
-    assert [c.detections for c in serial.clusters] == [c.detections for c in threaded.clusters]
-    assert all(np.array_equal(a.encodings, b.encodings) for a, b in zip(serial.clusters, threaded.clusters))
+    serial = FaceAnalyzer(prefetch_frames=0).analyze(path, probe(path))
+    overlapped = FaceAnalyzer(overlap_measurement=True).analyze(path, probe(path))
+    for threaded in (default, overlapped):
+        assert [c.detections for c in serial.clusters] == [c.detections for c in threaded.clusters]
+        assert all(np.array_equal(a.encodings, b.encodings) for a, b in zip(serial.clusters, threaded.clusters))
 
 
 def test_several_reference_photos_match_real_photos(devset):
