@@ -310,7 +310,17 @@ class _LocalPool:
         return ProcessPoolExecutor(max_workers=workers, mp_context=self.context, initializer=_start_worker)
 
     def submit(self, task: _Task) -> None:
-        self.pending[self.pool.submit(_under_timer, self.stop_after_s, *task.call(self.settings))] = task
+        self.pending[self._hand_over(self.pool, task)] = task
+
+    def _hand_over(self, pool: ProcessPoolExecutor, task: _Task) -> Future:
+        try:
+            return pool.submit(_under_timer, self.stop_after_s, *task.call(self.settings))
+        except (BrokenProcessPool, OSError) as exc:
+            # A worker died since the pool was last looked at (its pipes may be closed already):
+            # this task joins the suspects of that death.
+            future: Future = Future()
+            future.set_exception(BrokenProcessPool(f"a worker died: {exc}"))
+            return future
 
     def outcomes(self) -> Iterator[tuple[_Task, object, BaseException | None]]:
         """(task, value, error) as tasks finish; submitting more while iterating is allowed."""
@@ -342,7 +352,7 @@ class _LocalPool:
         pool = self._new(1)
         processes = []
         try:
-            future = pool.submit(_under_timer, self.stop_after_s, *task.call(self.settings))
+            future = self._hand_over(pool, task)
             processes = list((getattr(pool, "_processes", None) or {}).values())  # started by submit
             return future.result(), None
         except BrokenProcessPool:
