@@ -325,8 +325,10 @@ class _LocalPool:
     def outcomes(self) -> Iterator[tuple[_Task, object, BaseException | None]]:
         """(task, value, error) as tasks finish; submitting more while iterating is allowed."""
         while self.pending:
-            done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
-            crashed = False
+            done, _ = wait(self.pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            # A task handed over while the pool was breaking can be left neither run nor failed
+            # (a race inside ProcessPoolExecutor): a broken pool's leftovers are suspects too.
+            crashed = not done and bool(getattr(self.pool, "_broken", False))
             for future in done:
                 task = self.pending.pop(future)
                 try:
