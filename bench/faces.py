@@ -440,8 +440,9 @@ def section_speed(work: Path, cache: Path | None, naive: bool, repeats: int = 3)
         )
     out.append("")
     out.append(
-        f"Threads (1 worker): the analysing thread used {single_main:.2f} CPU s (detection, tracking, "
-        f"encoding, clustering), the decoding and measuring threads {results['single'][2] - single_main:.2f} "
+        f"Threads (1 worker): the analysing thread used {single_main:.2f} CPU s (detection, landmarks and "
+        f"quality, tracking, encoding, clustering), the other threads (decoding, FFmpeg's, the encoder's "
+        f"second) {results['single'][2] - single_main:.2f} "
         f"CPU s; on two otherwise idle cores the wall time is bounded below by about "
         f"{max(single_main, results['single'][2] / 2):.2f} s."
     )
