@@ -77,41 +77,90 @@ _SCORE_BANDS = {
 }
 
 
+@dataclass(frozen=True)
+class FaceTotals:
+    """The numbers a face tier is graded on, for one set of face detections.
+
+    Totals of separate sets combine with `+` (counts add, maxima and yaw ranges widen), so a plan
+    that tries leaving out each recording in turn re-adds per-recording totals instead of walking
+    every detection again.
+    """
+
+    detections: int = 0
+    usable: int = 0
+    large_usable: int = 0
+    best_px: float = 0.0  # largest usable face
+    frontal_px: float = 0.0  # largest usable face within the rubric's frontal yaw
+    eye_px: float = 0.0  # largest eye distance of any detection
+    sharpness: float = 0.0  # sharpest detection
+    usable_yaws: tuple[float, float] | None = None
+    any_yaws: tuple[float, float] | None = None
+
+    @classmethod
+    def of(cls, detections: list, rubric: Rubric = DEFAULT_RUBRIC) -> FaceTotals:
+        if not detections:
+            return cls()
+        usable = [d for d in detections if d.usable]
+        return cls(
+            detections=len(detections),
+            usable=len(usable),
+            large_usable=sum(1 for d in usable if d.size_px >= rubric.face_high_px),
+            best_px=max((d.size_px for d in usable), default=0.0),
+            frontal_px=max((d.size_px for d in usable if abs(d.yaw_deg) <= rubric.face_frontal_yaw_deg), default=0.0),
+            eye_px=max(d.eye_distance_px for d in detections),
+            sharpness=max(d.sharpness for d in detections),
+            usable_yaws=(min(d.yaw_deg for d in usable), max(d.yaw_deg for d in usable)) if usable else None,
+            any_yaws=(min(d.yaw_deg for d in detections), max(d.yaw_deg for d in detections)),
+        )
+
+    def __add__(self, other: FaceTotals) -> FaceTotals:
+        def widen(a, b):
+            return b if a is None else a if b is None else (min(a[0], b[0]), max(a[1], b[1]))
+
+        return FaceTotals(
+            self.detections + other.detections, self.usable + other.usable,
+            self.large_usable + other.large_usable, max(self.best_px, other.best_px),
+            max(self.frontal_px, other.frontal_px), max(self.eye_px, other.eye_px),
+            max(self.sharpness, other.sharpness), widen(self.usable_yaws, other.usable_yaws),
+            widen(self.any_yaws, other.any_yaws),
+        )
+
+    @property
+    def yaw_range(self) -> tuple[float, float]:
+        """Yaw range of the usable detections, or of all when none is usable."""
+        return self.usable_yaws or self.any_yaws or (0.0, 0.0)
+
+    def grade(self, rubric: Rubric = DEFAULT_RUBRIC) -> tuple[Level, list[str]]:
+        return grade_face(
+            usable_frames=self.usable,
+            best_face_px=self.best_px,
+            best_frontal_face_px=self.frontal_px,
+            best_eye_distance_px=self.eye_px,
+            large_usable_frames=self.large_usable,
+            yaw_range=self.yaw_range,
+            rubric=rubric,
+        )
+
+
 def face_exposure(sightings: list[FaceSighting], rubric: Rubric = DEFAULT_RUBRIC) -> FaceExposure | None:
     """Pool every face detection of one person and grade how cloneable the face is."""
-    detections = [d for s in sightings for d in s.cluster.detections]
-    if not detections:
+    totals = FaceTotals.of([d for s in sightings for d in s.cluster.detections], rubric)
+    if not totals.detections:
         return None
-    usable = [d for d in detections if d.usable]
-    best_px = max((d.size_px for d in usable), default=0.0)
-    frontal_px = max((d.size_px for d in usable if abs(d.yaw_deg) <= rubric.face_frontal_yaw_deg), default=0.0)
-    eye_px = max(d.eye_distance_px for d in detections)
-    sharpness = max(d.sharpness for d in detections)
-    yaws = [d.yaw_deg for d in usable] or [d.yaw_deg for d in detections]
-    yaw_range = (min(yaws), max(yaws))
-    large_usable = sum(1 for d in usable if d.size_px >= rubric.face_high_px)
-    tier, reasons = grade_face(
-        usable_frames=len(usable),
-        best_face_px=best_px,
-        best_frontal_face_px=frontal_px,
-        best_eye_distance_px=eye_px,
-        large_usable_frames=large_usable,
-        yaw_range=yaw_range,
-        rubric=rubric,
-    )
+    tier, reasons = totals.grade(rubric)
     reasons.insert(
         0,
-        f"{len(detections)} face detection(s) in {len({s.recording for s in sightings})} recording(s), "
-        f"{len(usable)} usable (sharp, eyes open, within 45 deg of frontal)",
+        f"{totals.detections} face detection(s) in {len({s.recording for s in sightings})} recording(s), "
+        f"{totals.usable} usable (sharp, eyes open, within 45 deg of frontal)",
     )
     return FaceExposure(
-        usable_frames=len(usable),
-        detections=len(detections),
-        best_face_px=round(best_px, 1),
-        best_frontal_face_px=round(frontal_px, 1),
-        best_eye_distance_px=round(eye_px, 1),
-        sharpness=round(sharpness, 1),
-        yaw_range=(round(yaw_range[0], 1), round(yaw_range[1], 1)),
+        usable_frames=totals.usable,
+        detections=totals.detections,
+        best_face_px=round(totals.best_px, 1),
+        best_frontal_face_px=round(totals.frontal_px, 1),
+        best_eye_distance_px=round(totals.eye_px, 1),
+        sharpness=round(totals.sharpness, 1),
+        yaw_range=(round(totals.yaw_range[0], 1), round(totals.yaw_range[1], 1)),
         tier=tier,
         reasons=reasons,
     )
@@ -168,15 +217,7 @@ def voice_exposure(sightings: list[VoiceSighting], rubric: Rubric = DEFAULT_RUBR
     speakers = [s.speaker for s in sightings]
     if not speakers:
         return None
-    usable = sum(s.usable_speech_s for s in speakers)
-    longest = max(s.longest_clean_s for s in speakers)
-    weights = [max(s.usable_speech_s, 1e-6) for s in speakers]
-    snr = sum(s.snr_db * w for s, w in zip(speakers, weights)) / sum(weights)
-    # Bandwidth of the best material: a wideband recording is what a cloner would pick.
-    bandwidth = max(s.bandwidth_hz for s in speakers)
-    tier, reasons = grade_voice(
-        usable_speech_s=usable, longest_clean_s=longest, snr_db=snr, bandwidth_hz=bandwidth, rubric=rubric
-    )
+    tier, reasons, (usable, longest, snr, bandwidth) = _grade_speakers(speakers, rubric)
     reasons.insert(
         0,
         f"{sum(s.speech_s for s in speakers):.1f} s of speech in {len({s.recording for s in sightings})} "
@@ -192,6 +233,20 @@ def voice_exposure(sightings: list[VoiceSighting], rubric: Rubric = DEFAULT_RUBR
         tier=tier,
         reasons=reasons,
     )
+
+
+def _grade_speakers(speakers: list, rubric: Rubric) -> tuple[Level, list[str], tuple[float, float, float, float]]:
+    """grade_voice on pooled speakers, with what it was given: (usable s, longest clean s, SNR, bandwidth)."""
+    usable = sum(s.usable_speech_s for s in speakers)
+    longest = max(s.longest_clean_s for s in speakers)
+    weights = [max(s.usable_speech_s, 1e-6) for s in speakers]
+    snr = sum(s.snr_db * w for s, w in zip(speakers, weights)) / sum(weights)
+    # Bandwidth of the best material: a wideband recording is what a cloner would pick.
+    bandwidth = max(s.bandwidth_hz for s in speakers)
+    tier, reasons = grade_voice(
+        usable_speech_s=usable, longest_clean_s=longest, snr_db=snr, bandwidth_hz=bandwidth, rubric=rubric
+    )
+    return tier, reasons, (usable, longest, snr, bandwidth)
 
 
 def grade_voice(
@@ -331,42 +386,39 @@ def plan_reduction(
     within `max_steps` reaches the target.
     """
     sightings = person.faces if modality is Modality.FACE else person.voices
-    grade = _face_tier_of if modality is Modality.FACE else _voice_tier_of
-    before = grade(sightings, rubric)
+    recordings = list(dict.fromkeys(s.recording for s in sightings))
+    if modality is Modality.FACE:
+        per_recording = {r: FaceTotals.of([d for s in sightings if s.recording == r for d in s.cluster.detections],
+                                          rubric) for r in recordings}
+
+        def judge(kept: list) -> tuple[Level, float]:
+            totals = sum((per_recording[r] for r in kept), FaceTotals())
+            tier = totals.grade(rubric)[0] if totals.detections else Level.NONE
+            return tier, totals.usable + totals.best_px
+    else:
+        by_recording = {r: [s for s in sightings if s.recording == r] for r in recordings}
+
+        def judge(kept: list) -> tuple[Level, float]:
+            speakers = [s.speaker for r in kept for s in by_recording[r]]
+            if not speakers:
+                return Level.NONE, 0.0
+            tier = _grade_speakers(speakers, rubric)[0]
+            return tier, sum(s.usable_speech_s for s in speakers) + max(s.longest_clean_s for s in speakers)
+
+    before = judge(recordings)[0]
     if before <= target:
         return None
+    kept = list(recordings)
     removed: list = []
-    remaining = list(sightings)
-    recordings = list(dict.fromkeys(s.recording for s in sightings))
     for _ in range(min(max_steps, len(recordings))):
-        candidates = [r for r in recordings if r not in removed]
-        best = min(
-            candidates,
-            key=lambda r: (grade([s for s in remaining if s.recording != r], rubric).rank,
-                           _strength([s for s in remaining if s.recording != r], modality), str(r)),
-        )
+        def without(r):
+            tier, strength = judge([k for k in kept if k != r])
+            return tier.rank, strength, str(r)
+
+        best = min(kept, key=without)
         removed.append(best)
-        remaining = [s for s in remaining if s.recording != best]
-        after = grade(remaining, rubric)
+        kept.remove(best)
+        after = judge(kept)[0]
         if after <= target:
             return ReductionPlan(modality, removed, before, after)
     return None
-
-
-def _face_tier_of(sightings: list, rubric: Rubric) -> Level:
-    exposure = face_exposure(sightings, rubric)
-    return exposure.tier if exposure else Level.NONE
-
-
-def _voice_tier_of(sightings: list, rubric: Rubric) -> Level:
-    exposure = voice_exposure(sightings, rubric)
-    return exposure.tier if exposure else Level.NONE
-
-
-def _strength(sightings: list, modality: Modality) -> float:
-    if modality is Modality.FACE:
-        detections = [d for s in sightings for d in s.cluster.detections if d.usable]
-        return len(detections) + max((d.size_px for d in detections), default=0.0)
-    return sum(s.speaker.usable_speech_s for s in sightings) + max(
-        (s.speaker.longest_clean_s for s in sightings), default=0.0
-    )
