@@ -732,9 +732,11 @@ class VoiceCohort:
         self._known = self.same.sum(axis=1)
         widest = int(self._known.max(initial=0))
         self._ranked = []
+        self._plain = []  # each side's statistics when the other side removes none of its top_k
         for i in range(len(self.same)):
             order = np.argsort(-self.raw[i], kind="stable")
             self._ranked.append(order[~self.same[i, order]][: self.settings.top_k + widest])
+            self._plain.append(self._stats(self.raw[i, self._ranked[i][: self.settings.top_k]]))
 
     def cohort_size(self, i: int, j: int) -> int:
         """How many voiceprints the cohort of the pair (i, j) holds."""
@@ -742,8 +744,13 @@ class VoiceCohort:
 
     def _side(self, i: int, j: int) -> tuple[float, float]:
         ranked = self._ranked[i]
+        if not self.same[j, ranked[: self.settings.top_k]].any():  # the common case, precomputed
+            return self._plain[i]
         top = ranked[~self.same[j, ranked]][: self.settings.top_k]
-        scores = self.raw[i, top]
+        return self._stats(self.raw[i, top])
+
+    @staticmethod
+    def _stats(scores: np.ndarray) -> tuple[float, float]:
         return float(scores.mean()), float(scores.std()) + 1e-6
 
     def score(self, i: int, j: int) -> float | None:
