@@ -370,7 +370,21 @@ def test_tracking_follows_a_moving_face_and_encodes_few(devset, tmp_path):
     assert cluster.thumbnail is not None and cluster.thumbnail_time_s in [d.time_s for d in cluster.detections]
 
 
-def test_still_face_is_carried_forward_with_its_measurement(devset, tmp_path, monkeypatch):
+@pytest.fixture
+def searches(monkeypatch) -> list:
+    """One entry per detector search of a face region (the real detector runs; this only counts)."""
+    counted = []
+    original = FaceAnalyzer._locate_region
+
+    def counting(self, *args, **kwargs):
+        counted.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(FaceAnalyzer, "_locate_region", counting)
+    return counted
+
+
+def test_still_face_is_carried_forward_with_its_measurement(devset, tmp_path, searches):
     """A face that does not move (a profile picture while the camera is off): after its first
     detection it is carried forward, one detection per sample with the same box and quality,
     without running the detector on it again; the analysis equals the one that re-detects."""
@@ -379,14 +393,6 @@ def test_still_face_is_carried_forward_with_its_measurement(devset, tmp_path, mo
     canvas = np.full((size[1], size[0], 3), 90, dtype=np.uint8)
     canvas[25:335, 180:460] = face
     video = make_video(tmp_path / "still.mp4", [canvas] * 60, fps=10, size=size)
-    searches = []
-    original = FaceAnalyzer._locate_region
-
-    def counting(self, *args, **kwargs):
-        searches.append(1)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(FaceAnalyzer, "_locate_region", counting)
     (carried,) = FaceAnalyzer(sample_fps=2.0).analyze(video, probe(video)).clusters
     n_carried = len(searches)
     detector_only = FaceAnalyzer(sample_fps=2.0, static_tolerance=0, steady_correlation=0)
@@ -402,21 +408,14 @@ def test_still_face_is_carried_forward_with_its_measurement(devset, tmp_path, mo
         assert a.size_px == pytest.approx(b.size_px, rel=0.2) and a.usable == b.usable
 
 
-def test_steady_faces_are_carried_by_appearance_between_detections(sample_analyses, monkeypatch):
+def test_steady_faces_are_carried_by_appearance_between_detections(sample_analyses, searches):
     """With `steady_correlation` set, a moving face found by its appearance near where its motion
     puts it is carried forward on every other sample: about half the detector searches, the
     same people, one detection per sample each, the same usable counts on this recording, and
     the landmark measures of a carried detection repeat the detection before it."""
     path = RECORDINGS / "meeting_grid.mp4"
     detected = sample_analyses("meeting_grid.mp4")
-    searches = []
-    original = FaceAnalyzer._locate_region
-
-    def counting(self, *args, **kwargs):
-        searches.append(1)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(FaceAnalyzer, "_locate_region", counting)
+    searches.clear()  # count only the two analyses below
     steady = FaceAnalyzer(steady_correlation=0.9).analyze(path, probe(path))
     n_steady = len(searches)
     FaceAnalyzer().analyze(path, probe(path))
