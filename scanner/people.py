@@ -9,10 +9,11 @@ inputs always give the same ids.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
-from sklearn.cluster import AgglomerativeClustering
 
 from scanner.faces import DEFAULT_CLUSTER_TOLERANCE, MATCH_TOLERANCE, face_distance, face_match_confidence
 from scanner.models import (
@@ -171,6 +172,92 @@ def resolve_people(
     return matched + [p for _, p in unknown_people]
 
 
+# Reusing a resolution: a rescan whose recordings, enrolment and settings are unchanged gets the
+# same people, so the scan database keeps each resolution as references into the recordings.
+
+_RESOLUTION_CODE = ("people.py", "voices.py", "models.py")
+
+
+def resolution_key(
+    recordings: list[RecordingAnalysis],
+    subjects: list[EnrolledSubject],
+    settings: ResolverSettings = ResolverSettings(),
+) -> str:
+    """A digest of everything `resolve_people` reads: equal keys mean equal people.
+
+    Covers the face encodings, voiceprints, first appearances and face-voice links of every
+    recording (by position, not by path: moving a folder keeps its people), the enrolled subjects'
+    references, the settings and the source of the resolving code.
+    """
+    digest = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in _RESOLUTION_CODE:
+        digest.update((here / name).read_bytes())
+    digest.update(repr(settings).encode())
+
+    def add(*parts) -> None:
+        for part in parts:
+            if isinstance(part, np.ndarray):
+                digest.update(f"{part.dtype}{part.shape}".encode())
+                digest.update(np.ascontiguousarray(part).tobytes())
+            else:
+                digest.update(repr(part).encode())
+
+    for subject in subjects:
+        add("subject", subject.subject_id, subject.name, subject.face_encodings,
+            subject.voiceprints if subject.voiceprints is not None else "no voice")
+    for index, rec in enumerate(recordings):
+        add("recording", index, rec.status.value)
+        if rec.status is not RecordingStatus.OK:
+            continue
+        for cluster in rec.faces.clusters if rec.faces else []:
+            add("face", cluster.cluster_id, cluster.encodings,
+                cluster.time_ranges[0].start if cluster.time_ranges else None)
+        for speaker in rec.voices.speakers if rec.voices else []:
+            add("voice", speaker.speaker_id, speaker.voiceprint, speaker.turns[0].start if speaker.turns else None)
+        add("links", [(k.cluster_id, k.speaker_id) for k in rec.links])
+    return digest.hexdigest()
+
+
+def people_to_records(people: list[Person], recordings: list[RecordingAnalysis]) -> list[dict]:
+    """The resolution as JSON-ready references: each person's id, match, and (recording position,
+    cluster or speaker id) of every sighting. No biometric vector is in it."""
+    position = {rec.path: i for i, rec in enumerate(recordings)}
+    return [
+        {
+            "person_id": p.person_id,
+            "subject_id": p.subject_id,
+            "display_name": p.display_name,
+            "match": None if p.match is None else {
+                "modality": p.match.modality.value, "subject_id": p.match.subject_id,
+                "distance": p.match.distance, "confidence": p.match.confidence},
+            "faces": [[position[s.recording], s.cluster.cluster_id] for s in p.faces],
+            "voices": [[position[s.recording], s.speaker.speaker_id] for s in p.voices],
+        }
+        for p in people
+    ]
+
+
+def people_from_records(records: list[dict], recordings: list[RecordingAnalysis]) -> list[Person] | None:
+    """Rebuild the people of `people_to_records` on these recordings; None if a reference does not fit."""
+    try:
+        clusters = [{c.cluster_id: c for c in rec.faces.clusters} if rec.faces else {} for rec in recordings]
+        speakers = [{s.speaker_id: s for s in rec.voices.speakers} if rec.voices else {} for rec in recordings]
+        people = []
+        for record in records:
+            match = record["match"]
+            people.append(Person(
+                record["person_id"], record["subject_id"], record["display_name"],
+                None if match is None else IdentityMatch(Modality(match["modality"]), match["subject_id"],
+                                                          match["distance"], match["confidence"]),
+                faces=[FaceSighting(recordings[r].path, clusters[r][c]) for r, c in record["faces"]],
+                voices=[VoiceSighting(recordings[r].path, speakers[r][v]) for r, v in record["voices"]],
+            ))
+        return people
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
 class _UnionFind:
     """Disjoint sets of hashable items, kept in first-seen order."""
 
@@ -223,6 +310,8 @@ def _link(vectors: list[np.ndarray], metric: str, threshold: float) -> list[list
         return []
     if len(vectors) == 1:
         return [[0]]
+    from sklearn.cluster import AgglomerativeClustering  # imported here: a rescan that reuses its people skips ~1 s
+
     labels = AgglomerativeClustering(
         n_clusters=None, metric=metric, linkage="average", distance_threshold=threshold
     ).fit_predict(np.vstack([_link_vector(v, metric) for v in vectors]))

@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import stat
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,12 +28,19 @@ from scanner.manifest import Manifest, recording_context
 from scanner.models import (
     Level,
     MediaError,
+    Person,
     RecordingAnalysis,
     RecordingContext,
     RecordingStatus,
     ScanResult,
 )
-from scanner.people import ResolverSettings, resolve_people
+from scanner.people import (
+    ResolverSettings,
+    people_from_records,
+    people_to_records,
+    resolution_key,
+    resolve_people,
+)
 from scanner.policy import PolicySettings, apply_settings, check_policy
 from scanner.risk import DEFAULT_RUBRIC, Rubric, score_person
 from scanner.waivers import WaiverFile, apply_waivers
@@ -112,7 +121,7 @@ def run_scan(
 
     paths, skipped = discover_recordings(inputs, consent.all_enrolment_paths())
     enrolment = _enrol(consent, options, store)
-    digests = hash_files(paths)
+    digests = _file_digests(paths, store, options.use_cache)
     stats.total = len(paths)
     scan_id = _scan_id(started, [d for d in digests.values() if isinstance(d, str)])
     stats.scan_id = scan_id
@@ -192,7 +201,7 @@ def run_scan(
         raise
     recordings = [analysed[p] for p in paths]
 
-    people = resolve_people(recordings, enrolment.subjects, options.resolver)
+    people = _resolve_people(recordings, enrolment.subjects, options, store)
     for person in people:
         score_person(person, options.rubric)
 
@@ -262,6 +271,57 @@ def _enrol(consent: ConsentRecords, options: ScanOptions, store: Store | None):
     if not result.problems:  # problems point at consent-file lines: always computed afresh
         store.save_enrolment(key, result.subjects)
     return result
+
+
+def _resolve_people(recordings: list[RecordingAnalysis], subjects: list, options: ScanOptions,
+                    store: Store | None) -> list[Person]:
+    """`resolve_people`, or the people of an earlier scan that read exactly the same biometrics."""
+    if store is None:
+        return resolve_people(recordings, subjects, options.resolver)
+    key = resolution_key(recordings, subjects, options.resolver)
+    if options.use_cache:
+        records = store.lookup_people(key)
+        people = people_from_records(records, recordings) if records is not None else None
+        if people is not None:
+            return people
+    people = resolve_people(recordings, subjects, options.resolver)
+    store.save_people(key, people_to_records(people, recordings))
+    return people
+
+
+def _file_digests(paths: list[Path], store: Store | None, use_cache: bool) -> dict[Path, str | MediaError]:
+    """`hash_files`, except that a file whose stat facts match the scan database's entry is not read.
+
+    New digests are remembered for the next scan (see `scanner.store.FileFacts` for when a file's
+    facts are trusted); `use_cache=False` reads every file.
+    """
+    if store is None:
+        return hash_files(paths)
+    from scanner.store import FileFacts
+
+    where = {p: os.fsencode(os.path.abspath(p)) for p in paths}  # bytes: any file name
+    known = store.known_digests(list(where.values())) if use_cache else {}
+    digests: dict[Path, str | MediaError] = {}
+    to_read: dict[Path, FileFacts | None] = {}
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            to_read[path] = None  # reading reports the problem
+            continue
+        facts = FileFacts.of(st) if stat.S_ISREG(st.st_mode) else None
+        entry = known.get(where[path])
+        if facts is not None and entry is not None and entry[0] == facts:
+            digests[path] = entry[1]
+        else:
+            to_read[path] = facts
+    reading_from = time.time_ns()
+    digests.update(hash_files(list(to_read)))
+    remembered = [(where[p], known[where[p]][0], digests[p]) for p in paths if p not in to_read]
+    remembered += [(where[p], facts, digests[p]) for p, facts in to_read.items()
+                   if facts is not None and isinstance(digests[p], str) and facts.settled_before(reading_from)]
+    store.remember_digests(remembered)
+    return {p: digests[p] for p in paths}
 
 
 def hash_files(paths: list[Path]) -> dict[Path, str | MediaError]:

@@ -22,6 +22,13 @@ Layout (schema version in `PRAGMA user_version`, applied migrations listed in `m
   `analysis_subjects` (which enrolled subject was found in which analysis, for purging a subject).
 - `enrolments`: the subjects' reference encodings and voiceprints, keyed by the content of the
   enrolment media, so that a consent change that keeps the media does not encode them again.
+- `file_digests`: the SHA-256 of each scanned path (as bytes: any file name) with the file's size, modification and
+  status-change times (ns), inode and device when it was read, so that a rescan does not read
+  unchanged files again (as git's index does; see `FileFacts`).
+- `resolutions`: who is who in a scan, as references into its recordings (no biometric vectors),
+  keyed by a digest of the encodings, voiceprints, references and settings that resolving read,
+  so that a rescan of unchanged recordings does not match and link everyone again. The most
+  recently used `RESOLUTIONS_KEPT` are kept.
 
 Writes use WAL journaling: a scan killed at any point (SIGKILL included) leaves the last committed
 state; the next scan finds the finished recordings in `analyses` and does not analyse them again.
@@ -47,6 +54,9 @@ from scanner.models import RecordingAnalysis, RecordingStatus, ScanResult
 
 DEFAULT_STORE = Path(".likeness") / "scan.db"
 STORE_ENV = "LIKENESS_STORE"
+
+#: How many people resolutions (one per distinct set of recordings and references) are kept.
+RESOLUTIONS_KEPT = 50
 
 #: Blob format of serialized analyses and scan snapshots (restricted pickle, protocol 5).
 BLOB_FORMAT = 1
@@ -168,6 +178,28 @@ _MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE scans ADD COLUMN analysing TEXT;
         """,
     ),
+    (
+        4,
+        "rescans: file digests known by their stat facts, resolved people by what resolving read",
+        """
+        CREATE TABLE file_digests (
+            path BLOB PRIMARY KEY,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            ctime_ns INTEGER NOT NULL,
+            inode INTEGER NOT NULL,
+            device INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            last_used_at TEXT NOT NULL
+        );
+        CREATE TABLE resolutions (
+            resolution_key TEXT PRIMARY KEY,
+            people_json TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            last_used_at TEXT NOT NULL
+        );
+        """,
+    ),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
@@ -248,6 +280,32 @@ class ScanRow:
     reused: int
     media_seconds: float
     summary: dict | None
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What `os.stat` says about a file's identity and last change.
+
+    Writing a file moves its status-change time (ctime), which no ordinary program can set back, so
+    a file whose facts are unchanged still holds the bytes it was hashed from. A digest is only
+    remembered when the file had been left alone for `SETTLED_NS` before it was read: a change
+    within the same clock tick as the read could not be told apart otherwise (git's "racy" entries).
+    """
+
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+    device: int
+
+    SETTLED_NS = 2_000_000_000
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileFacts:
+        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+    def settled_before(self, moment_ns: int) -> bool:
+        return max(self.mtime_ns, self.ctime_ns) < moment_ns - self.SETTLED_NS
 
 
 @dataclass
@@ -445,6 +503,50 @@ class Store:
             self.db.execute("INSERT OR REPLACE INTO enrolments VALUES (?, ?, ?, ?, ?, ?)",
                             (key, BLOB_FORMAT, dumps(subjects), ids, now, now))
 
+    def known_digests(self, paths: list[bytes]) -> dict[bytes, tuple[FileFacts, str]]:
+        """The remembered (facts, sha256) of each of `paths` (absolute, `os.fsencode`d) that has an entry."""
+        known: dict[bytes, tuple[FileFacts, str]] = {}
+        for start in range(0, len(paths), 500):  # SQLite's limit on bound parameters
+            chunk = paths[start:start + 500]
+            rows = self.db.execute(
+                "SELECT path, size, mtime_ns, ctime_ns, inode, device, sha256 FROM file_digests "
+                f"WHERE path IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+            for path, *facts, sha256 in rows:
+                known[path] = (FileFacts(*facts), sha256)
+        return known
+
+    def remember_digests(self, entries: list[tuple[bytes, FileFacts, str]]) -> None:
+        """Remember (path, facts, sha256) entries; entries reused by this scan are marked as used."""
+        now = _now()
+        with self._transaction():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO file_digests VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(path, f.size, f.mtime_ns, f.ctime_ns, f.inode, f.device, sha256, now)
+                 for path, f, sha256 in entries])
+
+    def lookup_people(self, key: str) -> list[dict] | None:
+        """The people records saved under `key` (see `scanner.people.resolution_key`), or None."""
+        row = self.db.execute("SELECT people_json FROM resolutions WHERE resolution_key=?", (key,)).fetchone()
+        if row is None:
+            return None
+        try:
+            records = json.loads(row[0])
+        except ValueError:  # a damaged entry is a cache miss
+            return None
+        with self._transaction():
+            self.db.execute("UPDATE resolutions SET last_used_at=? WHERE resolution_key=?", (_now(), key))
+        return records
+
+    def save_people(self, key: str, records: list[dict]) -> None:
+        now = _now()
+        with self._transaction():
+            self.db.execute("INSERT OR REPLACE INTO resolutions VALUES (?, ?, ?, ?)",
+                            (key, json.dumps(records), now, now))
+            self.db.execute(
+                "DELETE FROM resolutions WHERE resolution_key NOT IN "
+                "(SELECT resolution_key FROM resolutions ORDER BY last_used_at DESC, rowid DESC LIMIT ?)",
+                (RESOLUTIONS_KEPT,))
+
     # ---------------------------------------------------------------- scans
     def begin_scan(self, scan_id: str, started_at: str, inputs: list[str], options: dict, total: int,
                    consent_sha256: str | None) -> None:
@@ -637,12 +739,17 @@ class Store:
                 stats.analyses = self.db.execute(
                     f"DELETE FROM analyses WHERE {' OR '.join(where)}", args
                 ).rowcount
-            # Enrolment references: all of them for a subject purge (cheap to compute again).
+            # Enrolment references and resolutions: all of them for a subject purge (cheap to compute again).
             if everything or subjects:
                 stats.enrolments = self.db.execute("DELETE FROM enrolments").rowcount
+                self.db.execute("DELETE FROM resolutions")
+                if everything:
+                    self.db.execute("DELETE FROM file_digests")
             elif cutoff is not None:
                 stats.enrolments = self.db.execute("DELETE FROM enrolments WHERE last_used_at < ?",
                                                    (cutoff,)).rowcount
+                self.db.execute("DELETE FROM resolutions WHERE last_used_at < ?", (cutoff,))
+                self.db.execute("DELETE FROM file_digests WHERE last_used_at < ?", (cutoff,))
             # Thumbnails are face images: take them out of the snapshots of the scans concerned.
             scan_where, scan_args = [], []
             if everything:

@@ -55,7 +55,6 @@ import librosa
 import numpy as np
 import scipy.fft
 import scipy.ndimage
-from sklearn.exceptions import ConvergenceWarning
 
 from scanner.models import (
     AudioTrack,
@@ -1233,6 +1232,7 @@ class VoiceAnalyzer:
         mixture. Re-assigning every frame to the best-fitting model moves turn boundaries from the
         2 s segment grid to within about a tenth of a second.
         """
+        from sklearn.exceptions import ConvergenceWarning
         from sklearn.mixture import GaussianMixture
 
         x = raw.T

@@ -291,3 +291,124 @@ def test_report_refuses_an_ambiguous_scan_id_prefix(scanned, tmp_path):
     assert res.exit_code == 2
     assert f"matches {len(ids)} scans" in res.output
     assert not (tmp_path / "x").exists()
+
+
+# ------------------------------------------------------------------------------- people reused
+
+def test_rescan_reuses_the_stored_people_and_rebuilds_them_on_its_own_recordings(corpus, tmp_path, monkeypatch):
+    import scanner.scan
+
+    with Store(tmp_path / "scan.db") as store:
+        cold, _ = scan(corpus, store)
+        assert store.db.execute("SELECT COUNT(*) FROM resolutions").fetchone()[0] == 1
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("an unchanged rescan resolved people again")
+
+        monkeypatch.setattr(scanner.scan, "resolve_people", refuse)
+        warm, _ = scan(corpus, store)
+        assert build_document(warm)["people"] == build_document(cold)["people"]
+        by_path = {r.path: r for r in warm.recordings}
+        for person in warm.people:  # sightings point into this scan's recordings, not copies
+            for sighting in person.faces:
+                assert any(sighting.cluster is c for c in by_path[sighting.recording].faces.clusters)
+            for sighting in person.voices:
+                assert any(sighting.speaker is s for s in by_path[sighting.recording].voices.speakers)
+        with pytest.raises(AssertionError, match="resolved people again"):
+            scan(corpus, store, use_cache=False)  # --no-cache resolves again
+
+
+def test_resolution_key_follows_what_resolving_reads():
+    from scanner.people import EnrolledSubject, ResolverSettings, resolution_key
+
+    recordings = [synthetic_analysis("a.mp4", seed=1), synthetic_analysis("b.mp4", "cd" * 32, seed=2)]
+    subjects = [EnrolledSubject("s1", "S One", np.random.default_rng(5).normal(size=(2, 128)))]
+    key = resolution_key(recordings, subjects)
+    moved = [synthetic_analysis("elsewhere/a.mp4", seed=1), synthetic_analysis("elsewhere/b.mp4", "cd" * 32, seed=2)]
+    assert resolution_key(moved, subjects) == key
+    changed = [synthetic_analysis("a.mp4", seed=1), synthetic_analysis("b.mp4", "cd" * 32, seed=2)]
+    changed[1].faces.clusters[0].encodings[0, 0] += 1e-6
+    assert resolution_key(changed, subjects) != key
+    voice = [synthetic_analysis("a.mp4", seed=1), synthetic_analysis("b.mp4", "cd" * 32, seed=2)]
+    voice[0].voices.speakers[0].voiceprint[3] += 1e-3
+    assert resolution_key(voice, subjects) != key
+    assert resolution_key(recordings[::-1], subjects) != key  # order numbers the unknowns
+    assert resolution_key(recordings, []) != key
+    assert resolution_key(recordings, subjects, ResolverSettings(face_tolerance=0.5)) != key
+
+
+def test_stored_people_that_do_not_fit_the_recordings_are_not_used():
+    from scanner.people import people_from_records, people_to_records, resolve_people
+
+    recordings = [synthetic_analysis("a.mp4", seed=1), synthetic_analysis("b.mp4", "cd" * 32, seed=2)]
+    people = resolve_people(recordings, [])
+    records = json.loads(json.dumps(people_to_records(people, recordings)))
+    rebuilt = people_from_records(records, recordings)
+    assert [(p.person_id, len(p.faces), len(p.voices)) for p in rebuilt] == \
+        [(p.person_id, len(p.faces), len(p.voices)) for p in people]
+    assert people_from_records(records, recordings[:1]) is None  # a recording gone
+    recordings[0].faces.clusters[0].cluster_id = 7
+    assert people_from_records(records, recordings) is None  # a cluster renumbered
+
+
+def test_purge_forgets_stored_people(tmp_path):
+    with Store(tmp_path / "scan.db") as store:
+        store.save_people("k1", [{"person_id": "obama", "subject_id": "obama"}])
+        assert store.lookup_people("k1") == [{"person_id": "obama", "subject_id": "obama"}]
+        store.purge(subjects=["obama"])
+        assert store.lookup_people("k1") is None
+
+
+def test_only_the_most_recently_used_resolutions_are_kept(tmp_path):
+    from scanner.store import RESOLUTIONS_KEPT
+
+    with Store(tmp_path / "scan.db") as store:
+        for n in range(RESOLUTIONS_KEPT + 5):
+            store.save_people(f"k{n}", [])
+        assert store.db.execute("SELECT COUNT(*) FROM resolutions").fetchone()[0] == RESOLUTIONS_KEPT
+        assert store.lookup_people(f"k{RESOLUTIONS_KEPT + 4}") == [] and store.lookup_people("k0") is None
+
+
+def test_rescan_reads_only_files_whose_stat_facts_changed(sample_data, tmp_path, monkeypatch):
+    import hashlib
+    import time
+
+    import scanner.scan
+
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    for name in ("team_photo.jpg", "phone_call.wav"):
+        shutil.copy(sample_data / "recordings" / name, folder / name)
+    read: list[list[str]] = []
+    real = scanner.scan.hash_files
+    monkeypatch.setattr(scanner.scan, "hash_files",
+                        lambda paths: read.append(sorted(p.name for p in paths)) or real(paths))
+
+    def rescan(store: Store, **kw):
+        stats = ScanStats()
+        return run_scan([folder], None, options(**kw), store=store, stats=stats), stats
+
+    with Store(tmp_path / "scan.db") as store:
+        rescan(store)  # the copies were written a moment ago: their digests are not trusted yet
+        assert store.db.execute("SELECT COUNT(*) FROM file_digests").fetchone()[0] == 0
+        time.sleep(2.1)
+        rescan(store)
+        assert store.db.execute("SELECT COUNT(*) FROM file_digests").fetchone()[0] == 2
+        _, stats = rescan(store)
+        assert read == [["phone_call.wav", "team_photo.jpg"]] * 2 + [[]]
+        assert stats.reused == 2
+
+        call = folder / "phone_call.wav"
+        before = call.stat()
+        data = bytearray(call.read_bytes())
+        data[len(data) // 2:len(data) // 2 + 4000] = bytes(4000)  # same size, a stretch of silence
+        call.write_bytes(bytes(data))
+        os.utime(call, ns=(before.st_atime_ns, before.st_mtime_ns))  # modification time put back
+        result, stats = rescan(store)
+        assert read[-1] == ["phone_call.wav"]
+        assert stats.analysed == 1 and stats.reused == 1
+        assert next(r for r in result.recordings if r.path.name == "phone_call.wav").sha256 == \
+            hashlib.sha256(bytes(data)).hexdigest()
+
+        rescan(store, use_cache=False)
+        assert read[-1] == ["phone_call.wav", "team_photo.jpg"]
