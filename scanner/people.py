@@ -175,7 +175,7 @@ def resolve_people(
 # Reusing a resolution: a rescan whose recordings, enrolment and settings are unchanged gets the
 # same people, so the scan database keeps each resolution as references into the recordings.
 
-_RESOLUTION_CODE = ("people.py", "voices.py", "models.py")
+_RESOLUTION_CODE = ("people.py", "faces.py", "voices.py", "models.py")
 
 
 def resolution_key(
