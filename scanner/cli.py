@@ -125,7 +125,9 @@ def scan(
                      "[default: ./likeness.toml when present]"),
     ] = None,
     workers: Annotated[
-        Optional[int], typer.Option("--workers", "-w", min=1, max=256, help="Worker processes. [default: 1]")
+        Optional[int], typer.Option("--workers", "-w", min=1, max=256,
+                                     help="Worker processes (1: analyse in this process). "
+                                     "[default: one per CPU, at most 8]")
     ] = None,
     sample_fps: Annotated[
         Optional[float],
@@ -206,6 +208,7 @@ def scan(
     if detector not in ("hog", "cnn"):
         _usage_error(f"--face-detector must be 'hog' or 'cnn', not '{detector}'")
 
+    from scanner.execute import default_workers
     from scanner.policy import PolicySettings
     from scanner.scan import ScanOptions
 
@@ -214,7 +217,7 @@ def scan(
         purposes=list(dict.fromkeys(purpose or table.purposes or [])),
         fail_on=_first(fail_on, table.fail_on, Level.HIGH),
         show_from=_first(show, table.show, Level.LOW),
-        workers=_first(workers, table.workers, 1),
+        workers=_first(workers, table.workers) or default_workers(),
         as_of=_parse_date(as_of) if as_of else None,
         analysis=AnalysisSettings(
             sample_fps=_first(sample_fps, cfg.analysis.sample_fps, AnalysisSettings.sample_fps),
@@ -272,7 +275,10 @@ def demo(
         "likeness-report"
     ),
     fail_on: Annotated[Level, typer.Option("--fail-on", help="Severity that makes the exit status 1.")] = Level.NONE,
-    workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=256, help="Worker processes.")] = 2,
+    workers: Annotated[
+        Optional[int], typer.Option("--workers", "-w", min=1, max=256,
+                                    help="Worker processes. [default: one per CPU, at most 8]")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the verdict.")] = False,
 ) -> None:
     """Scan the bundled sample_data/ for AI-training use and write its report (exits 0 by default)."""
@@ -282,9 +288,10 @@ def demo(
         _usage_error("sample_data/ not found: run `likeness demo` from a checkout of the project")
     records = _load_consent_or_exit(sample / "consent.yaml")
 
+    from scanner.execute import default_workers
     from scanner.scan import ScanOptions
 
-    options = ScanOptions(purposes=["ai-training"], fail_on=fail_on, workers=workers)
+    options = ScanOptions(purposes=["ai-training"], fail_on=fail_on, workers=workers or default_workers())
     result = _run_with_progress([sample / "recordings"], records, options, quiet)
     _write_and_exit(result, out_dir, _parse_formats(FORMATS), False, quiet)
 

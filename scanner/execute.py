@@ -26,7 +26,9 @@ separate one (`isolate`).
 from __future__ import annotations
 
 import ctypes
+import logging
 import multiprocessing
+import os
 import signal
 import sys
 import uuid
@@ -100,6 +102,30 @@ def run_jobs(
         yield from run_local_jobs(jobs, settings, workers, splitting, isolate, starting)
 
 
+#: Most worker processes a scan starts unless told otherwise (each holds the face and voice models,
+#: about 0.5 GB).
+MAX_DEFAULT_WORKERS = 8
+
+
+def default_workers(limit: int = MAX_DEFAULT_WORKERS, cgroup: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """How many worker processes a scan uses unless told: one per CPU this process may run on.
+
+    Counts the CPUs of this process's affinity mask, lowered by a container's CPU quota (cgroup v2
+    `cpu.max`, e.g. "200000 100000" is 2 CPUs) when there is one, and caps the result at `limit`.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = cgroup.read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, min(cpus, limit))
+
+
 def run_local(paths: list[Path], settings: AnalysisSettings, workers: int = 1) -> Iterator[RecordingAnalysis]:
     """Analyse `paths`, yielding results as they finish (order not guaranteed with workers > 1)."""
     yield from run_local_jobs([Job(Path(p)) for p in paths], settings, workers)
@@ -133,16 +159,34 @@ def steady_allocator(mmap_threshold: int = 32 << 20, trim_threshold: int = 64 <<
         return False
 
 
+def load_models() -> None:
+    """Load the face and voice models into this process (about 2.5 s, once), before any file's time
+    limit starts: otherwise a fresh worker's first file spends its `--time-limit` on loading them.
+
+    A model that cannot be loaded is not an error here: the analysis of each file that needs it
+    reports the problem on that file.
+    """
+    from scanner import faces, voices
+
+    try:
+        faces.preload()
+        voices.background_model()
+    except Exception:  # noqa: BLE001 - reported per file by the analysis
+        logging.getLogger(__name__).debug("models not preloaded", exc_info=True)
+
+
 def _start_worker() -> None:
     # Ctrl-C reaches the whole process group; the parent decides what happens, workers just stop
     # when it terminates them.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     steady_allocator()
+    load_models()
 
 
 def _on_dask_worker(function, *args):
     """Run one analysis task on a Dask worker (whose allocator its nanny configured; see steady_allocator)."""
     steady_allocator()
+    load_models()  # once per worker process; later calls return at once
     return function(*args)
 
 
@@ -459,6 +503,8 @@ def _in_this_process(
     jobs: list[Job], settings: AnalysisSettings, isolate: frozenset[str], starting: Callable[[Job], None] | None,
     stop_after_s: float | None,
 ) -> Iterator[RecordingAnalysis]:
+    if any(job.sha256 not in isolate for job in jobs):
+        load_models()
     for job in jobs:
         if job.sha256 in isolate:
             pool = _LocalPool(1, settings, stop_after_s)

@@ -368,3 +368,30 @@ def test_a_file_whose_worker_keeps_dying_is_unreadable_not_the_end_of_the_scan(s
     for result in results:
         assert result.status is RecordingStatus.UNREADABLE
         assert "process analysing this file died twice (in this scan and alone)" in result.error
+
+
+def test_default_workers_follow_the_cpus_the_scan_may_use(tmp_path):
+    from scanner.execute import default_workers
+
+    cpus = len(os.sched_getaffinity(0))
+    absent = tmp_path / "no-cgroup"
+    assert default_workers(cgroup=absent) == min(cpus, 8)
+    assert default_workers(limit=1, cgroup=absent) == 1
+    quota = tmp_path / "cpu.max"
+    quota.write_text("100000 100000\n")  # a container allowed one CPU
+    assert default_workers(cgroup=quota) == 1
+    quota.write_text("max 100000\n")
+    assert default_workers(cgroup=quota) == min(cpus, 8)
+    quota.write_text("garbage\n")
+    assert default_workers(cgroup=quota) == min(cpus, 8)
+
+
+def test_a_scan_without_workers_uses_the_default(sample_data, tmp_path):
+    from scanner.execute import default_workers
+    from tests.conftest import run_cli
+
+    out = tmp_path / "out"
+    proc = run_cli("scan", str(sample_data / "recordings" / "team_photo.jpg"), "--out", str(out), "--format", "json",
+                   "--fail-on", "none", "--store", str(tmp_path / "scan.db"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "results.json").read_text())["scan"]["options"]["workers"] == default_workers()
