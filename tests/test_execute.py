@@ -139,9 +139,15 @@ def _scan_command(corpus: Path, store: Path, out: Path) -> list[str]:
     ]
 
 
+def _interruptible() -> None:
+    # A command started in the background by a non-interactive shell inherits SIGINT ignored, and
+    # Python then installs no Ctrl-C handler: give the scan the disposition a terminal would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_and_stop_after_first_file(cmd: list[str], sig: int) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_interruptible)
     seen = ""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
