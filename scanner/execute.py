@@ -457,10 +457,11 @@ def run_local_jobs(
     if workers <= 1:
         yield from _in_this_process(jobs, settings, isolate, starting, stop_after_s)
         return
-    whole, splits = plan_jobs(jobs, settings, splitting)
-    if not splits and len(whole) <= 1:  # one short file: a pool would only add its start-up
-        yield from _in_this_process(whole, settings, isolate, starting, stop_after_s)
+    if not jobs:
         return
+    # Even one file goes to a worker: a decoder stuck inside one call or a crash then ends the
+    # worker, not the scan (about a second more start-up than analysing it here).
+    whole, splits = plan_jobs(jobs, settings, splitting)
     tasks = [_Task("faces", split, i) for split in splits for i in range(len(split.windows))]  # longest work first
     tasks += [_Task("voices", split) for split in splits]
     tasks += [_Task("whole", job) for job in whole]

@@ -401,3 +401,14 @@ def test_a_scan_without_workers_uses_the_default(sample_data, tmp_path):
                    "--fail-on", "none", "--store", str(tmp_path / "scan.db"), "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert json.loads((out / "results.json").read_text())["scan"]["options"]["workers"] == default_workers()
+
+
+def test_a_lone_file_with_two_workers_is_analysed_in_a_worker_that_may_die(sample_data):
+    """One file is not analysed in the scanning process when workers are allowed: its worker dying
+    (here SIGKILLed mid-file) costs a retry, not the scan."""
+    from scanner.models import RecordingStatus
+
+    results, killed = _analyse_while_killing(sample_data, ("interview.mp4",), delay=3.0, once=True)
+    assert len(killed) == 1
+    assert [(r.path.name, r.status) for r in results] == [("interview.mp4", RecordingStatus.OK)]
+    assert results[0].faces.clusters
