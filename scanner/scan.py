@@ -35,6 +35,7 @@ from scanner.models import (
     ScanResult,
 )
 from scanner.people import (
+    EnrolledSubject,
     ResolverSettings,
     people_from_records,
     people_to_records,
@@ -273,7 +274,7 @@ def _enrol(consent: ConsentRecords, options: ScanOptions, store: Store | None):
     return result
 
 
-def _resolve_people(recordings: list[RecordingAnalysis], subjects: list, options: ScanOptions,
+def _resolve_people(recordings: list[RecordingAnalysis], subjects: list[EnrolledSubject], options: ScanOptions,
                     store: Store | None) -> list[Person]:
     """`resolve_people`, or the people of an earlier scan that read exactly the same biometrics."""
     if store is None:
