@@ -86,7 +86,7 @@ def scan(
                      "found is unconsented."),
     ] = None,
     out_dir: Annotated[
-        Optional[Path], typer.Option("--out", "-o", help="Folder for the reports. [default: likeness-report]")
+        Optional[Path], typer.Option("--out", "-o", help="Folder for the reports. \\[default: likeness-report]")
     ] = None,
     purpose: Annotated[
         Optional[list[str]],
@@ -99,16 +99,16 @@ def scan(
     fail_on: Annotated[
         Optional[Level],
         typer.Option("--fail-on", help="Exit 1 when a finding has this severity or higher; 'none' never fails. "
-                     "[default: high]"),
+                     "\\[default: high]"),
     ] = None,
     show: Annotated[
         Optional[Level],
         typer.Option("--show", help="Leave findings below this severity out of the outputs (failing is "
-                     "decided by --fail-on alone). [default: low]"),
+                     "decided by --fail-on alone). \\[default: low]"),
     ] = None,
     formats: Annotated[
         Optional[str],
-        typer.Option("--format", "-f", help=f"Comma-separated output formats ({FORMATS_HELP}). [default: html,json]"),
+        typer.Option("--format", "-f", help=f"Comma-separated output formats ({FORMATS_HELP}). \\[default: html,json]"),
     ] = None,
     waivers: Annotated[
         Optional[Path],
@@ -117,32 +117,32 @@ def scan(
     manifest: Annotated[
         Optional[Path],
         typer.Option("--manifest", help="Recording metadata (purposes, dates, retention) by path glob. "
-                     "[default: likeness-manifest.yaml at a scanned folder's root]"),
+                     "\\[default: likeness-manifest.yaml at a scanned folder's root]"),
     ] = None,
     config: Annotated[
         Optional[Path],
         typer.Option("--config", help="Config file mirroring these options plus policy and rubric. "
-                     "[default: ./likeness.toml when present]"),
+                     "\\[default: ./likeness.toml when present]"),
     ] = None,
     workers: Annotated[
         Optional[int], typer.Option("--workers", "-w", min=1, max=256,
                                      help="Worker processes (1: analyse in this process). "
-                                     "[default: one per CPU, at most 8]")
+                                     "\\[default: one per CPU, at most 8]")
     ] = None,
     sample_fps: Annotated[
         Optional[float],
         typer.Option("--sample-fps", min=0.1, max=60.0,
-                     help="Video frames searched for faces per second. [default: 1]"),
+                     help="Video frames searched for faces per second. \\[default: 1]"),
     ] = None,
     max_width: Annotated[
         Optional[int],
         typer.Option("--max-width", min=160, max=7680, help="Frames are downscaled to this width for detection. "
-                     "[default: 1280]"),
+                     "\\[default: 1280]"),
     ] = None,
     face_detector: Annotated[
         Optional[str],
         typer.Option("--face-detector", help="'hog' (fast) or 'cnn' (slow: seconds per frame, finds harder "
-                     "faces). [default: hog]"),
+                     "faces). \\[default: hog]"),
     ] = None,
     as_of: Annotated[
         Optional[str],
@@ -151,27 +151,27 @@ def scan(
     max_duration: Annotated[
         Optional[float],
         typer.Option("--max-duration", min=1.0, help="Refuse recordings longer than this many seconds (a finding, "
-                     "not a hang). [default: 14400]"),
+                     "not a hang). \\[default: 14400]"),
     ] = None,
     time_limit: Annotated[
         Optional[float],
         typer.Option("--time-limit", min=1.0, help="Stop analysing one file after this many seconds and report it "
                      "unreadable (checked between frames; with 2 or more workers a worker stuck past it "
-                     "is ended). [default: 600]"),
+                     "is ended). \\[default: 600]"),
     ] = None,
     max_pixels: Annotated[
         Optional[int],
         typer.Option("--max-pixels", min=10_000, help="Refuse images and frames with more pixels (decompression "
-                     "bombs). [default: 100000000]"),
+                     "bombs). \\[default: 100000000]"),
     ] = None,
     redact_thumbnails: Annotated[
         Optional[bool], typer.Option("--redact-thumbnails/--no-redact-thumbnails",
-                                     help="Leave face thumbnails out of the HTML report. [default: no]")
+                                     help="Leave face thumbnails out of the HTML report. \\[default: no]")
     ] = None,
     store: Annotated[
         Optional[Path],
         typer.Option("--store", help="The scan database (history, analysis cache, embeddings). "
-                     f"[default: ${STORE_ENV} or {DEFAULT_STORE}]"),
+                     f"\\[default: ${STORE_ENV} or {DEFAULT_STORE}]"),
     ] = None,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Analyse every recording again, even unchanged ones.")
@@ -277,7 +277,7 @@ def demo(
     fail_on: Annotated[Level, typer.Option("--fail-on", help="Severity that makes the exit status 1.")] = Level.NONE,
     workers: Annotated[
         Optional[int], typer.Option("--workers", "-w", min=1, max=256,
-                                    help="Worker processes. [default: one per CPU, at most 8]")
+                                    help="Worker processes. \\[default: one per CPU, at most 8]")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the verdict.")] = False,
 ) -> None:
@@ -324,7 +324,7 @@ def consent_validate(
 
 StoreOption = Annotated[
     Optional[Path],
-    typer.Option("--store", help=f"The scan database. [default: ${STORE_ENV} or {DEFAULT_STORE}]"),
+    typer.Option("--store", help=f"The scan database. \\[default: ${STORE_ENV} or {DEFAULT_STORE}]"),
 ]
 
 
@@ -449,7 +449,7 @@ def purge(
     older_than: Annotated[
         Optional[int],
         typer.Option("--older-than", min=0, help="Delete analyses not used by any scan for this many days. "
-                     "[default: the retention period, policy.retention_days, 1095]"),
+                     "\\[default: the retention period, policy.retention_days, 1095]"),
     ] = None,
     subject: Annotated[
         Optional[list[str]],

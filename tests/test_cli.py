@@ -82,6 +82,11 @@ def test_every_command_explains_its_options():
     scan = run_cli("scan", "--help").stdout
     for option in ("--consent", "--out", "--purpose", "--fail-on", "--format", "--workers", "--sample-fps", "--as-of"):
         assert option in scan
+    # Defaults written into the help text survive the terminal renderer (square brackets are markup there).
+    flat = " ".join(scan.replace("│", " ").split())
+    for default in ("[default: high]", "[default: 600]", "[default: html,json]", "[default: likeness-report]"):
+        assert default in flat, default
+    assert "[default: one per CPU" in flat
     validate = run_cli("consent", "validate", "--help")
     assert validate.returncode == 0 and "line numbers" in validate.stdout
     assert "bundled sample_data" in run_cli("demo", "--help").stdout
