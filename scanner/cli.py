@@ -126,8 +126,8 @@ def scan(
     ] = None,
     workers: Annotated[
         Optional[int], typer.Option("--workers", "-w", min=1, max=256,
-                                     help="Worker processes (1: analyse in this process). "
-                                     "\\[default: one per CPU, at most 8]")
+                                     help="Worker processes; each analyses one file at a time and holds the "
+                                     "models (about 0.5 GB). \\[default: one per CPU, at most 8]")
     ] = None,
     sample_fps: Annotated[
         Optional[float],
@@ -156,8 +156,8 @@ def scan(
     time_limit: Annotated[
         Optional[float],
         typer.Option("--time-limit", min=1.0, help="Stop analysing one file after this many seconds and report it "
-                     "unreadable (checked between frames; with 2 or more workers a worker stuck past it "
-                     "is ended). \\[default: 600]"),
+                     "unreadable (checked between frames; a worker stuck past it inside one call is "
+                     "ended). \\[default: 600]"),
     ] = None,
     max_pixels: Annotated[
         Optional[int],
@@ -218,6 +218,7 @@ def scan(
         fail_on=_first(fail_on, table.fail_on, Level.HIGH),
         show_from=_first(show, table.show, Level.LOW),
         workers=_first(workers, table.workers) or default_workers(),
+        isolated=True,  # a decoder stuck inside one call is ended with its worker, even with one worker
         as_of=_parse_date(as_of) if as_of else None,
         analysis=AnalysisSettings(
             sample_fps=_first(sample_fps, cfg.analysis.sample_fps, AnalysisSettings.sample_fps),
@@ -291,7 +292,8 @@ def demo(
     from scanner.execute import default_workers
     from scanner.scan import ScanOptions
 
-    options = ScanOptions(purposes=["ai-training"], fail_on=fail_on, workers=workers or default_workers())
+    options = ScanOptions(purposes=["ai-training"], fail_on=fail_on, workers=workers or default_workers(),
+                          isolated=True)
     result = _run_with_progress([sample / "recordings"], records, options, quiet)
     _write_and_exit(result, out_dir, _parse_formats(FORMATS), False, quiet)
 

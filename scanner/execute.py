@@ -18,9 +18,11 @@ then keeps every worker busy instead of one.
 No file ends a scan. A pool worker that dies (a decoder fault, the out-of-memory killer) makes the
 few tasks it shared the pool with suspects, each rerun alone; a second death makes that file
 unreadable (`_LocalPool`). A worker stuck inside one call past the per-file limit is ended by a
-kernel timer (`stop_after`). With one worker, analysis runs in this process; the caller records
-which file it is on (`starting`), and the next run analyses a file that took the process down in a
-separate one (`isolate`).
+kernel timer (`stop_after`). The command line always analyses in worker processes, even with one
+worker (`isolated`). A library caller asking for one worker gets analysis in its own process
+(cheaper: no worker start-up); it records which file it is on (`starting`), and the next run
+analyses a file that took the process down in a separate one (`isolate`). A decoder stuck inside
+one call is then not interrupted.
 """
 
 from __future__ import annotations
@@ -91,15 +93,16 @@ def run_jobs(
     splitting: Splitting = Splitting(),
     isolate: frozenset[str] = frozenset(),
     starting: Callable[[Job], None] | None = None,
+    isolated: bool = False,
 ) -> Iterator[RecordingAnalysis]:
     """Analyse `jobs`, yielding each result as it finishes (in completion order).
 
-    `isolate` and `starting` concern analysis in this process; see `run_local_jobs`.
+    `isolate`, `starting` and `isolated` concern analysis in this process; see `run_local_jobs`.
     """
     if scheduler:
         yield from run_dask(jobs, settings, scheduler, splitting)
     else:
-        yield from run_local_jobs(jobs, settings, workers, splitting, isolate, starting)
+        yield from run_local_jobs(jobs, settings, workers, splitting, isolate, starting, isolated=isolated)
 
 
 #: Most worker processes a scan starts unless told otherwise (each holds the face and voice models,
@@ -441,8 +444,10 @@ def run_local_jobs(
     isolate: frozenset[str] = frozenset(),
     starting: Callable[[Job], None] | None = None,
     stop_after_s: float | None = None,
+    isolated: bool = False,
 ) -> Iterator[RecordingAnalysis]:
-    """Analyse `jobs` here (1 worker) or on a pool of `workers` spawned processes, yielding as they finish.
+    """Analyse `jobs` on a pool of `workers` spawned processes, or here with one worker unless `isolated`,
+    yielding each result as it finishes.
 
     isolate: content hashes of recordings that a previous scan died analysing in its own process;
         they are analysed in a separate process even with one worker, and a second death makes
@@ -451,10 +456,13 @@ def run_local_jobs(
         record it (see `Store.note_analysing`); pool workers never take this process down.
     stop_after_s: a pool worker still on one task after this long is ended by the kernel and the
         task treated as a crash (default: `stop_after(settings)`, the per-file limit plus a quarter).
+    isolated: analyse in a worker process even with one worker, so that a decoder stuck inside one
+        call is ended at `stop_after_s` like any pool worker (the command line's choice; costs one
+        worker start-up, about 3 s, per scan).
     """
     stop_after_s = stop_after_s or stop_after(settings)
     steady_allocator()  # for analyses in this process; pool workers set it up themselves
-    if workers <= 1:
+    if workers <= 1 and not isolated:
         yield from _in_this_process(jobs, settings, isolate, starting, stop_after_s)
         return
     if not jobs:
@@ -465,7 +473,7 @@ def run_local_jobs(
     tasks = [_Task("faces", split, i) for split in splits for i in range(len(split.windows))]  # longest work first
     tasks += [_Task("voices", split) for split in splits]
     tasks += [_Task("whole", job) for job in whole]
-    pool = _LocalPool(min(workers, len(tasks)), settings, stop_after_s)
+    pool = _LocalPool(max(1, min(workers, len(tasks))), settings, stop_after_s)
     # Only a few tasks wait in the pool at a time: when a worker dies, every task in the pool is
     # suspect and rerun alone, so the rest of the archive must not be in there with them.
     queue = deque(tasks)

@@ -56,6 +56,7 @@ class ScanOptions:
     purposes: list[str] = field(default_factory=list)  # command-line purposes, added to every recording's
     fail_on: Level = Level.HIGH
     workers: int = 1
+    isolated: bool = False  # analyse in worker processes even with one worker (the command line does)
     as_of: dt.date | None = None
     analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
     resolver: ResolverSettings = field(default_factory=ResolverSettings)
@@ -178,7 +179,7 @@ def run_scan(
             isolate = frozenset(store.crashed_on())
             starting = lambda job: store.note_analysing(scan_id, job.sha256)  # noqa: E731
         for analysis in run_jobs(jobs, options.analysis, options.workers, options.scheduler, options.splitting,
-                                 isolate, starting):
+                                 isolate, starting, options.isolated):
             if store is not None:
                 store.save_analysis(analysis, *key, scan_id=scan_id)
             done(analysis, False)

@@ -365,6 +365,30 @@ def test_a_worker_stuck_inside_one_call_is_ended_by_the_kernel_and_the_file_name
     assert time.monotonic() - started < 30  # worker start-up plus the 1 s timer, not forever
 
 
+def test_one_isolated_worker_is_a_worker_process_whose_death_does_not_end_the_scan(sample_data):
+    """What the command line runs with --workers 1: analysis in a worker process, under the same
+    guards as a pool of several (a dead worker's file is retried; a stuck one is ended by the
+    kernel, see the test above)."""
+    import threading
+
+    from scanner.analyze import AnalysisSettings
+    from scanner.execute import Job, run_local_jobs
+    from scanner.models import RecordingStatus
+
+    jobs = [Job(sample_data / "recordings" / "interview.mp4", None)]
+    stop, killed = threading.Event(), []
+    killer = threading.Thread(target=_kill_workers, args=(stop, 3.0, True, killed), daemon=True)
+    killer.start()
+    try:
+        results = list(run_local_jobs(jobs, AnalysisSettings(), workers=1, isolated=True))
+    finally:
+        stop.set()
+        killer.join()
+    assert len(killed) == 1 and os.getpid() not in killed
+    assert [r.path.name for r in results] == ["interview.mp4"]
+    assert results[0].status is RecordingStatus.OK and results[0].faces.clusters
+
+
 def test_a_file_whose_worker_keeps_dying_is_unreadable_not_the_end_of_the_scan(sample_data):
     from scanner.models import RecordingStatus
 

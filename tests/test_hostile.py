@@ -852,18 +852,18 @@ EXTRA_ROWS = [
     ),
     ("any file whose decoding passes the per-file time limit", "unreadable", "took longer than the N s per-file limit"),
     (
-        "a decoder stuck inside one call (`--workers 2` or more)",
+        "a decoder stuck inside one call (any number of workers)",
         "unreadable",
         "stuck past the N s per-file limit and stopped twice (the worker is ended by the kernel, the file rerun alone)",
     ),
     (
-        "a file whose worker process dies (decoder fault, out-of-memory kill; `--workers 2` or more)",
+        "a file whose worker process dies (decoder fault, out-of-memory kill)",
         "unreadable",
         "the process analysing this file died twice (in this scan and alone; the other files of the pool are "
         "rerun, not lost)",
     ),
     (
-        "a file that kills the scanning process itself (one worker); the scan is run again",
+        "a file that kills the scanning process itself (a library scan in its own process); the scan is run again",
         "unreadable",
         "the process analysing this file died twice (in an earlier scan of this database and alone; the rerun "
         "analyses it in a separate process and finishes)",
