@@ -17,7 +17,8 @@ ladder    Detection and measured face size on the resolution ladder (obama-240p 
 speed     A generated 60 s, 1280x720, 30 fps H.264 meeting video with 4 to 8 visible faces
           (gallery 2x2, gallery 3x3 with a late joiner visible for 2.5 s, speaker view with a
           filmstrip of small faces): wall time and peak memory of `FaceAnalyzer` at default
-          settings, the same split over 2 spawn worker processes, two copies at once on 2 workers
+          settings (on 2 CPUs the scan splits this video over 2 worker processes), the whole video on one
+          worker, two copies at once on 2 workers
           (a scan of an archive with the default worker count here: throughput), and the naive approach
           (HOG detection at 1280 px and an encoding for every face on every frame), measured in
           the same run. Recall: every person visible for >= 2 s with a face >= 60 px must be found
@@ -374,13 +375,27 @@ def section_speed(work: Path, cache: Path | None, naive: bool, repeats: int = 3)
     out.append("| run | wall s | x real time | CPU s | peak RSS MB | people | recall |")
     out.append("|---|---|---|---|---|---|---|")
     results = {}
-    # One warm worker: the time a scan worker spends on this file (models already loaded),
-    # `repeats` times each at default settings and with the opt-in steady carry; the run with
-    # the median wall time is shown, the spread below the table.
-    runs: dict[str, list] = {"single": [], "steady": []}
-    with ctx.Pool(1, initializer=_warm) as pool:
-        pool.apply(_warm)
+    # Two warm workers (start-up excluded: a scan worker pays it once). Interleaved, `repeats` times
+    # each: the default (this machine has 2 CPUs, so a scan of this one video splits it into the
+    # windows `plan_jobs` gives, one per worker, joined with `merge_analyses` as the scan's join
+    # task does), the whole video on one worker (`--workers 1`) and the opt-in steady carry; the
+    # run with the median wall time is shown, the spread below the table.
+    from scanner.analyze import AnalysisSettings
+    from scanner.execute import Job, Splitting, plan_jobs
+    from scanner.faces import merge_analyses
+
+    _, splits = plan_jobs([Job(path, _sha(path))], AnalysisSettings(), Splitting(), workers=2)
+    planned = splits[0].windows if splits else [(0.0, math.inf)]
+    windows = [(start, None if end == math.inf else end) for start, end in planned]
+    runs: dict[str, list] = {"split": [], "single": [], "steady": []}
+    with ctx.Pool(2, initializer=_warm) as pool:
+        pool.map(_warm, range(2))
         for _ in range(repeats):
+            t0 = time.perf_counter()
+            parts = pool.map(_analyze_window, [(str(path), a, b, {}) for a, b in windows], chunksize=1)
+            merged = merge_analyses([p[0] for p in parts])
+            runs["split"].append((merged, time.perf_counter() - t0, sum(p[2] for p in parts),
+                                  max(p[3] for p in parts), None))
             for name, kwargs in (("single", {}), ("steady", {"steady_correlation": STEADY})):
                 runs[name].append(pool.apply(_analyze_window, ((str(path), None, None, kwargs),)))
     for name, done in runs.items():
@@ -388,16 +403,6 @@ def section_speed(work: Path, cache: Path | None, naive: bool, repeats: int = 3)
         results[name] = (analysis, wall, cpu, peak)
         if name == "single":
             single_main = main
-    # Two warm workers, each one half of the video, joined with merge_analyses.
-    from scanner.faces import merge_analyses
-
-    with ctx.Pool(2, initializer=_warm) as pool:
-        pool.map(_warm, range(2))
-        t0 = time.perf_counter()
-        parts = pool.map(_analyze_window, [(str(path), 0.0, 30.0, {}), (str(path), 30.0, None, {})])
-        merged = merge_analyses([p[0] for p in parts])
-        wall2 = time.perf_counter() - t0
-    results["split"] = (merged, wall2, sum(p[2] for p in parts), max(p[3] for p in parts))
     # Two warm workers, each a whole copy of the video at once: what a scan of an archive does with
     # the default worker count on this machine (one per CPU), as throughput.
     with ctx.Pool(2, initializer=_warm) as pool:
@@ -411,9 +416,12 @@ def section_speed(work: Path, cache: Path | None, naive: bool, repeats: int = 3)
     with ctx.Pool(1) as pool:
         pool.apply(_warm)
     cold = time.perf_counter() - t0
+    if naive:
+        with ctx.Pool(1, initializer=_warm) as pool:
+            naive_total, per_frame, faces, naive_peak = pool.apply(_naive, ((str(path), 24),))
     for name, label in (
-        ("single", "default settings, 1 worker"),
-        ("split", "default settings, 2 workers (2 x 30 s windows)"),
+        ("split", f"default settings (2 workers here: the scan splits the video into {len(windows)} windows)"),
+        ("single", "--workers 1 (the whole video in one worker)"),
         ("archive", "default settings, 2 workers, 2 copies at once (per video: wall / 2, CPU / 2)"),
         ("steady", f"opt-in steady carry (steady_correlation={STEADY}), 1 worker"),
     ):
@@ -424,9 +432,21 @@ def section_speed(work: Path, cache: Path | None, naive: bool, repeats: int = 3)
             f"| {label} | {wall:.2f} | {DURATION / wall:.1f} | {cpu:.2f} | {peak:.0f} | "
             f"{len(analysis.clusters)} | {found}/{len(rows)} |"
         )
+    if naive:
+        out.append(
+            f"| naive: HOG (upsample 1) + encode every face, every frame, 1 worker (extrapolated from 24 frames, "
+            f"{per_frame * 1000:.0f} ms/frame, {faces:.1f} faces/frame) | {naive_total:.0f} | "
+            f"{DURATION / naive_total:.2f} | - | {naive_peak:.0f} | - | - |"
+        )
     out.append("")
+    if naive:
+        out.append(
+            f"Ratio naive / default, same run: {naive_total / results['split'][1]:.0f}x; "
+            f"naive / 1 worker: {naive_total / results['single'][1]:.0f}x."
+        )
+        out.append("")
     out.append(
-        f"Spread over {repeats} runs each (1 worker, load average {load:.1f} at the start of the speed section): "
+        f"Spread over {repeats} interleaved runs each (load average {load:.1f} at the start of the speed section): "
         + "; ".join(
             f"{name} wall {min(r[1] for r in done):.2f}-{max(r[1] for r in done):.2f} s, "
             f"CPU {min(r[2] for r in done):.2f}-{max(r[2] for r in done):.2f} s"
@@ -435,19 +455,6 @@ def section_speed(work: Path, cache: Path | None, naive: bool, repeats: int = 3)
         + "."
     )
     out += [""] + _steady_evidence(results["single"][0], results["steady"][0], truth)
-    if naive:
-        with ctx.Pool(1, initializer=_warm) as pool:
-            total, per_frame, faces, peak = pool.apply(_naive, ((str(path), 24),))
-        out.append(
-            f"| naive: HOG (upsample 1) + encode every face, every frame (extrapolated from 24 frames, "
-            f"{per_frame * 1000:.0f} ms/frame, {faces:.1f} faces/frame) | {total:.0f} | {DURATION / total:.2f} | - | "
-            f"{peak:.0f} | - | - |"
-        )
-        out.append("")
-        out.append(
-            f"Ratio naive / default (1 worker): {total / results['single'][1]:.0f}x; "
-            f"naive / 2 workers: {total / results['split'][1]:.0f}x."
-        )
     out.append("")
     out.append(
         f"Threads (1 worker): the analysing thread used {single_main:.2f} CPU s (detection, landmarks and "

@@ -217,16 +217,20 @@ def test_ctrl_c_stops_cleanly_with_a_message(corpus, tmp_path):
         assert store.analysis_count() == scan.analysed >= 1
 
 
-def test_a_long_video_split_over_workers_gives_the_whole_file_analysis(sample_data):
+@pytest.mark.parametrize("long_video", [True, False], ids=["long-video-windows", "spare-worker-windows"])
+def test_a_video_split_over_workers_gives_the_whole_file_analysis(sample_data, long_video):
     from scanner.analyze import AnalysisSettings, analyze_recording
     from scanner.execute import Job, Splitting, plan_jobs, run_local_jobs
     from scanner.media import sha256_file
 
     video = sample_data / "recordings" / "meeting_grid.mp4"  # 30 s, three faces, three voices
     job = Job(video, sha256_file(video))
-    splitting = Splitting(window_s=10.0, min_bytes=0)
-    _, (split,) = plan_jobs([job], AnalysisSettings(), splitting)
-    assert len(split.windows) == 3 and split.windows[0][0] == 0.0 and split.windows[-1][1] == float("inf")
+    if long_video:
+        splitting, windows = Splitting(window_s=10.0, min_bytes=0), 3
+    else:  # a short video alone in the scan, two workers: one window each
+        splitting, windows = Splitting(spare_window_s=12.0), 2
+    _, (split,) = plan_jobs([job], AnalysisSettings(), splitting, workers=2)
+    assert len(split.windows) == windows and split.windows[0][0] == 0.0 and split.windows[-1][1] == float("inf")
 
     whole = analyze_recording(video, AnalysisSettings(), job.sha256)
     (parted,) = list(run_local_jobs([job], AnalysisSettings(), workers=2, splitting=splitting))
@@ -259,6 +263,29 @@ def test_the_plan_puts_large_files_first_and_splits_only_long_videos(sample_data
     assert splits == [] and len(whole) == 4
     # window_s 0 never splits
     assert plan_jobs(jobs, AnalysisSettings(), Splitting(window_s=0, min_bytes=0))[1] == []
+
+
+def test_short_videos_are_split_only_for_workers_that_would_otherwise_wait(sample_data):
+    from scanner.analyze import AnalysisSettings
+    from scanner.execute import Job, Splitting, plan_jobs
+    from scanner.media import sha256_file
+
+    def job(name):
+        return Job(sample_data / "recordings" / name, sha256_file(sample_data / "recordings" / name))
+
+    grid, lobby, call = job("meeting_grid.mp4"), job("lobby.mp4"), job("phone_call.wav")  # 30 s, 15 s, audio
+    splitting = Splitting(spare_window_s=10.0)
+
+    def windows(jobs, workers):
+        return {s.job.path.name: len(s.windows) for s in plan_jobs(jobs, AnalysisSettings(), splitting, workers)[1]}
+
+    assert windows([grid], 1) == {}  # no spare worker
+    assert windows([grid], 2) == {"meeting_grid.mp4": 2}
+    assert windows([grid], 8) == {"meeting_grid.mp4": 3}  # windows of 10 s or more
+    assert windows([grid, lobby], 2) == {}  # as many recordings as workers
+    assert windows([grid, call], 4) == {"meeting_grid.mp4": 2}  # audio is never split
+    assert windows([lobby], 2) == {}  # 15 s: shorter than two windows
+    assert plan_jobs([grid], AnalysisSettings(), Splitting(spare_window_s=0), 2)[1] == []  # 0 never splits
 
 
 def _kill_workers(stop, delay: float, once: bool, killed: list) -> None:
