@@ -1004,11 +1004,21 @@ def bic_clustering(segments: list[np.ndarray], penalty: float = 2.8, ridge: floa
     own = [st.n * st.logdet(ridge) for st in stats]
     members = {i: [i] for i in range(len(stats))}
 
-    def needed_penalty(i: int, j: int) -> float:
-        m = stats[i].merged(stats[j])
-        return 0.5 * (m.n * m.logdet(ridge) - own[i] - own[j]) / (size_term * np.log(m.n))
+    eye = ridge * np.eye(d)
 
-    pair_penalty = {(i, j): needed_penalty(i, j) for i in members for j in members if i < j}
+    def needed_penalty(i: int, others: list[int]) -> np.ndarray:
+        """The penalty each merge of cluster i with one of `others` needs (all at once: one batched slogdet)."""
+        n = np.array([stats[i].n + stats[k].n for k in others], dtype=np.float64)
+        mu = (stats[i].s + np.stack([stats[k].s for k in others])) / n[:, None]
+        q = stats[i].q + np.stack([stats[k].q for k in others])
+        cov = q / n[:, None, None] - mu[:, :, None] * mu[:, None, :] + eye
+        loss = n * np.linalg.slogdet(cov)[1] - own[i] - np.array([own[k] for k in others])
+        return 0.5 * loss / (size_term * np.log(n))
+
+    pair_penalty = {}
+    for i in range(len(stats) - 1):
+        others = list(range(i + 1, len(stats)))
+        pair_penalty.update(zip(((i, j) for j in others), needed_penalty(i, others).tolist()))
     while pair_penalty:
         (i, j), value = min(pair_penalty.items(), key=lambda kv: kv[1])
         if value > penalty:
@@ -1017,9 +1027,9 @@ def bic_clustering(segments: list[np.ndarray], penalty: float = 2.8, ridge: floa
         own[i] = stats[i].n * stats[i].logdet(ridge)
         members[i] += members.pop(j)
         pair_penalty = {k: v for k, v in pair_penalty.items() if i not in k and j not in k}
-        for k in members:
-            if k != i:
-                pair_penalty[(min(i, k), max(i, k))] = needed_penalty(min(i, k), max(i, k))
+        others = [k for k in members if k != i]
+        if others:
+            pair_penalty.update(zip(((min(i, k), max(i, k)) for k in others), needed_penalty(i, others).tolist()))
     labels = np.zeros(len(segments), int)
     for label, idx in enumerate(members.values()):
         labels[idx] = label
