@@ -21,6 +21,7 @@ from scanner.voices import (
     VoiceAnalyzer,
     VoiceCohort,
     background_model,
+    cut_at_pauses,
     loudest_frames,
     resolve_voices,
     ubm_match_confidence,
@@ -413,6 +414,38 @@ def test_two_different_voices_are_not_merged(first, second):
     speakers = VoiceAnalyzer().analyze(track(y)).speakers
     assert len(speakers) == 2
     assert {majority_truth(s, truth) for s in speakers} == {first, second}
+
+
+@pytest.mark.parametrize("first, second", [("carol", "dave"), ("erin", "carol"), ("obama", "dave")])
+def test_a_quick_exchange_of_two_voices_is_two_speakers(first, second):
+    """Turns of 1.5-3.5 s separated by pauses short enough for speech detection to bridge (0.25-0.45 s):
+    clustering segments laid across a speaker change once formed a third, two-voice speaker."""
+    rng = np.random.default_rng(7)
+    voices = dict(zip((first, second), _enrolment_samples(first, second)))
+    offsets = dict.fromkeys(voices, 0)
+    pieces, truth, t = [], [], 0.0
+    for turn in range(10):
+        who = (first, second)[turn % 2]
+        n = int(rng.uniform(1.5, 3.5) * SR)
+        piece = voices[who][offsets[who]: offsets[who] + n]
+        offsets[who] += n
+        truth.append({"who": who, "start": t, "end": t + len(piece) / SR})
+        pause = np.zeros(int(rng.uniform(0.25, 0.45) * SR), np.float32)
+        pieces += [piece, pause]
+        t += (len(piece) + len(pause)) / SR
+    speakers = VoiceAnalyzer().analyze(track(np.concatenate(pieces))).speakers
+    assert len(speakers) == 2
+    assert {majority_truth(s, truth) for s in speakers} == {first, second}
+
+
+def test_clustering_segments_are_cut_at_pauses_that_speech_detection_bridged():
+    hop = 0.01
+    loud = np.ones(300, bool)
+    loud[100:130] = False  # a 0.3 s pause inside one stretch of speech: cut
+    loud[200:210] = False  # 0.1 s: a gap between syllables, kept
+    cut = cut_at_pauses(np.ones(300, bool), loud, hop, min_pause_s=0.2)
+    assert not cut[100:130].any() and cut[200:210].all() and cut[:100].all() and cut[130:200].all()
+    assert not cut_at_pauses(np.zeros(300, bool), loud, hop).any()  # never adds speech
 
 
 def test_same_voice_in_two_files_is_linked():
