@@ -81,9 +81,9 @@ class Splitting:
     """When there are fewer recordings than workers, a video lasting at least two of these windows is
     split anyway, into as many windows as the spare workers can take (each at least this long):
     a scan of one short video then uses every core. Measured on the 60 s 720p bench video
-    (bench/faces.md), two 30 s windows on two workers took 1.97-2.52 s against 2.41-2.88 s whole,
-    with the same 8 people; windows much shorter than this spend more of their time finding and
-    encoding their people again. 0 never splits short videos."""
+    (bench/faces.md, 5 interleaved runs), two 30 s windows on two workers took 1.92-2.30 s against
+    2.45-2.85 s whole, with the same 8 people; windows much shorter than this spend more of their
+    time finding and encoding their people again. 0 never splits short videos."""
 
 
 @dataclass(frozen=True)
