@@ -57,6 +57,7 @@ from scanner.models import (
     FaceAnalysis,
     MediaInfo,
     MediaKind,
+    NoVideoFrames,
     RecordingAnalysis,
     RecordingStatus,
     VoiceAnalysis,
@@ -293,8 +294,13 @@ def _split_of(job: Job, size: int, settings: AnalysisSettings, splitting: Splitt
 
 
 def _window_faces(path: Path, info: MediaInfo, settings: AnalysisSettings, start: float, end: float):
+    """Faces of one window, or None when not one frame of it decodes: a file whose data ends early
+    (an interrupted download) keeps what its other windows found, as the whole-file analysis would."""
     with media.time_limit(settings.time_limit_s):
-        return analyze_faces(path, info, settings, start_s=start, end_s=None if end == float("inf") else end)
+        try:
+            return analyze_faces(path, info, settings, start_s=start, end_s=None if end == float("inf") else end)
+        except NoVideoFrames:
+            return None
 
 
 def _split_voices(path: Path, info: MediaInfo, settings: AnalysisSettings):
@@ -304,12 +310,16 @@ def _split_voices(path: Path, info: MediaInfo, settings: AnalysisSettings):
 
 def join_split(
     path: Path, digest: str, size: int, info: MediaInfo, settings: AnalysisSettings,
-    face_parts: list[FaceAnalysis], voices: VoiceAnalysis | None,
+    face_parts: list[FaceAnalysis | None], voices: VoiceAnalysis | None,
 ) -> RecordingAnalysis:
-    """One recording's analysis from its parts: face windows joined, voices linked to faces."""
+    """One recording's analysis from its parts: face windows joined (None: a window with no decodable
+    frame; unreadable only when no window has one), voices linked to faces."""
     from scanner.faces import merge_analyses
 
     try:
+        face_parts = [part for part in face_parts if part is not None]
+        if not face_parts:
+            raise NoVideoFrames("no decodable video frame (truncated or corrupt file)")
         with media.time_limit(settings.time_limit_s):
             faces = merge_analyses(face_parts)
             links = link_faces_to_voices(path, info, settings, faces, voices)

@@ -57,7 +57,7 @@ import av
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from scanner.models import AudioTrack, Frame, MediaError, MediaInfo, MediaKind
+from scanner.models import AudioTrack, Frame, MediaError, MediaInfo, MediaKind, NoVideoFrames
 
 log = logging.getLogger(__name__)
 
@@ -774,10 +774,10 @@ def _video_frames(
                     next_t = (math.floor((t + slack) / interval) + 1) * interval
         except (av.FFmpegError, ValueError, OSError) as exc:
             if yielded == 0:
-                raise MediaError(f"no decodable video frame: {_describe_av_error(exc)}") from None
+                raise NoVideoFrames(f"no decodable video frame: {_describe_av_error(exc)}") from None
             log.warning("%s: video decoding stopped early after %d frames: %s", path, yielded, exc)
         if yielded == 0:
-            raise MediaError("no decodable video frame (truncated or corrupt file)")
+            raise NoVideoFrames("no decodable video frame (truncated or corrupt file)")
     finally:
         container.close()
 

@@ -122,6 +122,10 @@ class MediaError(Exception):
     """A recording could not be decoded; the message names the problem for the report."""
 
 
+class NoVideoFrames(MediaError):
+    """Not one video frame of the requested stretch decodes (truncated or corrupt data there)."""
+
+
 # --------------------------------------------------------------------------------------------
 # Faces
 # --------------------------------------------------------------------------------------------

@@ -246,6 +246,31 @@ def test_a_video_split_over_workers_gives_the_whole_file_analysis(sample_data, l
     assert parted.links == whole.links
 
 
+def test_a_split_video_whose_data_ends_early_keeps_what_its_first_windows_found(tmp_path):
+    """An interrupted download of a web-optimised MP4 (index in front, 4 s declared, data for about 1.5 s):
+    the windows past the end decode nothing, and the file is analysed as it would be whole."""
+    from scanner.analyze import AnalysisSettings, analyze_recording
+    from scanner.execute import Job, Splitting, plan_jobs, run_local_jobs
+    from scanner.media import sha256_file
+    from scanner.models import RecordingStatus
+
+    from tests.media_factory import make_video
+
+    full = make_video(tmp_path / "full.mp4", frames=40, fps=10, size=(320, 240), faststart=True)
+    cut = tmp_path / "interrupted.mp4"
+    cut.write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.4)])
+    job = Job(cut, sha256_file(cut))
+    splitting = Splitting(spare_window_s=1.0)
+    _, (split,) = plan_jobs([job], AnalysisSettings(), splitting, workers=2)
+    assert len(split.windows) == 2
+
+    whole = analyze_recording(cut, AnalysisSettings(), job.sha256)
+    (parted,) = list(run_local_jobs([job], AnalysisSettings(), workers=2, splitting=splitting))
+    assert whole.status is RecordingStatus.OK and 0 < whole.faces.frames_sampled < 4
+    assert parted.status is RecordingStatus.OK, parted.error
+    assert parted.faces.frames_sampled == whole.faces.frames_sampled
+
+
 def test_the_plan_puts_large_files_first_and_splits_only_long_videos(sample_data):
     from scanner.analyze import AnalysisSettings
     from scanner.execute import Job, Splitting, plan_jobs

@@ -80,6 +80,12 @@ CASES = [
     Case("zero.wav", "unreadable", ("empty file",), "zero-byte WAV"),
     Case("zero.mkv", "unreadable", ("empty file",), "zero-byte MKV"),
     Case("truncated.mp4", "unreadable", ("truncated or corrupt", "MP4"), "MP4 cut to a third (index at the end lost)"),
+    Case(
+        "interrupted_faststart.mp4",
+        "ok",
+        (),
+        "web-optimised MP4 (index in front) cut at 40% (an interrupted download): analysed as far as its data goes",
+    ),
     Case("truncated.mkv", "unreadable", ("truncated or corrupt",), "MKV cut inside its header"),
     Case("truncated.wav", "unreadable", ("truncated or corrupt",), "WAV cut inside its header"),
     Case("bitflip_header.mp4", "unreadable", ("corrupt",), "MP4 with its index (moov) bit-flipped"),
@@ -222,6 +228,8 @@ def build_corpus(root: Path, outside: Path) -> Path:
     for name in ("zero.mp4", "zero.wav", "zero.mkv"):
         (root / name).write_bytes(b"")
     (root / "truncated.mp4").write_bytes(mp4[: len(mp4) // 3])
+    fast = make_video(outside / "fast.mp4", frames=30, fps=10, size=(64, 48), faststart=True).read_bytes()
+    (root / "interrupted_faststart.mp4").write_bytes(fast[: int(len(fast) * 0.4)])
     (root / "truncated.mkv").write_bytes(mk[:40])
     (root / "truncated.wav").write_bytes(wv[:30])
     moov = mp4.find(b"moov")
