@@ -253,7 +253,6 @@ def test_a_split_video_whose_data_ends_early_keeps_what_its_first_windows_found(
     from scanner.execute import Job, Splitting, plan_jobs, run_local_jobs
     from scanner.media import sha256_file
     from scanner.models import RecordingStatus
-
     from tests.media_factory import make_video
 
     full = make_video(tmp_path / "full.mp4", frames=40, fps=10, size=(320, 240), faststart=True)
