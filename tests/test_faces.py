@@ -389,7 +389,8 @@ def test_still_face_is_carried_forward_with_its_measurement(devset, tmp_path, se
     detection it is carried forward, one detection per sample with the same box and quality,
     without running the detector on it again; the analysis equals the one that re-detects."""
     size = (640, 360)
-    face = np.asarray(Image.open(devset / "knn_examples/train/obama/obama2.jpg").convert("RGB").resize((280, 310)))
+    portrait = Image.open(devset / "knn_examples/train/obama/obama2.jpg").convert("RGB")  # 626x1200
+    face = np.asarray(portrait.crop((0, 0, 626, 693)).resize((280, 310)))  # head and shoulders, undistorted
     canvas = np.full((size[1], size[0], 3), 90, dtype=np.uint8)
     canvas[25:335, 180:460] = face
     video = make_video(tmp_path / "still.mp4", [canvas] * 60, fps=10, size=size)
