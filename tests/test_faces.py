@@ -302,7 +302,8 @@ def test_mirrored_face_flips_yaw(devset, analyzer, tmp_path):
 def test_hog_on_grey_levels_finds_every_face_rgb_finds():
     """The detector searches grey levels (a quarter cheaper than RGB, where dlib's HOG takes the
     strongest of three channel gradients): on frames of the sample videos it finds every face
-    found on RGB (box overlap > 0.5: the same face, at most a pyramid step apart); sharpness reads the same grey levels, same value."""
+    found on RGB (box overlap > 0.5: the same face, at most a pyramid step apart); sharpness
+    reads the same grey levels, same value."""
     from scanner.faces import _face_api, grey_levels, laplacian_sharpness
     from scanner.media import iter_frames
 
