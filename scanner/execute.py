@@ -216,9 +216,12 @@ def _start_worker() -> None:
 
 
 def _on_dask_worker(function, *args):
-    """Run one analysis task on a Dask worker (whose allocator its nanny configured; see steady_allocator)."""
+    """Run one analysis task on a Dask worker (whose allocator its nanny configured; see steady_allocator).
+
+    The scan's `dask_worker.ModelLoader` has normally loaded the models on the worker's main thread
+    already; then these calls return at once."""
     steady_allocator()
-    load_models()  # once per worker process; later calls return at once
+    load_models()
     return function(*args)
 
 
@@ -586,7 +589,10 @@ def run_dask(
     except ImportError as exc:  # pragma: no cover - dask[distributed] is a dependency
         raise RuntimeError("--scheduler needs the 'distributed' package (pip install 'dask[distributed]')") from exc
 
+    from scanner.dask_worker import ModelLoader
+
     client = Client(address, timeout="30s", set_as_default=False)
+    client.register_plugin(ModelLoader(), name=ModelLoader.name)
     futures = {}
     parts = []
     try:

@@ -82,7 +82,10 @@ def test_dask_cluster_gives_the_local_results(corpus, consent, local_result):
         with distributed.Client(address) as client:
             # The work really ran on the cluster's two worker processes, not in this one.
             pids = set(client.run(os.getpid).values())
+            # and the scan had each worker load the models on its main thread (dask_worker.ModelLoader)
+            loaders = client.run(lambda dask_worker: sorted(dask_worker.plugins))
     assert len(pids) == 2 and os.getpid() not in pids
+    assert all("likeness-models" in names for names in loaders.values()) and len(loaders) == 2, loaders
     assert nanny_faults > 50 * FRAME_PAGES > 10 * task_faults, (nanny_faults, task_faults)
     assert stats.analysed == len(FILES)
     assert result.findings and [f.fingerprint for f in result.findings] == [
