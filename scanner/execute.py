@@ -592,7 +592,14 @@ def run_dask(
     from scanner.dask_worker import ModelLoader
 
     client = Client(address, timeout="30s", set_as_default=False)
-    client.register_plugin(ModelLoader(), name=ModelLoader.name)
+    try:
+        client.register_plugin(ModelLoader(), name=ModelLoader.name)
+    except Exception as exc:  # a worker that cannot unpickle it lacks this package: no task would run either
+        client.close()
+        raise RuntimeError(
+            f"the Dask workers of {address} cannot run likeness ({type(exc).__name__}: {exc}); "
+            "every worker needs this package installed, the same version as here"
+        ) from exc
     futures = {}
     parts = []
     try:

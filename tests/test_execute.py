@@ -99,6 +99,22 @@ def test_dask_cluster_gives_the_local_results(corpus, consent, local_result):
         (p.person_id, p.subject_id, len(p.faces), len(p.voices)) for p in local_result.people]
 
 
+def test_dask_workers_without_the_package_stop_the_scan_with_a_clear_message(monkeypatch):
+    """Workers that cannot load the scan's worker plugin (the package is missing there) could run
+    no task either: the scan stops at once and says so, instead of failing every file."""
+    distributed = pytest.importorskip("distributed")
+    from scanner.dask_worker import ModelLoader
+    from scanner.execute import run_dask
+
+    def missing(self, worker):
+        raise ModuleNotFoundError("No module named 'scanner'")
+
+    monkeypatch.setattr(ModelLoader, "setup", missing)
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        with pytest.raises(RuntimeError, match="cannot run likeness .*No module named 'scanner'.*every worker needs"):
+            next(run_dask([], None, cluster.scheduler_address))
+
+
 FRAME_PAGES = 720 * 1280 * 3 // 4096
 
 
