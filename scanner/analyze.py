@@ -73,7 +73,9 @@ def analyze_recording(
         with media.time_limit(settings.time_limit_s):
             info = probe_recording(path, settings)
             faces = analyze_faces(path, info, settings)
+            media.check_limits()
             voices = analyze_voices(path, info, settings)
+            media.check_limits()
             links = link_faces_to_voices(path, info, settings, faces, voices)
     except Exception as exc:  # noqa: BLE001 - one hostile file must not end the scan
         return unreadable(path, digest, size, exc)
@@ -124,7 +126,7 @@ def link_faces_to_voices(
     try:
         return LipSyncLinker(max_width=settings.max_width).link(path, info, faces, voices)
     except MediaError as exc:
-        if "per-file limit" in str(exc):
+        if "per-file limit" in str(exc) or str(exc).startswith(media.MEMORY_CEILING_REASON):
             raise
         # the faces and voices stand; only the linking is lost
         log.warning("%s: voices not linked to faces: %s", path, exc)
@@ -135,6 +137,9 @@ def unreadable(path: Path, digest: str, size: int | None, exc: BaseException) ->
     """The analysis of a file that could not be analysed, naming the reason."""
     if isinstance(exc, MediaError):
         error = str(exc)
+    elif isinstance(exc, MemoryError):
+        ceiling = media.current_memory_ceiling()
+        error = media.memory_ceiling_message(ceiling.limit_bytes) if ceiling else "analysis ran out of memory"
     else:
         log.debug("analysis of %s failed", path, exc_info=exc)
         error = f"analysis failed: {type(exc).__name__}: {exc}"

@@ -129,6 +129,14 @@ def scan(
                                      help="Worker processes; each analyses one file at a time and holds the "
                                      "models (about 0.5 GB). \\[default: one per CPU, at most 8]")
     ] = None,
+    max_memory: Annotated[
+        Optional[float],
+        typer.Option("--max-memory", min=0.5, max=4096.0,
+                     help="Resident memory (GB) one worker may hold while analysing a file; a file that "
+                     "would need more is reported unreadable with the reason, never killed by the system. "
+                     "\\[default: half the machine's (or container's) memory divided by the workers, "
+                     "at least 1.5]"),
+    ] = None,
     sample_fps: Annotated[
         Optional[float],
         typer.Option("--sample-fps", min=0.1, max=60.0,
@@ -208,16 +216,19 @@ def scan(
     if detector not in ("hog", "cnn"):
         _usage_error(f"--face-detector must be 'hog' or 'cnn', not '{detector}'")
 
-    from scanner.execute import default_workers
+    from scanner.execute import default_memory_ceiling, default_workers
     from scanner.policy import PolicySettings
     from scanner.scan import ScanOptions
 
     policy_defaults = PolicySettings()
+    worker_count = _first(workers, table.workers) or default_workers()
+    memory_gb = _first(max_memory, table.max_memory_gb)
     options = ScanOptions(
         purposes=list(dict.fromkeys(purpose or table.purposes or [])),
         fail_on=_first(fail_on, table.fail_on, Level.HIGH),
         show_from=_first(show, table.show, Level.LOW),
-        workers=_first(workers, table.workers) or default_workers(),
+        workers=worker_count,
+        max_memory_bytes=int(memory_gb * 2**30) if memory_gb else default_memory_ceiling(worker_count),
         isolated=True,  # a decoder stuck inside one call is ended with its worker, even with one worker
         as_of=_parse_date(as_of) if as_of else None,
         analysis=AnalysisSettings(
@@ -289,11 +300,12 @@ def demo(
         _usage_error("sample_data/ not found: run `likeness demo` from a checkout of the project")
     records = _load_consent_or_exit(sample / "consent.yaml")
 
-    from scanner.execute import default_workers
+    from scanner.execute import default_memory_ceiling, default_workers
     from scanner.scan import ScanOptions
 
-    options = ScanOptions(purposes=["ai-training"], fail_on=fail_on, workers=workers or default_workers(),
-                          isolated=True)
+    worker_count = workers or default_workers()
+    options = ScanOptions(purposes=["ai-training"], fail_on=fail_on, workers=worker_count, isolated=True,
+                          max_memory_bytes=default_memory_ceiling(worker_count))
     result = _run_with_progress([sample / "recordings"], records, options, quiet)
     _write_and_exit(result, out_dir, _parse_formats(FORMATS), False, quiet)
 

@@ -12,6 +12,7 @@ show = "low"              # findings below this severity are left out of the out
 formats = ["html", "json", "sarif"]
 out = "likeness-report"
 workers = 2
+max_memory_gb = 4.0       # resident memory one worker may hold (default: half the memory / workers)
 waivers = "likeness-waivers.yaml"
 manifest = "likeness-manifest.yaml"
 
@@ -62,6 +63,7 @@ class ScanTable(_Table):
     formats: list[str] | None = None
     out: str | None = None
     workers: int | None = Field(default=None, ge=1, le=256)
+    max_memory_gb: float | None = Field(default=None, ge=0.5, le=4096)
     waivers: str | None = None
     manifest: str | None = None
     redact_thumbnails: bool | None = None

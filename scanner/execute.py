@@ -104,15 +104,18 @@ def run_jobs(
     isolate: frozenset[str] = frozenset(),
     starting: Callable[[Job], None] | None = None,
     isolated: bool = False,
+    max_memory_bytes: int | None = None,
 ) -> Iterator[RecordingAnalysis]:
     """Analyse `jobs`, yielding each result as it finishes (in completion order).
 
-    `isolate`, `starting` and `isolated` concern analysis in this process; see `run_local_jobs`.
+    `isolate`, `starting` and `isolated` concern analysis in this process, `max_memory_bytes` local
+    workers; see `run_local_jobs`. Dask workers keep to the memory limit their cluster gives them.
     """
     if scheduler:
         yield from run_dask(jobs, settings, scheduler, splitting)
     else:
-        yield from run_local_jobs(jobs, settings, workers, splitting, isolate, starting, isolated=isolated)
+        yield from run_local_jobs(jobs, settings, workers, splitting, isolate, starting, isolated=isolated,
+                                  max_memory_bytes=max_memory_bytes)
 
 
 #: Most worker processes a scan starts unless told otherwise (each holds the face and voice models,
@@ -348,19 +351,79 @@ def stop_after(settings: AnalysisSettings) -> float | None:
     return None if not limit or limit <= 0 else limit + max(30.0, 0.25 * limit)
 
 
-def _under_timer(seconds: float | None, function, *args):
-    """Run one pool task in a worker, ended by the kernel (SIGALRM) if it runs past `seconds`.
+def _under_limits(seconds: float | None, memory_bytes: int | None, function, *args):
+    """Run one pool task in a worker, within its time and memory limits.
 
-    The timer's default action needs nothing from the stuck worker: no Python code, no lock.
+    Time: the kernel ends the worker (SIGALRM) if the task runs past `seconds`; the timer's default
+    action needs nothing from the stuck worker, no Python code, no lock. Memory: past `memory_bytes`
+    of resident memory the analysis stops with a reason (`media.memory_limit`, checked between
+    frames and steps), and the worker's address space is capped a little above that
+    (`address_space_cap`), so that one allocation which would take it far beyond fails with
+    MemoryError (reported on the file) instead of waking the kernel's out-of-memory killer.
     """
-    if seconds is None:
-        return function(*args)
-    signal.signal(signal.SIGALRM, signal.SIG_DFL)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    restore = address_space_cap(memory_bytes) if memory_bytes else None
+    if seconds is not None:
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        return function(*args)
+        with media.memory_limit(memory_bytes):
+            return function(*args)
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        if seconds is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        if restore is not None:
+            restore()
+
+
+def address_space_cap(resident_bytes: int, slack_bytes: int = 1 << 30) -> Callable[[], None] | None:
+    """Cap this process's address space (RLIMIT_AS) so that it can hold `resident_bytes` resident and
+    no more than `slack_bytes` beyond; returns a function that lifts the cap again (None off Linux).
+
+    The address space counts what the process has reserved but not touched (thread stacks, allocator
+    arenas, model files mapped but unread), so the cap is the ceiling plus what is reserved and not
+    resident now, plus the slack.
+    """
+    try:
+        import resource
+
+        status = Path("/proc/self/status").read_text()
+        fields = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in status.splitlines()
+                  if line.startswith(("VmSize:", "VmRSS:"))}
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        cap = resident_bytes + max(0, fields["VmSize"] - fields["VmRSS"]) + slack_bytes
+        if hard != resource.RLIM_INFINITY:
+            cap = min(cap, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    except (ImportError, OSError, ValueError, KeyError):
+        return None
+    return lambda: resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+#: Share of the memory available to a scan that its worker processes may hold together by default.
+DEFAULT_MEMORY_SHARE = 0.5
+
+
+def default_memory_ceiling(
+    workers: int, share: float = DEFAULT_MEMORY_SHARE, floor_bytes: int = 3 << 29,
+    meminfo: Path = Path("/proc/meminfo"), cgroup: Path = Path("/sys/fs/cgroup/memory.max"),
+) -> int | None:
+    """Resident memory one worker may hold by default: `share` (half) of the memory this scan may
+    use (the machine's, or a container's memory limit when lower), divided by `workers`, and at
+    least `floor_bytes` (1.5 GB: one worker's need on an hour-long gallery meeting). None where
+    the machine's memory cannot be read.
+    """
+    try:
+        total = next(int(line.split()[1]) * 1024 for line in meminfo.read_text().splitlines()
+                     if line.startswith("MemTotal:"))
+    except (OSError, ValueError, StopIteration):
+        return None
+    try:
+        limit = cgroup.read_text().strip()
+        if limit != "max":
+            total = min(total, int(limit))
+    except (OSError, ValueError):
+        pass
+    return max(floor_bytes, int(share * total / max(1, workers)))
 
 
 @dataclass(frozen=True)
@@ -396,10 +459,12 @@ class _LocalPool:
     is unambiguous and makes only that recording unreadable. The others carry on in a new pool.
     """
 
-    def __init__(self, workers: int, settings: AnalysisSettings, stop_after_s: float | None = None):
+    def __init__(self, workers: int, settings: AnalysisSettings, stop_after_s: float | None = None,
+                 max_memory_bytes: int | None = None):
         self.workers = workers
         self.settings = settings
         self.stop_after_s = stop_after_s  # see stop_after
+        self.max_memory_bytes = max_memory_bytes  # see _under_limits
         self.context = multiprocessing.get_context("spawn")
         huge_pages_for_workers()
         self.pool = self._new(workers)  # worker processes start with the first task
@@ -413,7 +478,7 @@ class _LocalPool:
 
     def _hand_over(self, pool: ProcessPoolExecutor, task: _Task) -> Future:
         try:
-            return pool.submit(_under_timer, self.stop_after_s, *task.call(self.settings))
+            return pool.submit(_under_limits, self.stop_after_s, self.max_memory_bytes, *task.call(self.settings))
         except (BrokenProcessPool, OSError) as exc:
             # A worker died since the pool was last looked at (its pipes may be closed already):
             # this task joins the suspects of that death.
@@ -497,6 +562,7 @@ def run_local_jobs(
     starting: Callable[[Job], None] | None = None,
     stop_after_s: float | None = None,
     isolated: bool = False,
+    max_memory_bytes: int | None = None,
 ) -> Iterator[RecordingAnalysis]:
     """Analyse `jobs` on a pool of `workers` spawned processes, or here with one worker unless `isolated`,
     yielding each result as it finishes.
@@ -511,11 +577,15 @@ def run_local_jobs(
     isolated: analyse in a worker process even with one worker, so that a decoder stuck inside one
         call is ended at `stop_after_s` like any pool worker (the command line's choice; costs one
         worker start-up, about 3 s, per scan).
+    max_memory_bytes: resident memory one worker may hold while it analyses a file (None: no
+        ceiling). A file whose analysis would pass it is reported unreadable with the reason
+        (`_under_limits`); the worker is not killed. In this process the ceiling is checked
+        between frames and steps only.
     """
     stop_after_s = stop_after_s or stop_after(settings)
     steady_allocator()  # for analyses in this process; pool workers set it up themselves
     if workers <= 1 and not isolated:
-        yield from _in_this_process(jobs, settings, isolate, starting, stop_after_s)
+        yield from _in_this_process(jobs, settings, isolate, starting, stop_after_s, max_memory_bytes)
         return
     if not jobs:
         return
@@ -525,7 +595,7 @@ def run_local_jobs(
     tasks = [_Task("faces", split, i) for split in splits for i in range(len(split.windows))]  # longest work first
     tasks += [_Task("voices", split) for split in splits]
     tasks += [_Task("whole", job) for job in whole]
-    pool = _LocalPool(max(1, min(workers, len(tasks))), settings, stop_after_s)
+    pool = _LocalPool(max(1, min(workers, len(tasks))), settings, stop_after_s, max_memory_bytes)
     # Only a few tasks wait in the pool at a time: when a worker dies, every task in the pool is
     # suspect and rerun alone, so the rest of the archive must not be in there with them.
     queue = deque(tasks)
@@ -562,13 +632,13 @@ def run_local_jobs(
 
 def _in_this_process(
     jobs: list[Job], settings: AnalysisSettings, isolate: frozenset[str], starting: Callable[[Job], None] | None,
-    stop_after_s: float | None,
+    stop_after_s: float | None, max_memory_bytes: int | None = None,
 ) -> Iterator[RecordingAnalysis]:
     if any(job.sha256 not in isolate for job in jobs):
         load_models()
     for job in jobs:
         if job.sha256 in isolate:
-            pool = _LocalPool(1, settings, stop_after_s)
+            pool = _LocalPool(1, settings, stop_after_s, max_memory_bytes)
             value, error = pool.alone(_Task("whole", job), after="in an earlier scan of this database")
             pool.close(finished=True)
             if error is not None:
@@ -576,7 +646,8 @@ def _in_this_process(
         else:
             if starting is not None:
                 starting(job)
-            value = analyze_recording(job.path, settings, job.sha256)
+            with media.memory_limit(max_memory_bytes):
+                value = analyze_recording(job.path, settings, job.sha256)
         yield _restore_path(value, job)
 
 

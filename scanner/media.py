@@ -15,6 +15,8 @@ iter_frames(path, info, ...)     -> Iterator[Frame]     (streamed, bounded memor
 load_audio(path, ...)            -> AudioTrack | None
 sha256_file(path)                -> str
 time_limit(seconds)              -> context manager: per-file time limit for the decoders
+memory_limit(bytes)              -> context manager: per-file resident memory ceiling
+check_limits()                   -> raise MediaError past either limit (between analysis steps)
 
 Limits (hostile or broken files must end as a one-line reason, never as a hang or an
 exhausted machine; every limit is a parameter with the default below):
@@ -31,6 +33,8 @@ exhausted machine; every limit is a parameter with the default below):
   (4 h at 16 kHz is 920 MB of float32);
 - time: `time_limit(seconds)` (or an explicit `deadline=`) makes probe, iter_frames and
   load_audio raise MediaError("took longer than the N s per-file limit") between frames;
+- resident memory: `memory_limit(bytes)` makes them (and `check_limits()`) raise MediaError
+  ("needed more memory than the N GB allowed per worker process") between frames;
 - only regular files are opened (a named pipe or a device named like a video would block or
   never end).
 """
@@ -138,6 +142,89 @@ def _deadline(explicit: Deadline | None) -> Deadline | None:
 def _check_deadline(deadline: Deadline | None) -> None:
     if deadline is not None:
         deadline.check()
+    ceiling = _CEILING.get()
+    if ceiling is not None:
+        ceiling.check()
+
+
+# --------------------------------------------------------------------------------------------
+# Per-file memory ceiling
+# --------------------------------------------------------------------------------------------
+
+#: Every memory-ceiling reason starts with this (a scan does not reuse such a result from its cache:
+#: with more memory allowed, the file may well be analysed).
+MEMORY_CEILING_REASON = "needed more memory than"
+
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def resident_bytes() -> int:
+    """This process's resident memory (RSS) in bytes, from /proc/self/statm; 0 where that is missing."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * _PAGE_BYTES
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def memory_ceiling_message(limit_bytes: int) -> str:
+    """The one-line reason reported for a file whose analysis passed the per-worker memory ceiling."""
+    return (f"{MEMORY_CEILING_REASON} the {limit_bytes / 2**30:.1f} GB allowed per worker process "
+            "(--max-memory); analysis stopped before the system ran out")
+
+
+class MemoryCeiling:
+    """A ceiling on this process's resident memory while one file is analysed.
+
+    `check()` is called between decoded frames and between analysis stages (with the deadline), and
+    reads the resident size at most every `every_s` seconds (default 0.05 s; a read costs about 10 us).
+    Past the ceiling it raises MediaError with `memory_ceiling_message`.
+    """
+
+    def __init__(self, limit_bytes: int, every_s: float = 0.05):
+        self.limit_bytes = int(limit_bytes)
+        self.every_s = every_s
+        self._next = 0.0
+
+    def exceeded(self) -> bool:
+        return resident_bytes() > self.limit_bytes
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + self.every_s
+        if self.exceeded():
+            raise MediaError(memory_ceiling_message(self.limit_bytes))
+
+
+_CEILING: contextvars.ContextVar[MemoryCeiling | None] = contextvars.ContextVar("likeness_memory_ceiling",
+                                                                                 default=None)
+
+
+@contextlib.contextmanager
+def memory_limit(limit_bytes: int | None) -> Iterator[MemoryCeiling | None]:
+    """Within this block, decoding (and every `check_limits()`) stops with MediaError once this
+    process holds more than `limit_bytes` of resident memory. None or <= 0: no ceiling."""
+    ceiling = MemoryCeiling(limit_bytes) if limit_bytes and limit_bytes > 0 else None
+    token = _CEILING.set(ceiling)
+    try:
+        yield ceiling
+    finally:
+        _CEILING.reset(token)
+
+
+def current_memory_ceiling() -> MemoryCeiling | None:
+    """The ceiling of the enclosing `memory_limit` block, if any."""
+    return _CEILING.get()
+
+
+def check_limits() -> None:
+    """Raise MediaError if the enclosing `time_limit` has expired or `memory_limit` is exceeded.
+
+    For long computations outside the decoders (the analysis stages call it between steps).
+    """
+    _check_deadline(_DEADLINE.get())
 
 
 # --------------------------------------------------------------------------------------------
@@ -592,7 +679,8 @@ def _prefetched(source: Iterator[Frame], depth: int) -> Iterator[Frame]:
         finally:
             source.close()
 
-    worker = threading.Thread(target=run, name="likeness-decode", daemon=True)
+    # The thread sees this thread's per-file limits (context variables), as the caller would.
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(run,), name="likeness-decode", daemon=True)
     worker.start()
     try:
         while True:
@@ -839,14 +927,21 @@ def load_audio(
         # scale and would show up as false clipping in the voice analysis.
         resampler = av.AudioResampler(format="fltp", layout=None, rate=int(sample_rate))
         limit = int(max_duration_s * sample_rate)
-        chunks: list[np.ndarray] = []
+        # Samples go straight into one buffer sized from the declared duration (grown if the
+        # stream runs longer): joining a list of chunks at the end would hold the track twice.
+        declared = _stream_seconds(stream) or (container.duration / av.time_base if container.duration else 0.0)
+        buffer = np.empty(min(limit, int(max(1.0, declared) * sample_rate * 1.01) + sample_rate), dtype=np.float32)
         total = 0
 
         def take(frames) -> bool:
-            nonlocal total
+            nonlocal total, buffer
             for out in frames:
                 data = out.to_ndarray().mean(axis=0, dtype=np.float32)
-                chunks.append(data)
+                if total + data.size > buffer.size:
+                    grown = np.empty(max(total + data.size, int(buffer.size * 1.5)), dtype=np.float32)
+                    grown[:total] = buffer[:total]
+                    buffer = grown
+                buffer[total: total + data.size] = data
                 total += data.size
             return total >= limit
 
@@ -866,7 +961,10 @@ def load_audio(
             log.warning("%s: audio decoding stopped early after %.1f s: %s", path, total / sample_rate, exc)
         if total == 0:
             raise MediaError("audio stream holds no decodable samples (truncated or corrupt file)")
-        samples = np.concatenate(chunks)[:limit].astype(np.float32, copy=False)
+        samples = buffer[: min(total, limit)]
+        if samples.size < 0.9 * buffer.size:  # a declared duration far too long: give the slack back
+            samples = samples.copy()
+        del buffer
         np.clip(samples, -1.0, 1.0, out=samples)
         return AudioTrack(samples=samples, sample_rate=int(sample_rate), original_sample_rate=original_rate)
 

@@ -57,6 +57,9 @@ class ScanOptions:
     fail_on: Level = Level.HIGH
     workers: int = 1
     isolated: bool = False  # analyse in worker processes even with one worker (the command line does)
+    # Resident memory one local worker may hold while analysing a file (None: no ceiling); a file that
+    # would need more is reported unreadable with the reason, and not reused from the cache later.
+    max_memory_bytes: int | None = None
     as_of: dt.date | None = None
     analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
     resolver: ResolverSettings = field(default_factory=ResolverSettings)
@@ -164,6 +167,9 @@ def run_scan(
             cached = None
             if store is not None and options.use_cache:
                 cached = store.lookup_analysis(digest, *key)
+            if cached is not None and cached.status is RecordingStatus.UNREADABLE and (cached.error or "").startswith(
+                    media.MEMORY_CEILING_REASON):
+                cached = None  # stopped at a memory ceiling: with the memory allowed now it may succeed
             if cached is not None:
                 cached.path = path
                 store.note_reused(scan_id, cached)
@@ -179,7 +185,7 @@ def run_scan(
             isolate = frozenset(store.crashed_on())
             starting = lambda job: store.note_analysing(scan_id, job.sha256)  # noqa: E731
         for analysis in run_jobs(jobs, options.analysis, options.workers, options.scheduler, options.splitting,
-                                 isolate, starting, options.isolated):
+                                 isolate, starting, options.isolated, options.max_memory_bytes):
             if store is not None:
                 store.save_analysis(analysis, *key, scan_id=scan_id)
             done(analysis, False)
