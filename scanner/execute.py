@@ -201,11 +201,11 @@ def load_models() -> None:
     A model that cannot be loaded is not an error here: the analysis of each file that needs it
     reports the problem on that file.
     """
-    from scanner import faces, voices
+    from scanner import faces, speaker_encoder
 
     try:
         faces.preload()
-        voices.background_model()
+        speaker_encoder.load_encoder()
     except Exception:  # noqa: BLE001 - reported per file by the analysis
         logging.getLogger(__name__).debug("models not preloaded", exc_info=True)
 

@@ -25,12 +25,7 @@ from scanner.models import (
     RecordingStatus,
     VoiceSighting,
 )
-from scanner.voices import (
-    VOICE_MATCH_THRESHOLD,
-    CohortSettings,
-    resolve_voices,
-    unpack_voiceprint,
-)
+from scanner.voiceprints import VoiceMatchSettings, resolve_voices
 
 
 @dataclass
@@ -52,17 +47,14 @@ class ResolverSettings:
         different photos measured 0.34-0.53, different people 0.67 and more).
     face_link_tolerance: distance under which unknown faces in different recordings are linked
         (the within-recording clustering tolerance).
-    voice_threshold: cosine similarity of cepstral voiceprints above which a speaker is the enrolled subject.
-    voice_link_threshold: the same for linking unknown speakers across recordings.
-    voice_cohort: the GMM-UBM score normalisation that decides instead of the cepstral voiceprint
-        when the scan holds enough voices (see `scanner.voices.resolve_voices`).
+    voice: when a speaker is an enrolled subject, and when unknown speakers of different recordings
+        are one voice: cosine thresholds of GE2E voiceprints that depend on how much speech each
+        holds (see `scanner.voiceprints.VoiceMatchSettings`, measured on real speech).
     """
 
     face_tolerance: float = MATCH_TOLERANCE
     face_link_tolerance: float = DEFAULT_CLUSTER_TOLERANCE
-    voice_threshold: float = VOICE_MATCH_THRESHOLD
-    voice_link_threshold: float = VOICE_MATCH_THRESHOLD
-    voice_cohort: CohortSettings = CohortSettings()
+    voice: VoiceMatchSettings = VoiceMatchSettings()
 
 
 def resolve_people(
@@ -98,8 +90,7 @@ def resolve_people(
     voice_resolution = resolve_voices(
         [s.speaker.voiceprint for s in voices],
         [list(s.voiceprints) if s.voiceprints is not None else [] for s in subjects],
-        threshold=settings.voice_threshold, link_threshold=settings.voice_link_threshold,
-        settings=settings.voice_cohort)
+        [_speech_s(s.speaker) for s in voices], settings.voice)
     voice_match = [IdentityMatch(Modality.VOICE, subjects[m.subject].subject_id, m.distance, m.confidence)
                    if m else None for m in voice_resolution.matches]
     for f, v in links:
@@ -137,11 +128,8 @@ def resolve_people(
     for group in _link([faces[i].cluster.encodings.mean(axis=0) for i in unknown_faces], "euclidean",
                        settings.face_link_tolerance):
         groups.join([("face", unknown_faces[g]) for g in group])
-    if voice_resolution.model == "cepstral":
-        voice_links = [[unknown_voices[g] for g in group] for group in _link(
-            [voices[i].speaker.voiceprint for i in unknown_voices], "cosine", 1.0 - settings.voice_link_threshold)]
-    else:  # groups of speakers unmatched by voice; a lip-linked face may have matched some since
-        voice_links = [[i for i in group if voice_match[i] is None] for group in voice_resolution.links]
+    # Groups of speakers unmatched by voice; a lip-linked face may have matched some since.
+    voice_links = [[i for i in group if voice_match[i] is None] for group in voice_resolution.links]
     for group in voice_links:
         if group:
             groups.join([("voice", i) for i in group])
@@ -175,7 +163,7 @@ def resolve_people(
 # Reusing a resolution: a rescan whose recordings, enrolment and settings are unchanged gets the
 # same people, so the scan database keeps each resolution as references into the recordings.
 
-_RESOLUTION_CODE = ("people.py", "faces.py", "voices.py", "models.py")
+_RESOLUTION_CODE = ("people.py", "faces.py", "voices.py", "voiceprints.py", "speaker_encoder.py", "models.py")
 
 
 def resolution_key(
@@ -299,9 +287,9 @@ def match_face(encodings: np.ndarray, subjects: list[EnrolledSubject], tolerance
     return IdentityMatch(Modality.FACE, best[1], round(best[0], 4), round(face_match_confidence(best[0]), 4))
 
 
-def _link_vector(vector: np.ndarray, metric: str) -> np.ndarray:
-    """What linking compares: a scan voiceprint by its cepstral part (cosine), anything else as it is."""
-    return unpack_voiceprint(vector).cepstral if metric == "cosine" else vector
+def _speech_s(speaker) -> float:
+    """Seconds of speech behind a speaker's voiceprint: its usable speech, else all of its turns."""
+    return float(speaker.usable_speech_s) or float(sum(t.duration for t in speaker.turns))
 
 
 def _link(vectors: list[np.ndarray], metric: str, threshold: float) -> list[list[int]]:
@@ -314,7 +302,7 @@ def _link(vectors: list[np.ndarray], metric: str, threshold: float) -> list[list
 
     labels = AgglomerativeClustering(
         n_clusters=None, metric=metric, linkage="average", distance_threshold=threshold
-    ).fit_predict(np.vstack([_link_vector(v, metric) for v in vectors]))
+    ).fit_predict(np.vstack(vectors))
     groups: dict[int, list[int]] = {}
     for i, label in enumerate(labels):
         groups.setdefault(int(label), []).append(i)

@@ -857,7 +857,8 @@ def settings_hash(settings) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-_ANALYSIS_MODULES = ("analyze.py", "faces.py", "voices.py", "media.py", "models.py", "linking.py")
+_ANALYSIS_MODULES = ("analyze.py", "faces.py", "voices.py", "voiceprints.py", "speaker_encoder.py", "media.py",
+                     "models.py", "linking.py")
 
 
 def analysis_version() -> str:
