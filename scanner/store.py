@@ -858,7 +858,7 @@ def settings_hash(settings) -> str:
 
 
 _ANALYSIS_MODULES = ("analyze.py", "faces.py", "voices.py", "voiceprints.py", "speaker_encoder.py", "media.py",
-                     "models.py", "linking.py")
+                     "models.py", "linking.py", "vad.py", "diarization.py")
 
 
 def analysis_version() -> str:

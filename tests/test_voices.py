@@ -15,7 +15,6 @@ import pytest
 from scanner.models import AudioTrack
 from scanner.voices import (
     VoiceAnalyzer,
-    loudest_frames,
 )
 from tests.conftest import DEVSET as SHARED_DEVSET
 from tests.conftest import SAMPLE_DATA
@@ -35,24 +34,19 @@ def track(samples: np.ndarray, original_rate: int = SR) -> AudioTrack:
     return AudioTrack(np.asarray(samples, dtype=np.float32), SR, original_rate)
 
 
-def synthetic_voice(seconds: float = 12.0, f0: float = 120.0, seed: int = 0) -> np.ndarray:
-    """A crude voiced 'speaker': harmonics up to 7.5 kHz, syllable rhythm, pauses between phrases.
-
-    Not speech, but it has what the measurements look at: a harmonic (non-flat) spectrum,
-    a wide band, and loud/quiet alternation.
-    """
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * SR)) / SR
-    pitch = f0 * (1.0 + 0.05 * np.sin(2 * np.pi * 3.0 * t))
-    phase = 2 * np.pi * np.cumsum(pitch) / SR
-    voice = np.zeros_like(t)
-    for k in range(1, int(7500 / f0)):
-        voice += np.sin(k * phase + rng.uniform(0, 2 * np.pi)) / k**0.7
-    syllables = 0.6 + 0.4 * np.sin(2 * np.pi * 4.0 * t)
-    phrases = (np.mod(t, 3.0) < 2.0).astype(float)  # 2 s phrases, 1 s pauses
-    phrases = np.convolve(phrases, np.ones(160) / 160, mode="same")
-    y = voice * syllables * phrases
-    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+def recorded_voice(name: str = "dave", phrase_s: float = 2.0, pause_s: float = 1.0,
+                   seconds: float = 12.0) -> np.ndarray:
+    """A recorded voice (a bundled enrolment sample) cut into `phrase_s` phrases with `pause_s` of
+    digital silence between them, `seconds` long: real speech, so that the speech detector hears it,
+    with pauses whose level is known."""
+    (voice,) = _enrolment_samples(name)
+    pieces, used, t = [], 0, 0.0
+    n, gap = int(phrase_s * SR), np.zeros(int(pause_s * SR), np.float32)
+    while t < seconds and used + n <= len(voice):
+        pieces += [voice[used: used + n], gap]
+        used += n
+        t += phrase_s + pause_s
+    return np.concatenate(pieces).astype(np.float32)
 
 
 def pink_noise(n: int, seed: int = 0) -> np.ndarray:
@@ -177,21 +171,21 @@ def test_empty_and_tiny_inputs_do_not_crash():
     assert VoiceAnalyzer().analyze(track(np.zeros(100))).speakers == []
 
 
-def test_synthetic_voice_is_one_wideband_speaker():
-    voice = synthetic_voice()
+def test_recorded_voice_is_one_wideband_speaker():
+    voice = recorded_voice()
     result = VoiceAnalyzer().analyze(track(voice))
     assert len(result.speakers) == 1
     speaker = result.speakers[0]
     assert speaker.voiceprint.shape == (256,) and np.linalg.norm(speaker.voiceprint) == pytest.approx(1.0, abs=1e-4)
     assert 7.0 < result.speech_s < 11.0
     assert speaker.bandwidth_hz > 5000
-    assert speaker.snr_db >= 40  # nothing but digital silence in the pauses
+    assert speaker.snr_db >= 20  # a quiet studio recording (its own breaths and gaps are the noise: 27 dB)
     assert speaker.clipping_ratio == 0.0
 
 
 def test_bandwidth_of_telephone_band_content():
     """8 kHz-band content reads <= 4 kHz even when the track claims a 16 kHz original."""
-    voice = synthetic_voice()
+    voice = recorded_voice()
     # Through an 8 kHz channel and back, as a phone recording decoded to 16 kHz would be.
     librosa = pytest.importorskip("librosa")
     narrow = librosa.resample(librosa.resample(voice, orig_sr=SR, target_sr=8000), orig_sr=8000, target_sr=SR)
@@ -203,7 +197,7 @@ def test_bandwidth_of_telephone_band_content():
 
 
 def test_snr_follows_added_noise():
-    voice = synthetic_voice()
+    voice = recorded_voice()
     active = np.abs(voice) > 0.01
     level = np.sqrt(np.mean(voice[active] ** 2))
     measured = {}
@@ -217,23 +211,11 @@ def test_snr_follows_added_noise():
 
 
 def test_clipping_is_measured_and_excluded_from_usable_speech():
-    voice = synthetic_voice()
+    voice = recorded_voice()
     clean = VoiceAnalyzer().analyze(track(voice)).speakers[0]
     clipped = VoiceAnalyzer().analyze(track(np.clip(voice * 6.0, -1.0, 1.0))).speakers[0]
     assert clipped.clipping_ratio > 0.01
     assert clipped.usable_speech_s < clean.usable_speech_s
-
-
-def test_loudest_frames_keep_the_loud_share_of_the_selection():
-    energy = np.arange(200, dtype=float)
-    selected = np.zeros(200, bool)
-    selected[100:] = True
-    loud = loudest_frames(energy, selected, fraction=0.6)
-    assert not loud[:100].any()  # never outside the selection
-    assert loud.sum() == 60 and loud[140:].all()
-    few = np.zeros(200, bool)
-    few[:10] = True
-    assert (loudest_frames(energy, few) == few).all()  # too few frames to choose from: all kept
 
 
 # --------------------------------------------------------------------------------------------
@@ -392,25 +374,57 @@ def _reference_speakers() -> dict[str, dict[str, float]]:
     return speakers
 
 
+def _reference_turns(name: str) -> list[dict]:
+    turns = []
+    for rttm in DEVSET.glob("*.rttm"):
+        for line in rttm.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 8 and parts[0] == "SPEAKER" and parts[1] == name:
+                start = float(parts[3])
+                turns.append({"who": parts[7], "start": start, "end": start + float(parts[4])})
+    return turns
+
+
 @pytest.mark.skipif(not DEVSET.exists(), reason="../shared/devset is absent")
 def test_devset_meetings_give_plausible_speaker_counts():
+    """Real far-field meetings: speaker counts within one of the reference (speakers with 3 s or more),
+    off by 0.5 on average (measured: 8 of 14 exact, the rest one too few), nothing in the empty clip."""
     sf = pytest.importorskip("soundfile")
     reference = _reference_speakers()
     analyzer = VoiceAnalyzer()
     errors = []
     for wav in sorted(DEVSET.glob("*.wav")):
+        if wav.stem == "sample":
+            continue  # the close-talk clip: see the next test
         samples, rate = sf.read(wav, dtype="float32")
         assert rate == SR
         result = analyzer.analyze(AudioTrack(samples, rate, rate))
         if wav.stem == "empty":
             assert result.speakers == []
             continue
-        assert 1 <= len(result.speakers) <= 6, wav.name
+        assert len(result.speakers) <= 6, wav.name
         expected = sum(1 for s in reference.get(wav.stem, {}).values() if s >= 3.0)
         if expected:
             errors.append(abs(len(result.speakers) - expected))
-    # Far-field meetings with overlap are hard for MFCC statistics: counts are off by one at times.
-    assert max(errors) <= 2
-    assert np.mean(errors) <= 1.0
+    assert max(errors) <= 1
+    assert np.mean(errors) <= 0.6
+
+
+@pytest.mark.skipif(not (DEVSET / "sample.wav").exists(), reason="../shared/devset is absent")
+def test_devset_close_talk_conversation_is_two_speakers_with_their_turns():
+    """The real two-speaker `sample.wav`: two speakers, each one reference voice, and at least 80% of
+    each reference speaker's speech (0.25 s from its boundaries) under that speaker's found turns."""
+    sf = pytest.importorskip("soundfile")
+    samples, rate = sf.read(DEVSET / "sample.wav", dtype="float32")
+    speakers = VoiceAnalyzer().analyze(AudioTrack(samples, rate, rate)).speakers
+    truth = _reference_turns("sample")
+    assert len(speakers) == 2
+    owners = [majority_truth(s, truth) for s in speakers]
+    assert sorted(owners) == sorted({d["who"] for d in truth})
+    for who, speaker in zip(owners, speakers):
+        inner = [(d["start"] + 0.25, d["end"] - 0.25) for d in truth if d["who"] == who and d["end"] - d["start"] > 0.5]
+        total = sum(b - a for a, b in inner)
+        covered = sum(overlap_s(span, (t.start, t.end)) for span in inner for t in speaker.turns)
+        assert covered >= 0.8 * total, who  # measured 86% (speaker91) and more
 
 
