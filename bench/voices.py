@@ -3,7 +3,7 @@
 Run from the repository root:
 
     uv run python bench/voices.py            # everything (about 3-5 minutes on 2 cores)
-    uv run python bench/voices.py --only der # one part: der | devset | id | scan | speed
+    uv run python bench/voices.py --only der # one part: der | devset | id | speed
 
 What it measures (see bench/voices.md for the table and how to read it):
 
@@ -15,17 +15,8 @@ What it measures (see bench/voices.md for the table and how to read it):
 2. **Devset** (`../shared/devset/diarization`, real far-field meeting clips with RTTM references):
    pooled DER over all clips inside their UEM regions and speaker-count accuracy (reference speakers
    with at least 3 s of speech), plus how many of those speakers were found.
-3. **Speaker identification**: enrolment of at least 10 s, probes of 3 s, top-1 accuracy among the
-   enrolled voices, impostor acceptance (a probe scoring at or above the acceptance threshold against
-   an enrolled voice that is not its own: unenrolled speakers, and every enrolled speaker with its own
-   enrolment left out) and the equal error rate over all enrolled-voice/probe pairs, for three speaker
-   models (the cepstral voiceprint with `VOICE_MATCH_THRESHOLD`, the raw GMM-UBM with
-   `UBM_MATCH_PROBABILITY`, the GMM-UBM normalised against a cohort of the material's other speakers
-   with `CohortSettings.threshold`), on the real devset speakers (single-speaker stretches cut from
-   the RTTM turns), on the five synthetic voices, and on all of them enrolled together; then what a
-   scan of the same material decides (`resolve_voices`, whose cohort is not told who is who).
-   A scan of the 48 generated conversations (`--only scan`): the speakers the diarization finds,
-   matched to the five enrolled voices, with the cohort normalisation and without it.
+3. **Speaker identification and cross-recording linking** on real speech: `bench/voice_id.py` (the
+   devset's real speakers, the product's `resolve_voices` and `link_voices`; see its docstring).
 4. **Speed**: CPU seconds of `VoiceAnalyzer.analyze` per minute of audio, and real-time factor with
    one process per core on the 2-core machine.
 """
@@ -41,7 +32,6 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,25 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from scanner.models import AudioTrack  # noqa: E402
-from scanner.voices import (  # noqa: E402
-    UBM_MATCH_PROBABILITY,
-    VOICE_MATCH_THRESHOLD,
-    CohortSettings,
-    VoiceAnalyzer,
-    VoiceCohort,
-    resolve_voices,
-    ubm_voice_probability,
-    unpack_voiceprint,
-    voice_similarity,
-    voiceprint_from_audio,
-)
-
-# The speaker models compared and the score at which each accepts a match.
-THRESHOLDS = {
-    "cepstrum": VOICE_MATCH_THRESHOLD,
-    "gmm-ubm": UBM_MATCH_PROBABILITY,
-    "gmm-ubm s-norm": CohortSettings().threshold,
-}
+from scanner.voices import VoiceAnalyzer  # noqa: E402
 
 SR = 16000
 DEVSET = REPO.parent / "shared" / "devset" / "diarization"
@@ -374,301 +346,7 @@ def bench_devset(analyzer: VoiceAnalyzer) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
-# 3. Speaker identification
-# --------------------------------------------------------------------------------------------
-
-
-def single_speaker_audio(name: str, who: str, ref: list, audio: AudioTrack) -> list[np.ndarray]:
-    """Stretches of clip `name` where only `who` speaks (per the RTTM), longest first."""
-    step = 0.01
-    n = int(audio.duration_s / step) + 1
-    own = np.zeros(n, bool)
-    anyone = np.zeros(n, int)
-    for w, s, e in ref:
-        a, b = int(s / step), int(e / step)
-        anyone[a:b] += 1
-        if w == who:
-            own[a:b] = True
-    sel = own & (anyone == 1)
-    m = np.concatenate([[False], sel, [False]])
-    edges = np.flatnonzero(m[1:] != m[:-1])
-    hop = int(step * audio.sample_rate)
-    return [audio.samples[a * hop:b * hop] for a, b in zip(edges[0::2], edges[1::2]) if b - a >= 20]
-
-
-@dataclass
-class Trials:
-    """The voiceprints of one identification material: enrolments, probes of enrolled speakers, impostor probes.
-
-    Every voiceprint is a scan voiceprint (`voiceprint_from_audio`: cepstral and GMM-UBM parts), made
-    once and scored by every speaker model.
-    """
-
-    enrolled: dict[str, np.ndarray]
-    probes: list[tuple[str, np.ndarray]]
-    impostors: list[tuple[str, np.ndarray]]
-
-    @property
-    def names(self) -> list[str]:
-        return list(self.enrolled)
-
-    def all_prints(self) -> tuple[list[str], np.ndarray]:
-        """Speaker label and voiceprint of every enrolment and probe (the material a scan of it would hold)."""
-        items = list(self.enrolled.items()) + self.probes + self.impostors
-        return [w for w, _ in items], np.vstack([v for _, v in items])
-
-
-def make_trials(speakers: dict[str, list[np.ndarray]], enrol_s: float = 10.0, probe_s: float = 3.0,
-                min_enrolled_total: float = 13.0) -> Trials:
-    """Enrolment and probes with `enrol_s` of enrolment and `probe_s` probes.
-
-    `speakers` maps a speaker to a list of audio chunks (single-speaker stretches, in order). A speaker
-    with at least `min_enrolled_total` s is enrolled with its first `enrol_s` s, and the rest is cut
-    into `probe_s` probes. Speakers with less (but at least one probe) are impostors.
-    """
-    enrolled, probes, impostors = {}, [], []
-    step = int(probe_s * SR)
-    for who, chunks in speakers.items():
-        y = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-        total = len(y) / SR
-        if total >= min_enrolled_total:
-            enrolled[who] = voiceprint_from_audio(AudioTrack(y[: int(enrol_s * SR)], SR, SR))
-            rest = y[int(enrol_s * SR):]
-            probes += [(who, voiceprint_from_audio(AudioTrack(rest[i:i + step], SR, SR)))
-                       for i in range(0, len(rest) - step + 1, step)]
-        elif total >= probe_s:
-            impostors += [(who, voiceprint_from_audio(AudioTrack(y[i:i + step], SR, SR)))
-                          for i in range(0, len(y) - step + 1, step)]
-    return Trials(enrolled, probes, impostors)
-
-
-def _ubm(v: np.ndarray) -> np.ndarray:
-    return unpack_voiceprint(v).ubm
-
-
-def pairwise_scores(trials: Trials, method: str) -> np.ndarray:
-    """Score of every (probe or impostor probe, enrolled voice), shape (n_probes + n_impostors, n_enrolled).
-
-    `method`: "cepstrum" (cosine), "gmm-ubm" (calibrated probability), or "gmm-ubm s-norm": the
-    product's `VoiceCohort` over every voiceprint of the material, each labelled with its speaker, so
-    that the cohort of a trial is every enrolment and probe of the *other* speakers (both voices under
-    test left out; no minimum cohort size here, see `cohort_sizes`).
-    """
-    gallery = list(trials.enrolled.values())
-    tests = [v for _, v in trials.probes + trials.impostors]
-    if method == "cepstrum":
-        return np.array([[voice_similarity(e, t) for e in gallery] for t in tests])
-    if method == "gmm-ubm":
-        return np.array([[ubm_voice_probability(_ubm(e), _ubm(t)) for e in gallery] for t in tests])
-    labels, prints = trials.all_prints()
-    cohort = VoiceCohort(np.vstack([_ubm(v) for v in prints]), np.array(labels), CohortSettings(min_cohort=0))
-    n_e = len(gallery)
-    return np.array([[cohort.score(n_e + i, k) for k in range(n_e)] for i in range(len(tests))])
-
-
-def cohort_sizes(trials: Trials) -> tuple[int, int]:
-    """Smallest and median cohort (voiceprints of the other speakers) over the trials of `pairwise_scores`."""
-    labels, _ = trials.all_prints()
-    labels = np.array(labels)
-    sizes = [int(((labels != w) & (labels != e)).sum()) for w, _ in trials.probes + trials.impostors
-             for e in trials.names]
-    return min(sizes), int(np.median(sizes))
-
-
-def identification(trials: Trials, method: str = "gmm-ubm") -> dict:
-    """Top-1 accuracy, genuine and impostor acceptance, and EER of one speaker model on `trials`.
-
-    Top-1: the probe's best enrolled match is its own speaker. Impostor trials: every unenrolled
-    speaker's probe against all enrolled voices, and every enrolled speaker's probe against everyone
-    but itself (leave one out); accepted when any of those scores reaches the model's threshold
-    (`THRESHOLDS`). EER over all (enrolled voice, probe) pairs.
-    """
-    threshold = THRESHOLDS[method]
-    scores = pairwise_scores(trials, method)
-    names = trials.names
-    correct = accepted_genuine = imp_accepted = 0
-    target, nontarget = [], []
-    for (who, _), s in zip(trials.probes + trials.impostors, scores):
-        if who in trials.enrolled:
-            own = names.index(who)
-            correct += int(np.argmax(s)) == own
-            accepted_genuine += s[own] >= threshold
-            target.append(s[own])
-            others = np.delete(s, own)
-        else:
-            others = s
-        nontarget += others.tolist()
-        imp_accepted += others.max() >= threshold
-    n_probes, n_trials = len(trials.probes), len(scores)
-    return {"enrolled": len(names), "probes": n_probes, "top1": correct / max(1, n_probes),
-            "genuine_accept": accepted_genuine / max(1, n_probes), "impostor_trials": n_trials,
-            "impostor_accept": imp_accepted / max(1, n_trials),
-            "impostor_speakers": len({w for w, _ in trials.impostors}),
-            "eer": equal_error_rate(target, nontarget), "target": target, "nontarget": nontarget}
-
-
-def identification_as_scanned(trials: Trials, settings: CohortSettings | None = None) -> dict:
-    """What a scan decides (`resolve_voices`) when the material is scanned: probes are the speakers found.
-
-    The enrolled voices are the subjects; every probe and impostor probe is a speaker of the scan.
-    Nothing tells the scan which voiceprints share a voice: the cohort leaves out only what the scan's
-    own decisions group together (see `resolve_voices`). Genuine accepted: the probe is matched to
-    its own subject. Impostor trials: unenrolled probes (accepted when matched to anyone), and every
-    enrolled speaker's probes in a second scan of the same material without that speaker's
-    enrolment (leave one out). Top-1 and EER from the normalised scores when the cohort decided,
-    otherwise from the cepstral similarities.
-    """
-    names = trials.names
-    tests = trials.probes + trials.impostors
-    prints = [v for _, v in tests]
-
-    def scan(gallery: list[str]):
-        return resolve_voices(prints, [[trials.enrolled[n]] for n in gallery], settings=settings or CohortSettings())
-
-    full = scan(names)
-    scores = full.scores if full.scores is not None else pairwise_scores(trials, "cepstrum")
-    correct = accepted = imp_accepted = imp_trials = 0
-    target, nontarget = [], []
-    for (who, _), m, s in zip(tests, full.matches, scores):
-        if who in trials.enrolled:
-            own = names.index(who)
-            correct += int(np.nanargmax(s)) == own
-            accepted += m is not None and m.subject == own
-            target.append(s[own])
-            nontarget += np.delete(s, own).tolist()
-        else:
-            nontarget += s.tolist()
-            imp_trials += 1
-            imp_accepted += m is not None
-    models = {full.model}
-    for left_out in names:
-        gallery = [n for n in names if n != left_out]
-        res = scan(gallery)
-        models.add(res.model)
-        for (who, _), m in zip(tests, res.matches):
-            if who == left_out:
-                imp_trials += 1
-                imp_accepted += m is not None
-    n_probes = len(trials.probes)
-    return {"enrolled": len(names), "probes": n_probes, "top1": correct / max(1, n_probes),
-            "genuine_accept": accepted / max(1, n_probes), "impostor_trials": imp_trials,
-            "impostor_accept": imp_accepted / max(1, imp_trials),
-            "impostor_speakers": len({w for w, _ in trials.impostors}),
-            "eer": equal_error_rate(target, [x for x in nontarget if np.isfinite(x)]),
-            "model": "/".join(sorted(models)), "items": len(tests) + len(names)}
-
-
-def equal_error_rate(target: list[float], nontarget: list[float]) -> float:
-    """The error rate where false rejections of `target` scores equal false acceptances of `nontarget` ones."""
-    if not target or not nontarget:
-        return float("nan")
-    t, n = np.sort(target), np.sort(nontarget)
-    best = 1.0
-    for th in np.concatenate([t, n]):
-        frr = np.searchsorted(t, th, side="left") / len(t)
-        far = 1.0 - np.searchsorted(n, th, side="left") / len(n)
-        best = min(best, max(frr, far))
-    return float(best)
-
-
-def devset_speakers() -> dict[str, list[np.ndarray]]:
-    """Single-speaker stretches of every devset speaker, clips of one meeting pooled, train clips first."""
-    ref, _ = devset_reference()
-    speakers: dict[str, list[np.ndarray]] = {}
-    for name in sorted(ref, key=lambda n: (n[:3] != "trn", n)):
-        audio = load_wav(DEVSET / f"{name}.wav")
-        for who in sorted({w for w, _, _ in ref[name]}):
-            speakers.setdefault(who, []).extend(single_speaker_audio(name, who, ref[name], audio))
-    return speakers
-
-
-def generated_speakers(cache: Path) -> dict[str, list[np.ndarray]]:
-    """Each synthetic voice's five enrolment sentences, then 16 others."""
-    speakers = {}
-    for v in VOICES:
-        enrol = [synth(v, SENTENCES[i], cache) for i in ENROL_SENTENCES]
-        rest = [synth(v, s, cache) for i, s in enumerate(SENTENCES) if i not in ENROL_SENTENCES][:16]
-        speakers[v] = enrol + rest
-    return speakers
-
-
-def majority_voice(ref: list, speaker) -> str | None:
-    """The reference voice that covers most of a found speaker's turns (None when none overlaps)."""
-    cover: dict[str, float] = {}
-    for w, s, e in ref:
-        for t in speaker.turns:
-            cover[w] = cover.get(w, 0.0) + max(0.0, min(e, t.end) - max(s, t.start))
-    best = max(cover, key=cover.get, default=None)
-    return best if best is not None and cover[best] > 0 else None
-
-
-def bench_scan(cache: Path, analyzer: VoiceAnalyzer) -> list[dict]:
-    """Resolution of a whole scan of the 48 generated conversations (every condition of `CONDITIONS`).
-
-    Each speaker the diarization finds is labelled with the voice covering most of its turns. The five
-    voices are enrolled with 10 s of their enrolment sentences (never used in conversations). The scan's
-    voices are resolved twice: by the shipped `resolve_voices` (which normalises, the scan holding far
-    more than `CohortSettings.min_cohort` voiceprints) and with the cohort switched off (the cepstral
-    voiceprint, what scans used before). Leave one out: each voice's enrolment is removed in turn and its
-    speakers must match nobody. This material played no part in choosing the normalisation.
-    """
-    prints, truth = [], []
-    for kw in CONDITIONS.values():
-        for i, voices in enumerate(SETS):
-            audio, ref = conversation(voices, seed=100 + i, cache=cache, **kw)
-            for speaker in analyzer.analyze(audio).speakers:
-                prints.append(speaker.voiceprint)
-                truth.append(majority_voice(ref, speaker))
-    enrolled = {}
-    for v in VOICES:
-        y = np.concatenate([synth(v, SENTENCES[i], cache) for i in ENROL_SENTENCES])
-        enrolled[v] = voiceprint_from_audio(AudioTrack(y[: 10 * SR], SR, SR))
-    rows = []
-    for label, settings in (("cepstrum (cohort off)", CohortSettings(min_cohort=10 ** 9)),
-                            ("as scanned (shipped)", CohortSettings())):
-        full = resolve_voices(prints, [[enrolled[v]] for v in VOICES], settings=settings)
-        got = [VOICES[m.subject] if m else None for m in full.matches]
-        correct = sum(g == t for g, t in zip(got, truth))
-        wrong = sum(g is not None and g != t for g, t in zip(got, truth))
-        imp_trials = imp_accepted = 0
-        for left_out in VOICES:
-            gallery = [v for v in VOICES if v != left_out]
-            res = resolve_voices(prints, [[enrolled[v]] for v in gallery], settings=settings)
-            for m, t in zip(res.matches, truth):
-                if t == left_out:
-                    imp_trials += 1
-                    imp_accepted += m is not None
-        rows.append({"model": label, "decided_by": full.model, "speakers": len(prints), "correct": correct,
-                     "wrong": wrong, "missed": len(prints) - correct - wrong, "impostor_trials": imp_trials,
-                     "impostor_accepted": imp_accepted})
-    return rows
-
-
-def bench_identification(cache: Path) -> list[tuple[str, str, dict]]:
-    """(speaker model, material, result) rows: real devset speakers, the five synthetic voices, and all
-    of them enrolled together (every distinct voice the material holds)."""
-    real = devset_speakers() if DEVSET.exists() else {}
-    synthetic = generated_speakers(cache)
-    materials = []
-    if real:
-        materials.append(("devset real speakers", make_trials(real)))
-    materials.append(("5 synthetic voices", make_trials(synthetic)))
-    if real:
-        materials.append(("all distinct voices together", make_trials({**real, **synthetic})))
-    rows = []
-    for method in THRESHOLDS:
-        for material, trials in materials:
-            result = identification(trials, method=method)
-            if method == "gmm-ubm s-norm":
-                result["cohort"] = cohort_sizes(trials)
-            rows.append((method, material, result))
-    for material, trials in materials:
-        rows.append(("as scanned", material, identification_as_scanned(trials)))
-    return rows
-
-
-# --------------------------------------------------------------------------------------------
-# 4. Speed
+# 4. Speed (3., speaker identification, is bench/voice_id.py)
 # --------------------------------------------------------------------------------------------
 
 
@@ -706,11 +384,11 @@ def bench_speed(cache: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", choices=["der", "devset", "id", "scan", "speed"], action="append")
+    ap.add_argument("--only", choices=["der", "devset", "id", "speed"], action="append")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "likeness-bench-voices")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     args = ap.parse_args()
-    parts = args.only or ["der", "devset", "id", "scan", "speed"]
+    parts = args.only or ["der", "devset", "id", "speed"]
     analyzer = VoiceAnalyzer()
     out = {}
     if "der" in parts:
@@ -733,35 +411,12 @@ def main() -> None:
               f"{d['exact']}/{d['n']} | {d['found']}/{d['findable']} | {'no speaker' if d['empty_ok'] else 'FAIL'} |")
         for line in d["lines"]:
             print("  " + line)
-    if "id" in parts:
-        rows = bench_identification(args.cache)
-        out["id"] = [{"method": m, "material": k, **r} for m, k, r in rows]
-        print(f"\n## Speaker identification (10 s enrolment, 3 s probes; accepted at cosine {VOICE_MATCH_THRESHOLD}, "
-              f"GMM-UBM probability {UBM_MATCH_PROBABILITY} or normalised score {CohortSettings().threshold})\n")
-        print("| speaker model | material | enrolled | probes | top-1 | genuine accepted | impostor trials | "
-              "impostor accepted | EER | cohort |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
-        for m, k, r in rows:
-            if "cohort" in r:
-                cohort = f"{r['cohort'][0]}-{r['cohort'][1]} (min-median)"
-            elif "model" in r:
-                cohort = f"{r['items']} voiceprints, decided by {r['model']}"
-            else:
-                cohort = "-"
-            print(f"| {m} | {k} | {r['enrolled']} | {r['probes']} | {100 * r['top1']:.1f}% | "
-                  f"{100 * r['genuine_accept']:.1f}% | "
-                  f"{r['impostor_trials']} ({r['impostor_speakers']} unenrolled + leave-one-out) | "
-                  f"{100 * r['impostor_accept']:.1f}% | {100 * r['eer']:.1f}% | {cohort} |")
-    if "scan" in parts:
-        out["scan"] = bench_scan(args.cache, analyzer)
-        print("\n## A scan of the 48 generated conversations: speakers matched to the 5 enrolled voices\n")
-        print("| speaker model | decided by | speakers found | matched to own voice | matched to another | "
-              "unmatched | leave-one-out impostor accepted |")
-        print("|---|---|---|---|---|---|---|")
-        for r in out["scan"]:
-            print(f"| {r['model']} | {r['decided_by']} | {r['speakers']} | {r['correct']} | {r['wrong']} | "
-                  f"{r['missed']} | {r['impostor_accepted']}/{r['impostor_trials']} "
-                  f"({100 * r['impostor_accepted'] / max(1, r['impostor_trials']):.1f}%) |")
+    if "id" in parts and DEVSET.exists():
+        # Real-speech identification and cross-recording linking with the product's matching (bench/voice_id.py).
+        sys.path.insert(0, str(REPO / "bench"))
+        import voice_id
+
+        voice_id.main()
     if "speed" in parts:
         s = out["speed"] = bench_speed(args.cache)
         print("\n## Speed\n")

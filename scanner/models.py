@@ -213,8 +213,8 @@ class FaceAnalysis:
 class SpeakerCluster:
     """One speaker within one recording, with a voiceprint and the quality of their speech.
 
-    `voiceprint` is a fixed-length vector (biometric data: kept out of every report); it holds the
-    cepstral and the GMM-UBM speaker models (see `scanner.voices.unpack_voiceprint`).
+    `voiceprint` is the speaker encoder's 256-d GE2E embedding of the speaker's speech (biometric data:
+    kept out of every report; compared in `scanner.voiceprints`).
     """
 
     speaker_id: int
