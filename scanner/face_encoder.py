@@ -91,6 +91,9 @@ class FaceEncoder:
         A batch of 4 or more chips is split over this many Python threads (numpy releases the
         GIL in its matrix products). A recording's encodings are computed at its end, when
         the decoding and measuring threads are idle, so this shortens the wall time only.
+    batch_size : int, default=8
+        Most chips in one forward pass per thread: larger inputs are encoded in pieces, so the
+        network's activations (a few MB per chip) do not grow with the number of faces encoded.
 
     Raises
     ------
@@ -98,7 +101,8 @@ class FaceEncoder:
         The file does not hold the expected network (the caller falls back to dlib).
     """
 
-    def __init__(self, model_path: Path | None = None, blas_threads: int = 1, threads: int = 2):
+    def __init__(self, model_path: Path | None = None, blas_threads: int = 1, threads: int = 2,
+                 batch_size: int = 8):
         if model_path is None:
             import warnings
 
@@ -110,6 +114,7 @@ class FaceEncoder:
         self.model_path = Path(model_path)
         self.blas_threads = blas_threads
         self.threads = threads
+        self.batch_size = max(1, int(batch_size))
         self._layers, self._fc = self._load(self.model_path.read_bytes())
 
     @staticmethod
@@ -165,6 +170,9 @@ class FaceEncoder:
             chips = chips[None]
         if len(chips) == 0:
             return np.zeros((0, 128), dtype=np.float64)
+        step = self.batch_size * max(1, self.threads)
+        if len(chips) > step:
+            return np.concatenate([self.encode_chips(chips[i: i + step]) for i in range(0, len(chips), step)])
         with self._blas_limit():
             parts = min(self.threads, len(chips) // 2)
             if parts < 2:

@@ -747,6 +747,10 @@ class FaceAnalyzer:
         wherever a regional search or a track upsamples.
     encodings_per_cluster : int, default=5
         Encodings kept per person, from the best detections of all their tracks.
+    encode_batch : int, default=32
+        Tracks that have ended are encoded (and their candidate crops released) as soon as
+        they hold this many candidates together, so memory depends on the faces on screen,
+        not on the length of the recording.
     encodings_per_track : int, default=3
         Most detections encoded per track. The best detection is always encoded; another one
         only when the track's face looks different from every encoded one (see
@@ -853,6 +857,7 @@ class FaceAnalyzer:
         steady_correlation: float = 0.0,
         steady_max_run: int = 1,
         steady_search: float = 0.3,
+        encode_batch: int = 32,
     ):
         if detector not in ("hog", "cnn"):
             raise ValueError(f"detector must be 'hog' or 'cnn', not {detector!r}")
@@ -877,6 +882,7 @@ class FaceAnalyzer:
         self.steady_correlation = steady_correlation
         self.steady_max_run = steady_max_run
         self.steady_search = steady_search
+        self.encode_batch = encode_batch
 
     # ---------------------------------------------------------------- detection
     def _upsample_needed(self, face_px: float) -> int:
@@ -959,6 +965,7 @@ class FaceAnalyzer:
             path, info, self.sample_fps, self.max_width, prefetch=self.prefetch_frames, skip_bframes=True, **window
         )
         pending = None
+        encoded: list[_Track] = []  # tracks that ended, encoded, their crops released
         # Optionally (off by default, see `overlap_measurement`) landmarks and quality of one
         # sample are measured in a second thread while this one searches the next sample.
         measurer = ThreadPoolExecutor(1, thread_name_prefix="likeness-faces") if self.overlap_measurement else None
@@ -1002,13 +1009,19 @@ class FaceAnalyzer:
                 if pending is not None:
                     pending.result()  # one sample measured at a time: memory stays bounded
                     pending = None
+                if sum(len(t.slots) for t in tracker.finished) >= self.encode_batch:
+                    # Tracks that ended are encoded now and their crops let go: memory stays
+                    # bounded by the faces on screen, not by how many tracks the recording holds.
+                    encoded += self._encode_tracks(tracker.finished)
+                    tracker.finished = []
                 if boxes and measurer is not None:
                     pending = measurer.submit(self._measure, api, frame, grey, boxes, owners, carried)
                 elif boxes:
                     self._measure(api, frame, grey, boxes, owners, carried)
             if pending is not None:
                 pending.result()
-        tracks = self._encode_tracks(tracker.close())
+        tracks = sorted(encoded + self._encode_tracks(tracker.close()),
+                        key=lambda t: (t.detections[0].time_s, t.track_id))
         clusters = self._cluster(tracks, interval, info.duration_s if not is_image else None)
         return FaceAnalysis(clusters=clusters, frames_sampled=frames, sample_fps=None if is_image else self.sample_fps)
 
@@ -1143,15 +1156,19 @@ class FaceAnalyzer:
         return sorted(chosen, key=lambda c: c.det_index)
 
     def _encode_tracks(self, tracks: list[_Track]) -> list[_Track]:
-        """Encode the chosen detections of all tracks in one batch, then check each track."""
+        """Encode the chosen detections of finished tracks in one batch, check each track, and
+        release what only encoding needed (candidate crops, appearance patches)."""
         chosen = [self._candidates_to_encode(track) for track in tracks]
         encodings = encode_faces([(c.crop, c.box_in_crop) for cands in chosen for c in cands])
         bounds = np.cumsum([0] + [len(cands) for cands in chosen])
-        return [
+        pieces = [
             piece
             for i, (track, cands) in enumerate(zip(tracks, chosen))
             for piece in self._encode_track(track, cands, encodings[bounds[i] : bounds[i + 1]])
         ]
+        for track in tracks + pieces:
+            track.slots, track.reference_patch, track.appearance = {}, None, None
+        return pieces
 
     def _encode_track(self, track: _Track, candidates: list[_Candidate], encodings: np.ndarray) -> list[_Track]:
         """Keep a track's encodings (of `candidates`); split it if they are not all one person.

@@ -157,3 +157,80 @@ def letterbox(img: np.ndarray, width: int, height: int) -> np.ndarray:
     y, x = (height - nh) // 2, (width - nw) // 2
     canvas[y : y + nh, x : x + nw] = resized
     return canvas
+
+
+def face_crops(sample_data: Path, size: int = 96) -> list[np.ndarray]:
+    """Square RGB crops (`size` px, the face about two thirds of it) of the real faces in the sample
+    recordings: the meeting grid's three, the team photo's two and the enrolment photo."""
+    import face_recognition
+
+    from scanner.media import iter_frames, load_image, probe
+
+    grid = sample_data / "recordings" / "meeting_grid.mp4"
+    frame = next(iter(iter_frames(grid, probe(grid), 1.0, 1280, start_s=5.0))).image
+    images = [frame, load_image(sample_data / "recordings" / "team_photo.jpg"),
+              load_image(sample_data / "enrol" / "obama.jpg")]
+    crops = []
+    for image in images:
+        for top, right, bottom, left in face_recognition.face_locations(image, 1):
+            pad = (right - left) // 4
+            t, l = max(0, top - pad), max(0, left - pad)
+            crop = Image.fromarray(image[t: bottom + pad, l: right + pad]).resize((size, size), Image.BILINEAR)
+            crops.append(np.asarray(crop))
+    return crops
+
+
+_TILE_COLOURS = [(90, 100, 112), (150, 120, 80), (70, 120, 90), (120, 90, 140), (160, 160, 150), (60, 70, 130)]
+
+
+def make_reshuffled_gallery(path: Path, faces: list[np.ndarray], seconds: float, speech: np.ndarray | None = None,
+                            sr: int = 16000, fps: int = 2, size: tuple[int, int] = (640, 360),
+                            shuffle_s: float = 3.0) -> Path:
+    """An H.264 (+ AAC speech) gallery of `faces` in a 4x2 grid whose seats rotate every `shuffle_s`
+    seconds: every rotation ends every face track and starts new ones, as layout changes do in
+    meeting recordings. `speech` (mono at `sr`) is looped to the length of the video."""
+    width, height = size
+    cols, rows = 4, 2
+    tw, th = width // cols, height // rows
+    seats = [(c * tw + (tw - faces[0].shape[1]) // 2, r * th + (th - faces[0].shape[0]) // 2)
+             for r in range(rows) for c in range(cols)]
+    with av.open(str(path), mode="w", format="mp4") as out:
+        vs = out.add_stream("libx264", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+        vs.options = {"preset": "ultrafast", "tune": "zerolatency"}
+        stream = None
+        if speech is not None:
+            stream = out.add_stream("aac", rate=sr)
+            stream.layout = "mono"
+        layouts = {}
+        for i in range(int(seconds * fps)):
+            turn = int(i / fps // shuffle_s)
+            if turn not in layouts:
+                layouts.clear()
+                img = np.full((height, width, 3), 20, dtype=np.uint8)
+                for s, (x, y) in enumerate(seats):
+                    who = (s + turn) % len(faces)
+                    # Each participant's own camera background moves with them, as in a real gallery.
+                    c, r = s % cols, s // cols
+                    colour = _TILE_COLOURS[who % len(_TILE_COLOURS)]
+                    img[r * th + 2: (r + 1) * th - 2, c * tw + 2: (c + 1) * tw - 2] = colour
+                    face = faces[who]
+                    img[y: y + face.shape[0], x: x + face.shape[1]] = face
+                layouts[turn] = img
+            for packet in vs.encode(av.VideoFrame.from_ndarray(layouts[turn], format="rgb24")):
+                out.mux(packet)
+        for packet in vs.encode():
+            out.mux(packet)
+        if stream is not None:
+            total = int(seconds * sr)
+            looped = np.resize(speech.astype(np.float32), total)
+            for start in range(0, total, 1024):
+                frame = av.AudioFrame.from_ndarray(looped[None, start: start + 1024], format="fltp", layout="mono")
+                frame.sample_rate = sr
+                frame.pts = start
+                frame.time_base = Fraction(1, sr)
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+    return path

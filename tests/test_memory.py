@@ -7,11 +7,13 @@ must act.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from scanner import media
@@ -91,3 +93,52 @@ def test_default_ceiling_divides_half_the_memory_between_workers(tmp_path):
     cgroup.write_text(f"{8 << 30}\n")
     assert default_memory_ceiling(1, meminfo=meminfo, cgroup=cgroup) == 4 << 30
     assert default_memory_ceiling(1, meminfo=none, cgroup=cgroup) is None
+
+
+def _peak_of_workers(cmd: list[str], timeout: float) -> tuple[subprocess.CompletedProcess, float]:
+    """Run a command; return its outcome and the largest peak resident size (MB) of its child processes."""
+    import time
+
+    import psutil
+
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    root, peak, deadline = psutil.Process(proc.pid), 0.0, time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            children = root.children(recursive=True)
+        except psutil.NoSuchProcess:
+            break
+        for child in children:
+            try:
+                status = open(f"/proc/{child.pid}/status").read()
+            except OSError:
+                continue
+            hwm = [line for line in status.splitlines() if line.startswith("VmHWM:")]
+            if hwm:
+                peak = max(peak, int(hwm[0].split()[1]) / 1024.0)
+        time.sleep(0.1)
+    out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err), peak
+
+
+def test_a_long_gallery_whose_layout_keeps_changing_stays_in_bounded_memory(sample_data, tmp_path):
+    """Four minutes, six real faces in eight seats that rotate every 3 s (every face track ends and a
+    new one starts: 640 tracks), with speech throughout. Memory used to grow with the number of tracks
+    (every candidate crop held, then encoded in one batch: 3 GB and more at this length); a worker
+    now stays near what a short recording needs."""
+    import librosa
+
+    from tests.media_factory import face_crops, make_reshuffled_gallery
+
+    speech = np.concatenate([librosa.load(sample_data / "enrol" / f"{who}.wav", sr=16000)[0]
+                             for who in ("carol", "dave", "erin", "obama")])
+    video = make_reshuffled_gallery(tmp_path / "gallery.mp4", face_crops(sample_data, 120), 240.0, speech)
+    out = tmp_path / "out"
+    done, peak_mb = _peak_of_workers(
+        [sys.executable, "-m", "scanner", "scan", str(video), "--workers", "1", "--no-cache", "--out", str(out),
+         "--format", "json", "--store", str(tmp_path / "scan.db"), "--fail-on", "none"], timeout=600)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["recordings"][0]["status"] == "ok"
+    assert sum(1 for p in doc["people"] if p.get("face")) >= 4  # obama, biden, hopper, astronaut
+    assert peak_mb < 1000, f"worker peak {peak_mb:.0f} MB"
