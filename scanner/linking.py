@@ -1,13 +1,22 @@
-"""Link voices to faces inside one recording: whose lips move when a voice speaks.
+"""Link voices to faces inside one recording: the face on screen while a voice speaks, and whose lips move.
 
 A face and a voice of the same person are the full audiovisual deepfake kit, and a voice with no
 enrolment can inherit the identity of a matched face (and the other way round). Nothing but the
-recording says they belong together, so this module looks at it: it samples the mouth of every face
-cluster at `mouth_fps` (the face stage samples far too sparsely to see lips move), measures how open
-the mouth is from the 68 landmarks (the inner-lip gap over the mouth width), and correlates how much
-the mouth moves with each speaker's activity. A face and a speaker are linked when they are each
-other's best match and the correlation is clear; a voice whose speaker is off screen finds no face
-whose mouth moves with it and stays unlinked.
+recording says they belong together, so this module looks at it. Two kinds of evidence, recorded in
+`FaceVoiceLink.evidence`:
+
+- **sole face** (`"sole-face"`): where a recording has one voice and, while it speaks, one face is the
+  only face on screen (a talking head, an interview shot, a lecture), they are one person unless the
+  lips contradict it: a face whose mouth does not move on its own while the voice speaks (a photo, a
+  poster, a still frame under a narrator, however it is panned or zoomed) is not the speaker
+  (`lip_movement_ratio`). The check watches only that face, during at most `sole_watch_s` of the speech.
+- **lips** (`"lips"`): where a choice is to be made (two or more faces on screen while someone speaks,
+  or one face and several voices), the mouth of every candidate face is sampled at `mouth_fps` (the
+  face stage samples far too sparsely to see lips move), its opening measured from the 68 landmarks
+  (the inner-lip gap over the mouth width), and how much it moves is correlated with each speaker's
+  activity. A face and a speaker are linked when they are each other's best match and the correlation
+  is clear; a voice whose speaker is off screen finds no face whose mouth moves with it. Only the
+  stretches where such a choice exists are watched, within `max_watched_s`.
 """
 
 from __future__ import annotations
@@ -25,20 +34,32 @@ from scanner.models import FaceAnalysis, FaceCluster, FaceVoiceLink, MediaInfo, 
 #: reached 0.35 with one of six voices by chance.
 LINK_THRESHOLD = 0.45
 
+#: Lip movement ratio (`lip_movement_ratio`: the lips' own motion over the head's) under which a face's
+#: mouth is still, as a picture's is. Measured on 0.1 s samples of the speech a sole-face check watches:
+#: the five real talking heads of ../shared/devset/av 2.31-3.04; the photos the sample recordings pan and
+#: zoom under a narrator (webinar, lobby) 1.82-2.09 (over whole recordings, with the interview's and the
+#: meeting grid's photos too, 1.50-2.14). A thin margin on few faces: see bench/voices.md.
+STILL_MOUTH = 2.2
+
 
 @dataclass(frozen=True)
 class LipSyncLinker:
-    """Link face clusters to speakers of one recording by lip movement.
+    """Link face clusters to speakers of one recording: the sole face on screen, or the lips that move.
 
     mouth_fps: mouth samples per second (lip movements need about 10).
     max_width: frames are downscaled to this width before landmarks (boxes are scaled to match).
-    min_overlap_s: least time a speaker must talk while the face is visible to judge a link.
-    threshold: least correlation for a link (`LINK_THRESHOLD`).
-    max_watched_s: at most this much video is watched for lips per recording (60 s: watching costs
-        about 0.1 CPU s per second of 720p video, more than the whole face stage, and a minute of
+    min_overlap_s: least time a speaker must talk while the face is visible to judge a lip link.
+    threshold: least correlation for a lip link (`LINK_THRESHOLD`).
+    sole_share: a face is the sole face of a recording's only voice when it is the only face on screen
+        during at least this share of the voice's speech (default 0.5) ...
+    sole_min_s: ... and for at least this long (default 1.0 s).
+    sole_watch_s: how much of that speech is watched to see whether the mouth moves (default 10 s).
+    still_mouth: lip movement ratio (`lip_movement_ratio`) below which the mouth is still and the
+        sole-face link is refused (`STILL_MOUTH`).
+    max_watched_s: at most this much video is watched for lip links per recording (60 s: watching
+        costs about 0.1 CPU s per second of 720p video, more than the whole face stage, and a minute of
         speech with faces in view gives correlations as clear as the whole recording). Longer
-        recordings are watched in `window_s` windows spread evenly over the stretches where a face
-        is in view while someone speaks. None watches everything.
+        stretches are watched in `window_s` windows spread evenly over them. None watches everything.
     window_s: length of one watched window.
     """
 
@@ -46,12 +67,85 @@ class LipSyncLinker:
     max_width: int = 1280
     min_overlap_s: float = 1.5
     threshold: float = LINK_THRESHOLD
+    sole_share: float = 0.5
+    sole_min_s: float = 1.0
+    sole_watch_s: float = 10.0
+    still_mouth: float = STILL_MOUTH
     max_watched_s: float | None = 60.0
     window_s: float = 6.0
 
     def link(self, path, info: MediaInfo, faces: FaceAnalysis, voices: VoiceAnalysis) -> list[FaceVoiceLink]:
         if info.kind is not MediaKind.VIDEO or not faces.clusters or not voices.speakers:
             return []
+        sole = self.sole_face(faces, voices)
+        if sole is not None:
+            return self._check_sole(path, info, faces, voices, *sole)
+        return self._lip_links(path, info, faces, voices)
+
+    # -- the only face on screen while the only voice speaks --------------------------------
+
+    def sole_face(self, faces: FaceAnalysis, voices: VoiceAnalysis) -> tuple[int, list[tuple[float, float]]] | None:
+        """(cluster index, stretches) of the face that is the only one on screen while the recording's
+        only voice speaks, or None (several voices, or no face alone on screen for long enough)."""
+        if len(voices.speakers) != 1:
+            return None
+        step = 0.1
+        turns = voices.speakers[0].turns
+        end = max(t.end for t in turns)
+        grid = np.arange(0.0, end, step) + step / 2
+        speaking = np.zeros(len(grid), bool)
+        for t in turns:
+            speaking |= (grid >= t.start) & (grid < t.end)
+        seen = np.zeros((len(faces.clusters), len(grid)), bool)
+        for c, cluster in enumerate(faces.clusters):
+            for r in cluster.time_ranges:
+                seen[c] |= (grid >= r.start) & (grid < r.end)
+        alone = seen & (seen.sum(axis=0) == 1)[None, :] & speaking[None, :]
+        held = alone.sum(axis=1) * step
+        c = int(np.argmax(held))
+        total = speaking.sum() * step
+        if held[c] < self.sole_min_s or held[c] < self.sole_share * total:
+            return None
+        return c, [(grid[a] - step / 2, grid[b - 1] + step / 2) for a, b in _runs(alone[c])]
+
+    def _check_sole(self, path, info: MediaInfo, faces: FaceAnalysis, voices: VoiceAnalysis, c: int,
+                    stretches: list[tuple[float, float]]) -> list[FaceVoiceLink]:
+        cluster, speaker = faces.clusters[c], voices.speakers[0]
+        held = sum(b - a for a, b in stretches)
+        windows, left = [], self.sole_watch_s
+        for a, b in sorted(stretches, key=lambda s: s[0] - s[1]):  # the longest stretches first
+            if left <= 0:
+                break
+            windows.append((a, min(b, a + left)))
+            left -= windows[-1][1] - windows[-1][0]
+        shapes = self._landmark_track(path, info, cluster, sorted(windows))
+        movement = lip_movement_ratio(shapes)
+        if not np.isfinite(movement) or movement < self.still_mouth:
+            return []  # the mouth was never seen, or it only moves with the head: a picture, not the speaker
+        return [FaceVoiceLink(cluster.cluster_id, speaker.speaker_id, 0.0, round(float(held), 2),
+                              evidence="sole-face", mouth_movement=round(movement, 3))]
+
+    def _landmark_track(self, path, info: MediaInfo, cluster: FaceCluster,
+                        windows: list[tuple[float, float]]) -> list[np.ndarray | None]:
+        """The face's 68 landmarks at every sample of the windows (None between windows, where unseen)."""
+        from scanner.faces import _face_api
+
+        api = _face_api()
+        lookup = _BoxLookup(cluster)
+        shapes: list[np.ndarray | None] = []
+        for start, end in windows:
+            shapes.append(None)
+            for frame in iter_frames(path, info, self.mouth_fps, self.max_width, start_s=start, end_s=end + 1e-3):
+                box = lookup.at(frame.time_s, max_gap=1.0)
+                if box is None:
+                    shapes.append(None)
+                    continue
+                shapes.append(_landmarks_in(api, frame.image, tuple(int(round(v / frame.scale)) for v in box)))
+        return shapes
+
+    # -- lips that move with a voice --------------------------------------------------------
+
+    def _lip_links(self, path, info: MediaInfo, faces: FaceAnalysis, voices: VoiceAnalysis) -> list[FaceVoiceLink]:
         times, openness = self._mouth_tracks(path, info, faces.clusters, self._windows(faces, voices))
         if len(times) < 4:
             return []
@@ -82,7 +176,8 @@ class LipSyncLinker:
             best_for_face = max((v[0] for (c, _), v in scores.items() if c == cluster_id), default=-1.0)
             best_for_voice = max((v[0] for (_, s), v in scores.items() if s == speaker_id), default=-1.0)
             if corr >= best_for_face and corr >= best_for_voice:
-                links.append(FaceVoiceLink(cluster_id, speaker_id, round(corr, 3), round(overlap, 2)))
+                links.append(FaceVoiceLink(cluster_id, speaker_id, round(float(corr), 3), round(float(overlap), 2),
+                                           evidence="lips"))
         return sorted(links, key=lambda link: (link.cluster_id, link.speaker_id))
 
     def _windows(self, faces: FaceAnalysis, voices: VoiceAnalysis) -> list[tuple[float, float]]:
@@ -137,8 +232,21 @@ class LipSyncLinker:
         return np.array(times), openness
 
 
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    m = np.concatenate([[False], np.asarray(mask, bool), [False]])
+    edges = np.flatnonzero(m[1:] != m[:-1])
+    return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
+
+
 def _mouth_openness_in(api, image: np.ndarray, box: tuple[int, int, int, int]) -> float:
     """Mouth openness of the face at `box` (top, right, bottom, left) in `image`.
+
+    """
+    return mouth_openness(_landmarks_in(api, image, box))
+
+
+def _landmarks_in(api, image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The 68 landmarks (x, y) of the face at `box` (top, right, bottom, left), shape (68, 2), in crop pixels.
 
     The landmarks run on a crop around the face: dlib's predictor costs about twice as much on a
     whole 720p frame as on the face's neighbourhood.
@@ -148,7 +256,53 @@ def _mouth_openness_in(api, image: np.ndarray, box: tuple[int, int, int, int]) -
     y0, x0 = max(0, top - margin), max(0, left - margin)
     crop = np.ascontiguousarray(image[y0:bottom + margin, x0:right + margin])
     shapes = api._raw_face_landmarks(crop, [(top - y0, right - x0, bottom - y0, left - x0)], "large")
-    return mouth_openness(np.array([(p.x, p.y) for p in shapes[0].parts()], dtype=float))
+    return np.array([(p.x, p.y) for p in shapes[0].parts()], dtype=float)
+
+
+#: Landmarks that move with the head only: the nose bridge and base and the eye corners.
+RIGID_POINTS = (27, 28, 29, 30, 31, 35, 36, 39, 42, 45)
+#: The 20 lip landmarks.
+LIP_POINTS = tuple(range(48, 68))
+
+
+def _align(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """`points` (68, 2) moved onto `reference` by the similarity transform that best fits their rigid points."""
+    a, b = points[list(RIGID_POINTS)], reference[list(RIGID_POINTS)]
+    ma, mb = a.mean(axis=0), b.mean(axis=0)
+    u, s, vt = np.linalg.svd((a - ma).T @ (b - mb))
+    rotation = u @ vt
+    scale = s.sum() / max(float(((a - ma) ** 2).sum()), 1e-12)
+    return (points - ma) @ rotation * scale + mb
+
+
+def lip_movement_ratio(shapes: list[np.ndarray | None]) -> float:
+    """How much the lips move on their own: lip motion over head motion between consecutive samples.
+
+    Each face shape is aligned on its rigid points (nose, eye corners) to the mean shape, so that what
+    is left of the lips' motion is the mouth's own; the ratio divides the lip landmarks' average
+    displacement between consecutive samples by the rigid landmarks' (their jitter). A picture moved,
+    zoomed or panned as a whole keeps its mouth still relative to its nose and eyes: only the
+    landmarks' jitter is left, and lips jitter a little more than eye corners (measured 1.5-2.14 on the
+    sample recordings' photos); a speaking mouth moves on its own (2.31-3.05 on the five real talking
+    heads of ../shared/devset/av). NaN with fewer than three consecutive pairs.
+    """
+    seen = [s for s in shapes if s is not None]
+    if len(seen) < 4:
+        return float("nan")
+    reference = seen[0]
+    for _ in range(2):
+        reference = np.mean([_align(s, reference) for s in seen], axis=0)
+    aligned = [None if s is None else _align(s, reference) for s in shapes]
+    lips, rigid = [], []
+    for a, b in zip(aligned[:-1], aligned[1:]):
+        if a is None or b is None:
+            continue
+        step = np.linalg.norm(b - a, axis=1)
+        lips.append(step[list(LIP_POINTS)].mean())
+        rigid.append(step[list(RIGID_POINTS)].mean())
+    if len(lips) < 3 or np.mean(rigid) <= 0:
+        return float("nan")
+    return float(np.mean(lips) / np.mean(rigid))
 
 
 def mouth_openness(landmarks: np.ndarray) -> float:

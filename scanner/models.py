@@ -247,14 +247,21 @@ class VoiceAnalysis:
 class FaceVoiceLink:
     """Face cluster `cluster_id` and speaker `speaker_id` of one recording are the same person.
 
-    Found by lip movement (scanner/linking.py): `correlation` between how much the mouth moves and
-    when the speaker talks, over `overlap_s` seconds where the face was visible and the voice active.
+    Found by scanner/linking.py; `evidence` says how:
+    - "lips": the mouth moves with the voice: `correlation` between how much the mouth moves and when
+      the speaker talks, over `overlap_s` seconds where the face was visible and the voice active;
+    - "sole-face": the only face on screen while the recording's only voice speaks, for `overlap_s`
+      seconds, its mouth moving (`correlation` is 0: not measured).
+    `mouth_movement`: for a sole-face link, how much the lips moved on their own while the voice spoke
+    (`scanner.linking.lip_movement_ratio`); None for lip links.
     """
 
     cluster_id: int
     speaker_id: int
     correlation: float
     overlap_s: float
+    evidence: str = "lips"
+    mouth_movement: float | None = None
 
 
 class RecordingStatus(str, enum.Enum):

@@ -10,10 +10,13 @@ import pytest
 
 from scanner.analyze import analyze_recording
 from scanner.consent import load_consent
-from scanner.linking import LipSyncLinker
+from scanner.linking import STILL_MOUTH, LipSyncLinker
 from scanner.models import Level
 from scanner.scan import ScanOptions, run_scan
+from tests.conftest import DEVSET
 from tests.talking_video import make_talking_video
+
+AV = DEVSET / "av"
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +94,26 @@ def test_no_watch_budget_watches_every_face_in_view(analysis):
     linker = LipSyncLinker(max_watched_s=None)
     seen = analysis.faces.clusters[0].time_ranges
     assert linker._windows(analysis.faces, analysis.voices) == [(seen[0].start, max(r.end for r in seen))]
+
+
+@pytest.mark.parametrize("name", ["webinar.mp4", "lobby.mp4"])
+def test_a_photo_on_screen_under_a_narrator_is_not_the_narrator(sample_data, name):
+    """One voice, one face alone on screen, but the face is a photo panned and zoomed under the voice:
+    its lips never move on their own, so the sole-face rule must not tie them."""
+    analysis = analyze_recording(sample_data / "recordings" / name)
+    assert len(analysis.voices.speakers) == 1 and len(analysis.faces.clusters) == 1
+    assert LipSyncLinker().sole_face(analysis.faces, analysis.voices) is not None  # the rule applies ...
+    assert analysis.links == []  # ... and the still mouth refuses it
+
+
+@pytest.mark.skipif(not AV.exists(), reason="../shared/devset/av is absent")
+@pytest.mark.parametrize("clip", [1, 2, 3, 4, 5])
+def test_real_talking_head_is_one_person_with_face_and_voice(clip):
+    """Real talking-head footage (one face on screen, one voice): a scan gives one person holding both."""
+    path = AV / f"talking_head_{clip}.mp4"
+    analysis = analyze_recording(path)
+    (link,) = analysis.links
+    assert link.evidence == "sole-face" and link.mouth_movement > STILL_MOUTH
+    result = run_scan([path], None, ScanOptions(as_of=dt.date(2026, 11, 27)))
+    (person,) = result.people
+    assert len(person.faces) == 1 and len(person.voices) == 1

@@ -97,8 +97,8 @@ def _recording(rec: RecordingAnalysis, result: ScanResult, face_owner: dict, voi
                                "person_id": voice_owner.get(id(speaker))})
     clusters = {c.cluster_id: c for c in rec.faces.clusters} if rec.faces else {}
     links = [
-        {"person_id": face_owner.get(id(clusters[k.cluster_id])), "correlation": k.correlation,
-         "overlap_s": k.overlap_s}
+        {"person_id": face_owner.get(id(clusters[k.cluster_id])), "evidence": getattr(k, "evidence", "lips"),
+         "correlation": k.correlation, "overlap_s": k.overlap_s}
         for k in rec.links if k.cluster_id in clusters
     ]
     appearances.sort(key=lambda a: (a["start"], a["person_id"] or ""))
