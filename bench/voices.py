@@ -1,24 +1,35 @@
-"""Benchmark of the voice stage: diarization, speaker counts, speaker identification, speed.
+"""Benchmark of the voice stage: speech detection, diarization, speaker counts, linking, speed, memory.
 
 Run from the repository root:
 
-    uv run python bench/voices.py            # everything (about 3-5 minutes on 2 cores)
-    uv run python bench/voices.py --only der # one part: der | devset | id | speed
+    uv run python bench/voices.py            # everything (about 5-8 minutes on 2 cores)
+    uv run python bench/voices.py --only der # one part: vad | der | devset | six | id | av | speed | memory
 
 What it measures (see bench/voices.md for the table and how to read it):
 
+0. **Speech detection** (`--only vad`): the speech detector's frames against the devset's reference
+   turns (missed speech, false speech), on instrumental music (Debian's `singularity-music`, 30 s
+   from the middle of each track; skipped when not installed) and on generated noises.
 1. **Generated conversations** (needs Debian's `flite` and `festival` with `festival-freebsoft-utils`
    / `ked_diphone`): five distinct recorded voices (flite awb, kal, rms, slt; festival ked_diphone),
    2 to 4 speakers per conversation, turns of 1 to 10 s, clean, with overlapping turns, under 15 dB
    pink noise, and through an 8 kHz phone band. Diarization error rate (DER, 0.25 s collar, overlapped
    speech scored) and exact speaker counts. Synthesised speech is cached in `--cache`.
-2. **Devset** (`../shared/devset/diarization`, real far-field meeting clips with RTTM references):
-   pooled DER over all clips inside their UEM regions and speaker-count accuracy (reference speakers
-   with at least 3 s of speech), plus how many of those speakers were found.
-3. **Speaker identification and cross-recording linking** on real speech: `bench/voice_id.py` (the
+2. **Devset** (`../shared/devset/diarization`, real recordings with RTTM references): the close-talk
+   two-speaker `sample.wav` on its own, and DER pooled over the 14 far-field meeting clips inside
+   their UEM regions, with speaker-count accuracy (reference speakers with at least 3 s of speech)
+   and how many of those speakers were found.
+3. **Six real speakers, turns of about 3 s** (`--only six`): a conversation assembled from the devset's
+   real speech: the six speakers with the most single-speaker speech, 2.5-3.5 s pieces of it taking
+   turns (never the same speaker twice in a row), 0.2-0.5 s pauses. Speakers found, count, DER.
+4. **Speaker identification and cross-recording linking** on real speech: `bench/voice_id.py` (the
    devset's real speakers, the product's `resolve_voices` and `link_voices`; see its docstring).
-4. **Speed**: CPU seconds of `VoiceAnalyzer.analyze` per minute of audio, and real-time factor with
-   one process per core on the 2-core machine.
+5. **Face-voice linking on real footage** (`--only av`): each of `../shared/devset/av`'s talking heads
+   analysed, and scanned as a user would (`run_scan`): its links and whether one person holds both
+   the face and the voice.
+6. **Speed**: CPU seconds of `VoiceAnalyzer.analyze` per minute of audio, and real-time factor with
+   one process per core on the 2-core machine. **Memory** (`--only memory`): peak RSS of a process
+   analysing 60 minutes of real speech (the devset's clips tiled), measured in a fresh process.
 """
 
 from __future__ import annotations
@@ -323,26 +334,202 @@ def load_wav(path: Path) -> AudioTrack:
 
 
 def bench_devset(analyzer: VoiceAnalyzer) -> dict:
+    """The close-talk `sample.wav` on its own, and the 14 far-field clips pooled."""
     ref, uem = devset_reference()
     counts, exact, found, findable, lines = [], 0, 0, 0, []
+    sample = None
     for name in sorted(ref):
         audio = load_wav(DEVSET / f"{name}.wav")
         result = analyzer.analyze(audio)
         c = der_counts(ref[name], hypothesis(result), audio.duration_s, uem=uem.get(name))
-        counts.append(c)
         per = {}
         for w, s, e in ref[name]:
             per[w] = per.get(w, 0.0) + e - s
         n_ref = sum(d >= 3.0 for d in per.values())
+        d = pooled([c])
+        line = f"{name}: ref {n_ref} (all {len(per)}) found {len(result.speakers)}  DER {100 * d['der']:.1f}%"
+        if name == "sample":
+            sample = {**d, "ref": n_ref, "found": len(result.speakers), "line": line}
+            continue
+        counts.append(c)
         exact += len(result.speakers) == n_ref
         f, t = speakers_found(ref[name], result)
         found += f
         findable += t
-        d = pooled([c])
-        lines.append(f"{name}: ref {n_ref} (all {len(per)}) found {len(result.speakers)}  DER {100 * d['der']:.1f}%")
+        lines.append(line)
     empty = analyzer.analyze(load_wav(DEVSET / "empty.wav")) if (DEVSET / "empty.wav").exists() else None
-    return {**pooled(counts), "exact": exact, "n": len(ref), "found": found, "findable": findable, "lines": lines,
-            "empty_ok": empty is None or not empty.speakers}
+    return {**pooled(counts), "exact": exact, "n": len(counts), "found": found, "findable": findable, "lines": lines,
+            "empty_ok": empty is None or not empty.speakers, "sample": sample}
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Six real speakers taking turns of about 3 s
+# --------------------------------------------------------------------------------------------
+
+
+def single_speaker_pieces(min_s: float = 2.5) -> dict[str, list[np.ndarray]]:
+    """Per devset speaker, the stretches where only that speaker speaks (RTTM), at least `min_s` long."""
+    ref, _ = devset_reference()
+    out: dict[str, list[np.ndarray]] = {}
+    for name, turns in ref.items():
+        audio = load_wav(DEVSET / f"{name}.wav")
+        n = int(audio.duration_s * 100) + 1
+        count = np.zeros(n, int)
+        for _, s, e in turns:
+            count[int(s * 100):int(e * 100)] += 1
+        for who in {w for w, _, _ in turns}:
+            own = np.zeros(n, bool)
+            for w, s, e in turns:
+                if w == who:
+                    own[int(s * 100):int(e * 100)] = True
+            m = np.concatenate([[False], own & (count == 1), [False]])
+            edges = np.flatnonzero(m[1:] != m[:-1])
+            for a, b in zip(edges[0::2], edges[1::2]):
+                if (b - a) / 100 >= min_s:
+                    out.setdefault(f"{name}:{who}", []).append(audio.samples[a * 160:b * 160])
+    return out
+
+
+def six_speakers(seed: int = 0, n_speakers: int = 6, turn_s: tuple[float, float] = (2.5, 3.5)):
+    """A conversation of the `n_speakers` devset speakers with the most single-speaker speech, in turns of
+    `turn_s` seconds; returns the audio and the reference turns."""
+    rng = random.Random(seed)
+    pieces = single_speaker_pieces(turn_s[0])
+    by_total = sorted(pieces, key=lambda w: -sum(len(p) for p in pieces[w]))
+    chosen, speakers = [], set()
+    for w in by_total:  # one speaker per person: the devset names some people in several clips
+        person = w.split(":")[1]
+        if person not in speakers:
+            chosen.append(w)
+            speakers.add(person)
+        if len(chosen) == n_speakers:
+            break
+    cuts = {}
+    for w in chosen:
+        cuts[w] = []
+        for y in pieces[w]:
+            i = 0
+            while True:
+                n = int(rng.uniform(*turn_s) * SR)
+                if i + n > len(y):
+                    break
+                cuts[w].append(y[i:i + n])
+                i += n
+    order, last = [], None
+    while any(cuts.values()):
+        options = [w for w in chosen if cuts[w] and w != last] or [w for w in chosen if cuts[w]]
+        w = max(options, key=lambda k: (len(cuts[k]), rng.random()))
+        order.append((w, cuts[w].pop(0)))
+        last = w
+    t, parts, ref = 0.3, [np.zeros(int(0.3 * SR), np.float32)], []
+    for w, y in order:
+        parts.append(y)
+        ref.append((w, t, t + len(y) / SR))
+        gap = rng.uniform(0.2, 0.5)
+        parts.append(np.zeros(int(gap * SR), np.float32))
+        t += len(y) / SR + gap
+    return AudioTrack(np.concatenate(parts).astype(np.float32), SR, SR), ref
+
+
+def bench_six(analyzer: VoiceAnalyzer) -> dict:
+    audio, ref = six_speakers()
+    result = analyzer.analyze(audio)
+    found, findable = speakers_found(ref, result)
+    per = {}
+    for w, s, e in ref:
+        per[w] = per.get(w, 0.0) + e - s
+    turns = [e - s for _, s, e in ref]
+    return {**pooled([der_counts(ref, hypothesis(result), audio.duration_s)]), "speakers": len(per),
+            "found_count": len(result.speakers), "found": found, "findable": findable,
+            "duration_s": audio.duration_s, "turns": len(ref), "turn_s": (min(turns), max(turns)),
+            "per_speaker_s": {w: round(v, 1) for w, v in per.items()}}
+
+
+# --------------------------------------------------------------------------------------------
+# 0. Speech detection
+# --------------------------------------------------------------------------------------------
+
+MUSIC = Path("/usr/share/games/singularity/music")
+
+
+def _noises(seconds: float = 30.0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    n = int(seconds * SR)
+    t = np.arange(n) / SR
+
+    def coloured(power: float) -> np.ndarray:
+        f = np.fft.rfft(rng.standard_normal(n))
+        k = np.arange(len(f))
+        k[0] = 1
+        return np.fft.irfft(f / k ** power, n)
+
+    clicks = 0.01 * rng.standard_normal(n)
+    for s in rng.integers(0, n - 400, 150):
+        clicks[s:s + 400] += rng.standard_normal(400) * np.exp(-np.arange(400) / 60)
+    out = {"white": rng.standard_normal(n), "pink": coloured(0.5), "brown": coloured(1.0),
+           "50 Hz hum": sum(np.sin(2 * np.pi * 50 * h * t) / h for h in range(1, 8)) + 0.05 * rng.standard_normal(n),
+           "fan (pink, 0.2 Hz swell)": coloured(0.5) * (1 + 0.5 * np.sin(2 * np.pi * 0.2 * t)),
+           "keyboard clicks": clicks}
+    return {k: (0.1 * y / np.abs(y).max()).astype(np.float32) for k, y in out.items()}
+
+
+def bench_vad(analyzer: VoiceAnalyzer) -> dict:
+    """Missed and false speech of the voice stage's speech detector (10 ms frames, no collar)."""
+    ref, _ = devset_reference()
+    miss = ref_frames = false = other = 0
+    for name in sorted(ref):
+        audio = load_wav(DEVSET / f"{name}.wav")
+        _, speech = analyzer.speech(audio)
+        truth = np.zeros(len(speech), bool)
+        for _, s, e in ref[name]:
+            truth[int(round(s * 100)):int(round(e * 100))] = True
+        miss += int((truth & ~speech).sum())
+        ref_frames += int(truth.sum())
+        false += int((~truth & speech).sum())
+        other += int((~truth).sum())
+    out = {"devset_missed": miss / ref_frames, "devset_false": false / other}
+    music_s = music_speech = 0.0
+    if MUSIC.is_dir():
+        import librosa
+
+        for path in sorted(MUSIC.glob("*.ogg")):
+            y, sr = sf.read(path, dtype="float32")
+            y = y.mean(axis=1) if y.ndim > 1 else y
+            mid = len(y) // 2
+            y = librosa.resample(y[max(0, mid - 15 * sr): mid + 15 * sr], orig_sr=sr, target_sr=SR)
+            _, speech = analyzer.speech(AudioTrack(y.astype(np.float32), SR, SR))
+            music_s += len(y) / SR
+            music_speech += speech.sum() * 0.01
+        out["music_s"], out["music_speech"] = music_s, music_speech / max(music_s, 1e-9)
+    noise = {}
+    for name, y in _noises().items():
+        _, speech = analyzer.speech(AudioTrack(y, SR, SR))
+        noise[name] = float(speech.mean())
+    out["noise"] = noise
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# 5. Face-voice linking on real footage
+# --------------------------------------------------------------------------------------------
+
+
+def bench_av() -> list[dict]:
+    import datetime as dt
+
+    from scanner.analyze import analyze_recording
+    from scanner.scan import ScanOptions, run_scan
+
+    rows = []
+    for path in sorted((REPO.parent / "shared" / "devset" / "av").glob("*.mp4")):
+        analysis = analyze_recording(path)
+        result = run_scan([path], None, ScanOptions(as_of=dt.date(2026, 11, 27)))
+        rows.append({"clip": path.name, "faces": len(analysis.faces.clusters) if analysis.faces else 0,
+                     "voices": len(analysis.voices.speakers) if analysis.voices else 0,
+                     "links": [(k.evidence, k.mouth_movement, k.correlation) for k in analysis.links],
+                     "people": len(result.people),
+                     "one_person": any(p.faces and p.voices for p in result.people) and len(result.people) == 1})
+    return rows
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,18 +566,57 @@ def bench_speed(cache: Path) -> dict:
             "rt_all_cores": dur / wall}
 
 
+_MEMORY_CHILD = """
+import json, resource, sys, time
+import numpy as np, soundfile as sf
+sys.path.insert(0, {repo!r})
+from scanner.models import AudioTrack
+from scanner.voices import VoiceAnalyzer
+clips = [sf.read(p, dtype="float32")[0] for p in {clips!r}]
+block = np.concatenate(clips)
+n = int({minutes} * 60 * 16000)
+audio = np.tile(block, int(np.ceil(n / len(block))))[:n]
+del clips, block
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+cpu = time.process_time()
+result = VoiceAnalyzer().analyze(AudioTrack(audio, 16000, 16000))
+cpu = time.process_time() - cpu
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({{"minutes": {minutes}, "audio_mb": audio.nbytes / 1e6, "peak_before_mb": before, "peak_mb": peak,
+                  "cpu_s": cpu, "speech_s": result.speech_s, "speakers": len(result.speakers)}}))
+"""
+
+
+def bench_memory(minutes: float = 60.0) -> dict:
+    """Peak RSS and CPU time of one process analysing `minutes` of real speech (the devset clips tiled),
+    on one core (OPENBLAS_NUM_THREADS=1)."""
+    clips = [str(DEVSET / f"{n}.wav") for n in ("sample", "dev00", "trn03", "tst00", "trn05", "trn09")]
+    code = _MEMORY_CHILD.format(repo=str(REPO), clips=clips, minutes=minutes)
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 # --------------------------------------------------------------------------------------------
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", choices=["der", "devset", "id", "speed"], action="append")
+    ap.add_argument("--only", choices=["vad", "der", "devset", "six", "id", "av", "speed", "memory"], action="append")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "likeness-bench-voices")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     args = ap.parse_args()
-    parts = args.only or ["der", "devset", "id", "speed"]
+    parts = args.only or ["vad", "der", "devset", "six", "id", "av", "speed", "memory"]
     analyzer = VoiceAnalyzer()
     out = {}
+    if "vad" in parts and DEVSET.exists():
+        v = out["vad"] = bench_vad(analyzer)
+        print("\n## Speech detection\n")
+        print(f"devset reference speech missed {100 * v['devset_missed']:.1f}%, non-speech marked as speech "
+              f"{100 * v['devset_false']:.1f}%")
+        if "music_s" in v:
+            print(f"instrumental music: {100 * v['music_speech']:.1f}% of {v['music_s']:.0f} s marked as speech")
+        print("generated noises marked as speech: " + ", ".join(f"{k} {100 * x:.1f}%" for k, x in v["noise"].items()))
     if "der" in parts:
         out["generated"] = bench_generated(args.cache, analyzer)
         print("\n## Generated conversations (12 per condition, 2-4 of 5 voices, turns 1-10 s)\n")
@@ -404,24 +630,50 @@ def main() -> None:
                 print(f"  {r['condition']}: wrong counts {', '.join(r['wrong'])}")
     if "devset" in parts and DEVSET.exists():
         d = out["devset"] = bench_devset(analyzer)
-        print("\n## Devset far-field meeting clips (pooled over 14 clips, UEM regions)\n")
+        s = d["sample"]
+        print("\n## Devset\n")
+        if s:
+            print(f"sample.wav (close-talk, 2 speakers): DER {100 * s['der']:.1f}% (miss {100 * s['miss']:.1f}%, "
+                  f"false alarm {100 * s['fa']:.1f}%, confusion {100 * s['conf']:.1f}%), {s['found']} speakers found\n")
+        print(f"Far-field meeting clips (pooled over {d['n']} clips, UEM regions)\n")
         print("| DER | miss | false alarm | confusion | speaker count exact | speakers >= 3 s found | empty clip |")
         print("|---|---|---|---|---|---|---|")
         print(f"| {100 * d['der']:.1f}% | {100 * d['miss']:.1f}% | {100 * d['fa']:.1f}% | {100 * d['conf']:.1f}% | "
               f"{d['exact']}/{d['n']} | {d['found']}/{d['findable']} | {'no speaker' if d['empty_ok'] else 'FAIL'} |")
         for line in d["lines"]:
             print("  " + line)
+    if "six" in parts and DEVSET.exists():
+        s = out["six"] = bench_six(analyzer)
+        print("\n## Six real speakers, turns of 2.5-3.5 s\n")
+        print(f"{s['duration_s']:.0f} s, {s['turns']} turns ({s['turn_s'][0]:.1f}-{s['turn_s'][1]:.1f} s), "
+              f"{s['speakers']} speakers: {s['found_count']} found, {s['found']}/{s['findable']} matched to one "
+              f"(half their speech or more); DER {100 * s['der']:.1f}% (miss {100 * s['miss']:.1f}%, "
+              f"false alarm {100 * s['fa']:.1f}%, confusion {100 * s['conf']:.1f}%)")
+        print("  speech per speaker: " + ", ".join(f"{k} {v} s" for k, v in s["per_speaker_s"].items()))
     if "id" in parts and DEVSET.exists():
         # Real-speech identification and cross-recording linking with the product's matching (bench/voice_id.py).
         sys.path.insert(0, str(REPO / "bench"))
         import voice_id
 
         voice_id.main()
+    if "av" in parts and (REPO.parent / "shared" / "devset" / "av").exists():
+        rows = out["av"] = bench_av()
+        print("\n## Face-voice linking, ../shared/devset/av\n")
+        for r in rows:
+            print(f"  {r['clip']}: {r['faces']} face, {r['voices']} voice, links {r['links']}, {r['people']} "
+                  f"person(s), {'one person with face and voice' if r['one_person'] else 'NOT one person'}")
+        print(f"{sum(r['one_person'] for r in rows)}/{len(rows)} clips give one person with face and voice")
     if "speed" in parts:
         s = out["speed"] = bench_speed(args.cache)
         print("\n## Speed\n")
         print(f"{s['audio_s'] / 60:.1f} min of audio: {s['cpu_per_min']:.2f} CPU s per minute, "
               f"{s['rt_one_core']:.0f}x real time on one core, {s['rt_all_cores']:.0f}x with {s['workers']} processes")
+    if "memory" in parts and DEVSET.exists():
+        m = out["memory"] = bench_memory()
+        print("\n## Memory, 60 minutes of real speech (one process, one core)\n")
+        print(f"{m['minutes']:.0f} min ({m['audio_mb']:.0f} MB of samples, {m['speech_s']:.0f} s of speech, "
+              f"{m['speakers']} speakers): peak RSS {m['peak_mb']:.0f} MB ({m['peak_before_mb']:.0f} MB before the "
+              f"voice stage), {m['cpu_s']:.1f} CPU s ({m['minutes'] * 60 / m['cpu_s']:.0f}x real time)")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, default=float))
 
