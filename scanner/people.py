@@ -25,7 +25,7 @@ from scanner.models import (
     RecordingStatus,
     VoiceSighting,
 )
-from scanner.voiceprints import VoiceMatchSettings, resolve_voices
+from scanner.voiceprints import NARROWBAND_HZ, VoiceMatchSettings, resolve_voices
 
 
 @dataclass
@@ -90,7 +90,8 @@ def resolve_people(
     voice_resolution = resolve_voices(
         [s.speaker.voiceprint for s in voices],
         [list(s.voiceprints) if s.voiceprints is not None else [] for s in subjects],
-        [_speech_s(s.speaker) for s in voices], settings.voice)
+        [_speech_s(s.speaker) for s in voices], [0 < s.speaker.bandwidth_hz <= NARROWBAND_HZ for s in voices],
+        settings.voice)
     voice_match = [IdentityMatch(Modality.VOICE, subjects[m.subject].subject_id, m.distance, m.confidence)
                    if m else None for m in voice_resolution.matches]
     for f, v in links:

@@ -13,10 +13,12 @@ The voice stage works on one `AudioTrack` (mono float32; resampled to 16 kHz if 
    (`scanner.speaker_encoder`) of 1.6 s windows over the speech, spectral clustering with the
    number of speakers from the eigengap, clusters of one voice merged, then a speaker per frame and
    turns. Frames that resemble no speaker well and two about equally count as overlapped speech.
-4. **Per speaker**: a voiceprint, the mean of the embeddings of the speaker's clean windows
-   (`voiceprint_from_embeddings`; matched across recordings and to enrolled subjects by
-   `scanner.voiceprints`), and quality: usable seconds (speech without overlap, clipping or noise),
-   the longest clean stretch, SNR, effective bandwidth (`spectrum_means`, a second pass), clipping.
+4. **Per speaker**: a voiceprint, GE2E embeddings of the speaker's usable speech as recorded and
+   through a telephone band, levelled on its own and with the recording's background taken off
+   (`scanner.voiceprints.voiceprint_from_speech`, which also matches voices across recordings and to
+   enrolled subjects), and quality: usable
+   seconds (speech without overlap, clipping or noise), the longest clean stretch, SNR, effective
+   bandwidth (`spectrum_means`, a second pass), clipping.
 """
 
 from __future__ import annotations
@@ -37,6 +39,13 @@ from scanner.models import (
     merge_ranges,
 )
 from scanner.vad import SpeechDetector
+from scanner.voiceprints import (
+    NARROWBAND_HZ,
+    VOICEPRINT_DIM,
+    background_mel,
+    speech_samples,
+    voiceprint_from_speech,
+)
 
 
 @dataclass
@@ -317,19 +326,21 @@ class VoiceAnalyzer:
                 own &= inside
             owned.append((own, turns))
         spectra = spectrum_means(audio, np.where(speech, labels, -1), n_speakers, chunk_s=self.chunk_s)
+        background = background_mel(audio.samples, speech)
         speakers = []
         for k, (own, turns) in enumerate(owned):
             if not own.any():
                 continue
             usable = own & ~overlap & ~clipped & ~noisy
+            bandwidth = self._bandwidth_hz(frames, spectra[k], audio.original_sample_rate)
             speakers.append(SpeakerCluster(
                 speaker_id=k,
                 turns=[TimeRange(round(t.start, 2), round(min(t.end, audio.duration_s), 2)) for t in turns],
-                voiceprint=self._voiceprint(diarization, k, usable),
+                voiceprint=self._voiceprint(audio, own & ~overlap, usable, background, 0 < bandwidth <= NARROWBAND_HZ),
                 usable_speech_s=round(float(usable.sum() * hop), 2),
                 longest_clean_s=round(self._longest_clean(usable, speech, hop), 2),
                 snr_db=round(self._snr_db(frames, own, speech), 1),
-                bandwidth_hz=round(self._bandwidth_hz(frames, spectra[k], audio.original_sample_rate), 0),
+                bandwidth_hz=round(bandwidth, 0),
                 clipping_ratio=round(self._clipping_ratio(audio, own, hop), 5),
                 overlap_s=round(float((overlap & (labels == k)).sum() * hop), 2),
             ))
@@ -338,16 +349,18 @@ class VoiceAnalyzer:
             s.speaker_id = i
         return VoiceAnalysis(speakers=speakers, speech_s=round(min(float(speech.sum() * hop), audio.duration_s), 2))
 
-    def _voiceprint(self, diarization: Diarization, k: int, usable: np.ndarray) -> np.ndarray:
-        """The speaker's voiceprint: the mean of the embeddings of its windows (`voiceprint_from_embeddings`).
+    def _voiceprint(self, audio: AudioTrack, own: np.ndarray, usable: np.ndarray,
+                    background: np.ndarray | None, narrowband: bool) -> np.ndarray:
+        """The speaker's voiceprint: `voiceprints.voiceprint_from_speech` of its usable speech.
 
-        Windows that lie at least 90% inside the speaker's usable speech are preferred (no other voice,
-        overlap, clipping or noise in them); with fewer than two such windows, every window of the speaker.
+        Usable speech (no other voice, overlap, clipping or noise) when it holds at least 1 s, else the
+        speaker's own speech outside overlaps; levelled on its own and with the recording's background
+        taken off (`voiceprints.background_mel`), as the matching thresholds were measured; for a
+        narrowband voice (bandwidth at most `voiceprints.NARROWBAND_HZ`) the telephone band only.
         """
-        mine = np.flatnonzero(diarization.window_labels == k)
-        pure = [w for w in mine if usable[diarization.window_frames(w)].mean() >= 0.9]
-        chosen = pure if len(pure) >= 2 else list(mine)
-        return voiceprint_from_embeddings(diarization.embeddings[chosen])
+        frames = usable if usable.sum() >= 100 else own
+        return voiceprint_from_speech(speech_samples(audio.samples, frames), background=background,
+                                      narrowband=narrowband)
 
     def _overlap(self, diarization: Diarization, speech: np.ndarray) -> np.ndarray:
         """Frames where two speakers seem to talk at once (cheap heuristic, see `overlap_margin`)."""
@@ -447,37 +460,22 @@ def _at_16k(audio: AudioTrack) -> AudioTrack:
     return AudioTrack(y.astype(np.float32), 16000, audio.original_sample_rate)
 
 
-def voiceprint_from_embeddings(embeddings: np.ndarray) -> np.ndarray:
-    """One voiceprint from speaker embeddings of windows of one voice, shape (n, 256) -> (256,).
-
-    The L2-normalised mean of the window embeddings (`speaker_encoder.mean_embedding`), as resemblyzer's
-    `embed_utterance` averages its partial windows. Zeros for no window (similarity 0 to everything).
-    """
-    from scanner.speaker_encoder import mean_embedding
-
-    return mean_embedding(np.asarray(embeddings, np.float32))
-
-
 def voiceprint_from_audio(audio: AudioTrack, analyzer: VoiceAnalyzer | None = None) -> np.ndarray:
     """The voiceprint of a recording of a single speaker (an enrolment sample), comparable with
     `SpeakerCluster.voiceprint`.
 
-    Made exactly as a scan makes a speaker's: speech detected, the encoder's windows laid over the
-    speech (`SpeakerDiarizer.embed`, the same windows and level normalisation), their embeddings
-    averaged (`voiceprint_from_embeddings`). All speech in the sample counts (the sample is assumed to
-    hold one voice); windows touching a clipped sample are left out unless that leaves none. Without
-    speech, zeros.
+    Made as a scan makes a speaker's: speech detected, clipped frames left out (unless that leaves
+    under 1 s), the recording's background taken off, `voiceprints.voiceprint_from_speech`. All speech
+    in the sample counts (the sample is assumed to hold one voice). Without speech, zeros.
     """
-    from scanner.speaker_encoder import load_encoder
-
     analyzer = analyzer or VoiceAnalyzer()
     if len(audio.samples) == 0:
-        return voiceprint_from_embeddings(np.zeros((0, 256), np.float32))
+        return np.zeros(VOICEPRINT_DIM, np.float32)
     audio, speech = analyzer.speech(audio)
     if not speech.any():
-        return voiceprint_from_embeddings(np.zeros((0, 256), np.float32))
-    frames = measure_frames(audio, speech, chunk_s=analyzer.chunk_s)
-    starts, embeddings, win = analyzer.diarizer.embed(frames.mel, speech, load_encoder().embed_frames)
-    clipped = analyzer._clipped_frames(frames)[np.flatnonzero(speech)]
-    clean = np.array([not clipped[s: s + win].any() for s in starts], bool)
-    return voiceprint_from_embeddings(embeddings[clean] if clean.any() else embeddings)
+        return np.zeros(VOICEPRINT_DIM, np.float32)
+    frames = measure_frames(audio, speech, chunk_s=analyzer.chunk_s, mel=False)
+    clean = speech & ~analyzer._clipped_frames(frames)
+    use = clean if clean.sum() >= 100 else speech
+    return voiceprint_from_speech(speech_samples(audio.samples, use), background=background_mel(audio.samples, speech),
+                                  narrowband=0 < audio.original_sample_rate <= 2 * NARROWBAND_HZ)

@@ -176,7 +176,8 @@ def test_recorded_voice_is_one_wideband_speaker():
     result = VoiceAnalyzer().analyze(track(voice))
     assert len(result.speakers) == 1
     speaker = result.speakers[0]
-    assert speaker.voiceprint.shape == (256,) and np.linalg.norm(speaker.voiceprint) == pytest.approx(1.0, abs=1e-4)
+    assert speaker.voiceprint.shape == (512,)  # two unit-length GE2E embeddings (scanner.voiceprints)
+    assert np.linalg.norm(speaker.voiceprint.reshape(2, 256), axis=1) == pytest.approx([1.0, 1.0], abs=1e-4)
     assert 7.0 < result.speech_s < 11.0
     assert speaker.bandwidth_hz > 5000
     assert speaker.snr_db >= 20  # a quiet studio recording (its own breaths and gaps are the noise: 27 dB)
