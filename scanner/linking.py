@@ -15,8 +15,9 @@ recording says they belong together, so this module looks at it. Two kinds of ev
   face stage samples far too sparsely to see lips move), its opening measured from the 68 landmarks
   (the inner-lip gap over the mouth width), and how much it moves is correlated with each speaker's
   activity. A face and a speaker are linked when they are each other's best match and the correlation
-  is clear; a voice whose speaker is off screen finds no face whose mouth moves with it. Only the
-  stretches where such a choice exists are watched, within `max_watched_s`.
+  is clear; a voice whose speaker is off screen finds no face whose mouth moves with it. Faces whose
+  lips never move on their own in a short screening of every speaker's longest turns (photos, stills,
+  posters; `moving_mouths`) are dropped first; only the rest are watched, within `max_watched_s`.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ class LipSyncLinker:
         speech with faces in view gives correlations as clear as the whole recording). Longer
         stretches are watched in `window_s` windows spread evenly over them. None watches everything.
     window_s: length of one watched window.
+    screen_windows, screen_window_s: before lip correlation, faces whose lips never move on their own are
+        dropped (`moving_mouths`), judged in this many windows of this length per speaker (default 2 of
+        2 s, in the speaker's longest turns).
     """
 
     mouth_fps: float = 10.0
@@ -73,6 +77,8 @@ class LipSyncLinker:
     still_mouth: float = STILL_MOUTH
     max_watched_s: float | None = 60.0
     window_s: float = 6.0
+    screen_windows: int = 2
+    screen_window_s: float = 2.0
 
     def link(self, path, info: MediaInfo, faces: FaceAnalysis, voices: VoiceAnalysis) -> list[FaceVoiceLink]:
         if info.kind is not MediaKind.VIDEO or not faces.clusters or not voices.speakers:
@@ -146,6 +152,11 @@ class LipSyncLinker:
     # -- lips that move with a voice --------------------------------------------------------
 
     def _lip_links(self, path, info: MediaInfo, faces: FaceAnalysis, voices: VoiceAnalysis) -> list[FaceVoiceLink]:
+        moving = self.moving_mouths(path, info, faces, voices)
+        if not moving:
+            return []
+        if len(moving) < len(faces.clusters):
+            faces = FaceAnalysis([faces.clusters[c] for c in moving], faces.frames_sampled, faces.sample_fps)
         times, openness = self._mouth_tracks(path, info, faces.clusters, self._windows(faces, voices))
         if len(times) < 4:
             return []
@@ -167,6 +178,49 @@ class LipSyncLinker:
                 corr = _correlation(motion[both], active[both].astype(float))
                 scores[(cluster.cluster_id, speaker.speaker_id)] = (corr, overlap)
         return self._mutual_best(scores)
+
+    def moving_mouths(self, path, info: MediaInfo, faces: FaceAnalysis, voices: VoiceAnalysis) -> list[int]:
+        """Indexes of the face clusters whose lips move on their own while someone speaks (or that the
+        screening did not see long enough to tell); the others cannot be anyone's voice.
+
+        A screening pass before the lip correlation: `screen_windows` windows of `screen_window_s` in the
+        longest turns of every speaker (so that a face that speaks at all speaks in one of them), where
+        every visible face's 68 landmarks give its `lip_movement_ratio`. Photos and stills under real
+        speech (the common gallery of a generated meeting, a poster behind a speaker) are dropped before
+        the costly pass that samples every candidate face ten times a second for up to a minute.
+        """
+        windows = []
+        for speaker in voices.speakers:
+            for turn in sorted(speaker.turns, key=lambda r: r.start - r.end)[: self.screen_windows]:
+                mid = 0.5 * (turn.start + turn.end)
+                half = 0.5 * min(self.screen_window_s, turn.end - turn.start)
+                windows.append((mid - half, mid + half))
+        windows = sorted(windows)
+        shapes = self._shape_tracks(path, info, faces.clusters, windows)
+        keep = []
+        for c, track in enumerate(shapes):
+            ratio = lip_movement_ratio(track)
+            if not np.isfinite(ratio) or ratio >= self.still_mouth:
+                keep.append(c)
+        return keep
+
+    def _shape_tracks(self, path, info: MediaInfo, clusters: list[FaceCluster],
+                      windows: list[tuple[float, float]]) -> list[list[np.ndarray | None]]:
+        """Per cluster, its 68 landmarks at every sample of the windows (None where unseen or between windows)."""
+        from scanner.faces import _face_api
+
+        api = _face_api()
+        lookups = [_BoxLookup(cluster) for cluster in clusters]
+        tracks: list[list[np.ndarray | None]] = [[] for _ in clusters]
+        for start, end in windows:
+            for track in tracks:
+                track.append(None)
+            for frame in iter_frames(path, info, self.mouth_fps, self.max_width, start_s=start, end_s=end + 1e-3):
+                for lookup, track in zip(lookups, tracks):
+                    box = lookup.at(frame.time_s, max_gap=1.0)
+                    track.append(None if box is None else
+                                 _landmarks_in(api, frame.image, tuple(int(round(v / frame.scale)) for v in box)))
+        return tracks
 
     def _mutual_best(self, scores: dict[tuple[int, int], tuple[float, float]]) -> list[FaceVoiceLink]:
         links = []
