@@ -139,7 +139,7 @@ def test_devset_real_speaker_identification(real_speakers):
     held_out = resolve_voices([p for _, p in impostors], subjects, speech_s=[3.0] * len(impostors))
     accepted = [m is not None for m in held_out.matches]
     # Measured: top-1 26/26, accepted as the right speaker 21/26, none as another enrolled speaker,
-    # impostors accepted 2/29 (far-field meeting speech; bench/voices.md).
+    # impostors accepted 1/29 (far-field meeting speech; bench/voices.md).
     assert np.mean(top1) >= 0.95
     assert np.mean(right) >= 0.75
     assert not any(wrong)
@@ -148,7 +148,7 @@ def test_devset_real_speaker_identification(real_speakers):
 
 def test_devset_real_speech_through_a_phone_band(real_speakers):
     """3 s probes through the telephone band against wideband enrolments: compared in the telephone band
-    they match only their own speaker, and held-out voices do not match (measured 3/26 and 0/29)."""
+    they match only their own speaker, and held-out voices do not match (measured 2/26 and 0/29)."""
     enrolled, _, _ = identification_material(real_speakers, voiceprint_from_speech)
     _, probes, impostors = identification_material(
         real_speakers, lambda y: voiceprint_from_speech(phone_band(y), narrowband=True))
