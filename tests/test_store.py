@@ -36,6 +36,7 @@ from scanner.models import (
 from scanner.outputs.document import build_document
 from scanner.scan import ScanOptions, ScanStats, run_scan
 from scanner.store import SCHEMA_VERSION, Store, analysis_version, settings_hash
+from scanner.voiceprints import VOICEPRINT_DIM
 
 KEY = ("settings-hash", "tool-1")
 
@@ -49,7 +50,8 @@ def synthetic_analysis(path: str = "a.mp4", sha: str = "ab" * 32, seed: int = 0)
         time_ranges=[TimeRange(1.0, 2.0)],
         thumbnail=rng.integers(0, 255, size=(8, 8, 3), dtype=np.uint8),
     )
-    speaker = SpeakerCluster(0, [TimeRange(0.0, 3.0)], rng.normal(size=64).astype(np.float32), 3.0, 3.0, 20.0, 8000.0)
+    voiceprint = np.abs(rng.normal(size=VOICEPRINT_DIM)).astype(np.float32)  # two GE2E embeddings' shape
+    speaker = SpeakerCluster(0, [TimeRange(0.0, 3.0)], voiceprint, 3.0, 3.0, 20.0, 8000.0)
     return RecordingAnalysis(
         Path(path), sha, RecordingStatus.OK,
         media=MediaInfo(MediaKind.VIDEO, 3.0, 640, 360, 25.0, 16000, 1, "mp4"),
