@@ -177,3 +177,28 @@ def test_devset_one_real_voice_in_three_recordings_is_linked(real_speakers):
     groups = link_voices(prints, speech)
     assert [0, 1, 2] in [sorted(g) for g in groups]
     assert len(groups) == 1 + len(others)
+
+
+def test_devset_real_voices_resolve_into_people_across_recordings(real_speakers):
+    """Through `resolve_people` (what a scan runs): one real voice in three recordings is one unknown
+    person; an enrolled real speaker's later speech in a fourth recording is that subject."""
+    from pathlib import Path
+
+    from scanner.models import RecordingAnalysis, RecordingStatus, SpeakerCluster, TimeRange, VoiceAnalysis
+    from scanner.people import EnrolledSubject, resolve_people
+
+    longest, enrolled, *_ = [w for w, y in real_speakers.items() if len(y) >= 24 * SR]
+    sightings = [(longest, voiceprint_from_speech(p)) for p in chunks(real_speakers[longest], 12.0)[:3]]
+    sightings.append((enrolled, voiceprint_from_speech(real_speakers[enrolled][10 * SR: 22 * SR])))
+    recordings = [
+        RecordingAnalysis(Path(f"rec{i}.wav"), f"{i:064x}", RecordingStatus.OK, voices=VoiceAnalysis(
+            [SpeakerCluster(0, [TimeRange(0.0, 12.0)], vp, 12.0, 12.0, 30.0, 7800.0)], 12.0))
+        for i, (_, vp) in enumerate(sightings)]
+    subject = EnrolledSubject(enrolled, enrolled, voiceprints=voiceprint_from_speech(
+        real_speakers[enrolled][: 10 * SR])[None, :])
+    people = resolve_people(recordings, [subject])
+    person_of = {s.recording.name: p for p in people for s in p.voices}
+    assert person_of["rec3.wav"].subject_id == enrolled
+    unknown = {person_of[f"rec{i}.wav"].person_id for i in range(3)}
+    assert len(unknown) == 1 and unknown.pop().startswith("unknown-")
+    assert len(people) == 2
