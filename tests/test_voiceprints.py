@@ -202,3 +202,26 @@ def test_devset_real_voices_resolve_into_people_across_recordings(real_speakers)
     unknown = {person_of[f"rec{i}.wav"].person_id for i in range(3)}
     assert len(unknown) == 1 and unknown.pop().startswith("unknown-")
     assert len(people) == 2
+
+
+def test_long_speech_is_embedded_in_a_bounded_number_of_windows(sample_data, monkeypatch):
+    """A voiceprint of a long speaker costs at most MAX_WINDOWS windows per band, spread over the speech."""
+    import scanner.voiceprints as vp
+    from scanner.speaker_encoder import load_encoder
+
+    encoder = load_encoder()
+    seen = []
+    original = type(encoder).embed_frames
+
+    def counting(self, mel, starts, n_frames=160):
+        seen.append(np.asarray(starts))
+        return original(self, mel, starts, n_frames)
+
+    monkeypatch.setattr(type(encoder), "embed_frames", counting)
+    y, sr = sf.read(sample_data / "enrol" / "carol.wav", dtype="float32")
+    long = np.tile(y, 8)  # about 2 minutes of one voice
+    full = voiceprint_from_speech(long, sr)
+    assert [len(s) for s in seen] == [vp.MAX_WINDOWS, vp.MAX_WINDOWS]
+    assert seen[0][-1] * 0.01 > 0.9 * len(long) / sr - 1.6  # the last window near the end of the speech
+    short = voiceprint_from_speech(long[: 40 * sr], sr)
+    assert voice_similarity(full, short) > 0.97
