@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -45,7 +44,7 @@ def _hwm_mb(pid: int) -> float | None:
 def run_scan(path: Path, out: Path, workers: int | None, extra: list[str] = ()) -> dict:
     """Run `likeness scan` on one file and return wall, CPU, per-process peaks and the results."""
     cmd = [str(REPO / ".venv" / "bin" / "likeness"), "scan", str(path), "--no-cache", "--out", str(out),
-           "--store", str(out / "scan.db"), "--quiet", "--fail-on", "none", *extra]
+           "--store", str(out / "scan.db"), "--fail-on", "none", *extra]
     if workers:
         cmd += ["--workers", str(workers)]
     start = time.monotonic()
@@ -72,7 +71,6 @@ def run_scan(path: Path, out: Path, workers: int | None, extra: list[str] = ()) 
         time.sleep(0.1)
     stdout, stderr = proc.communicate()
     wall = time.monotonic() - start
-    usage = os.wait4 if False else None  # noqa: F841 - children reaped by communicate()
     results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
     workers_peaks = sorted((peaks[p] for p in peaks if names.get(p) == "worker"), reverse=True)
     return {
@@ -84,6 +82,7 @@ def run_scan(path: Path, out: Path, workers: int | None, extra: list[str] = ()) 
         "people": len(results.get("people", [])),
         "findings": len(results.get("findings", [])),
         "status": [r.get("status") for r in results.get("recordings", [])],
+        "worker_deaths": stderr.decode(errors="replace").count("a worker process died"),
         "stderr": stderr.decode(errors="replace")[-2000:],
     }
 
@@ -103,8 +102,8 @@ def main() -> None:
         cases.append((f"{a.talking_head_minutes:g} min talking head, 1080p",
                       build_gallery(a.work, a.talking_head_minutes, 1920, 1080, people=1, cache=a.cache)[0]))
     rows = []
-    print("| recording | workers | wall | CPU | parent peak | worker peaks | people | findings | status |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| recording | workers | wall | CPU | parent peak | worker peaks | people | findings | status | deaths |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for label, path in cases:
         for workers in a.workers:
             with tempfile.TemporaryDirectory(prefix="likeness-memory-") as td:
@@ -112,7 +111,8 @@ def main() -> None:
             rows.append({"case": label, "workers": workers, **r})
             peaks = ", ".join(f"{mb / 1024:.2f}" for mb in r["worker_mb"]) or "-"
             print(f"| {label} | {workers} | {r['wall_s']:.0f} s | {r['cpu_s']:.0f} s | {r['parent_mb'] / 1024:.2f} GB "
-                  f"| {peaks} GB | {r['people']} | {r['findings']} | {','.join(map(str, r['status']))} |", flush=True)
+                  f"| {peaks} GB | {r['people']} | {r['findings']} | {','.join(map(str, r['status']))} "
+                  f"| {r['worker_deaths']} |", flush=True)
             if r["exit"] not in (0, 1):
                 print(r["stderr"], file=sys.stderr)
     if a.json:

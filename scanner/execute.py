@@ -507,6 +507,9 @@ class _LocalPool:
                 yield task, value, None
             if crashed:
                 suspects = list(self.pending.values())
+                logging.getLogger(__name__).warning(
+                    "a worker process died (the time limit, a decoder fault or the system's memory); "
+                    "analysing again alone: %s", ", ".join(sorted({str(t.job.path) for t in suspects})))
                 self.pending.clear()
                 self._discard(self.pool)
                 self.pool = self._new(self.workers)
