@@ -557,7 +557,11 @@ def bench_speed(cache: Path) -> dict:
         cpu += c
         dur += d
     workers = os.cpu_count() or 1
-    with ProcessPoolExecutor(workers) as pool:
+    # spawn, not fork: the parent already holds onnxruntime's and OpenBLAS's threads, which a forked child
+    # inherits in an unusable state (the forked workers hung).
+    import multiprocessing
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         list(pool.map(_analyze_cpu, jobs[:workers]))  # warm each worker
         start = time.perf_counter()
         list(pool.map(_analyze_cpu, jobs))
