@@ -4,20 +4,20 @@ A voiceprint (`SpeakerCluster.voiceprint`, and every enrolment voiceprint) holds
 encoder's L2-normalised 256-d embeddings (`scanner.speaker_encoder`, resemblyzer's GE2E network run on
 numpy) of a voice's speech (`voiceprint_from_speech`): as recorded, and through a 300-3400 Hz
 telephone band (`phone_band`). The encoder is channel-sensitive: real speech through a phone band
-never reached the threshold against its wideband enrolment (0 of 26 probes, bench/voices.md), so a
+never reached the threshold against its wideband enrolment (0 of 26 probes, bench/voice_id.md), so a
 pair where either side is narrowband (`NARROWBAND_HZ`) is compared by the telephone-band parts, and
 every other pair by the parts as recorded. Two voiceprints are compared by cosine similarity
-(`voice_similarity`). What a similarity means depends on how much speech is behind
-the voiceprints: an embedding averaged over many windows sits closer to every other voice's average
-than that of a 3 s probe does (measured on real speech, bench/voices.md), so the acceptance threshold
-rises with the speech behind the longer of the two (`VoiceMatchSettings.threshold`).
+(`voice_similarity`). What a similarity means depends on how much speech is behind the voiceprints:
+an embedding averaged over many windows sits closer to every other voice's average than that of a
+3 s probe does (measured on real speech, bench/voice_id.md), so the acceptance threshold rises with
+the speech behind the longer of the two (`VoiceMatchSettings.threshold`).
 
 `resolve_voices`, used when people are resolved over a whole scan: a speaker is the enrolled subject
-whose closest sample is the most similar, when that similarity clears the threshold; speakers that match nobody are
-linked across recordings by average linkage of the same thresholds (`link_voices`). Thresholds come
-from real speech only (the development set's meeting speakers and talking-head clips; generated
-voices are never used to set them). `voiceprint_from_speech` embeds a stretch of one voice's speech
-the way those thresholds were measured (bench/voices.py).
+whose closest sample is the most similar, when that similarity clears the threshold; speakers that
+match nobody are linked across recordings by average linkage of the same thresholds (`link_voices`).
+Thresholds come from real speech only (the development set's meeting speakers and talking-head clips;
+generated voices are never used to set them). `voiceprint_from_speech` makes voiceprints (the voice
+stage and enrolment call it) exactly as those thresholds were measured (bench/voice_id.py).
 """
 
 from __future__ import annotations
@@ -50,10 +50,9 @@ ENCODER_RATE = 16000
 TARGET_DBFS = -30.0
 """Level a voice's speech is raised to before embedding (as resemblyzer does; `normalize_volume`)."""
 
-
 WINDOW_RATE = 0.625
 """Encoder windows (1.6 s) per second of speech in a voiceprint: 0.625 lays them end to end. On the real
-devset speech (bench/voices.md) it told voices apart as well as resemblyzer's 1.3 (1.3 at 0.84: 21/26
+devset speech (bench/voice_id.md) it told voices apart as well as resemblyzer's 1.3 (1.3 at 0.84: 21/26
 probes, 2/29 impostors; 0.625 at 0.83: 21/26, 1/29) for half the encoder time (0.65 against 1.18 CPU s
 per minute of speech on one core, both bands)."""
 
@@ -103,7 +102,7 @@ def denoise_mel(mel: np.ndarray, background: np.ndarray | None, over: float = NO
     """Mel frames with a steady background taken off: max(mel - over * background, floor * mel).
 
     The encoder was trained on clean speech, and steady noise under a voice moves its embedding a long
-    way (bench/voices.md: the same generated voice under 20 dB pink noise 0.73-0.85 against its clean
+    way (bench/voice_id.md: the same generated voice under 20 dB pink noise 0.73-0.85 against its clean
     enrolment, 0.95-0.96 with the noise taken off; real meeting speech measured the same either way).
     """
     if background is None:
@@ -192,7 +191,7 @@ class VoiceMatchSettings:
 
     The threshold rises linearly from `short_threshold`, where the longer of the two voiceprints was
     made from `short_s` seconds of speech or less, to `long_threshold` at `long_s` seconds or more.
-    Measured on real far-field meeting speech and talking-head clips (bench/voices.md, volume-levelled
+    Measured on real far-field meeting speech and talking-head clips (bench/voice_id.md, volume-levelled
     GE2E embeddings): averaging more speech pulls every voice's embedding towards the common mean, so
     different voices score higher against a long voiceprint than against a 3 s one.
 
