@@ -71,9 +71,12 @@ def test_legacy_reader_refuses_code_in_the_pickle():
         se.read_legacy_torch(pickle.dumps(123, protocol=2))
 
 
-def test_matches_resemblyzer_torch_reference(encoder):
+@pytest.mark.parametrize("backend", ["onnxruntime", "numpy"])
+def test_matches_resemblyzer_torch_reference(encoder, backend):
     """Embeddings of fixed inputs computed once by resemblyzer with torch (tests/fixtures/make_ge2e_reference.py)."""
     ref = np.load(FIXTURES / "ge2e_reference.npz")
+    if backend != encoder.backend:
+        encoder = se.SpeakerEncoder.from_file(se.weights_path(), sha256=se.WEIGHTS_SHA256, backend=backend)
     for name, wav in _reference_inputs().items():
         embed, partials, starts = encoder.embed_utterance(wav, return_partials=True)
         assert partials.shape == ref[f"{name}_partials"].shape, name
@@ -103,6 +106,11 @@ def test_embed_windows_contract(encoder):
     assert encoder.embed_frames(encoder.mel(y), []).shape == (0, 256)
 
 
+def test_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="backend"):
+        se.SpeakerEncoder({}, backend="torch")
+
+
 def test_batches_give_the_same_embeddings(encoder):
     y = _reference_inputs()["speech"]
     mel = encoder.mel(y)
@@ -120,3 +128,16 @@ def test_normalize_volume():
     loud = np.full(1600, 0.5, np.float32)
     assert se.normalize_volume(loud) is not None and np.array_equal(se.normalize_volume(loud), loud)
     assert not se.normalize_volume(np.zeros(10, np.float32)).any()
+
+
+def test_onnx_graph_is_cached_and_a_damaged_copy_is_rebuilt(tmp_path, monkeypatch, encoder):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    state = se.read_legacy_torch(se.weights_path().read_bytes())["model_state"]
+    mels = np.random.default_rng(2).random((3, 160, se.N_MELS)).astype(np.float32)
+    expected = encoder.forward(mels)
+    first = se.SpeakerEncoder(state)
+    cached = list((tmp_path / "likeness").glob("ge2e-*.onnx"))
+    assert len(cached) == 1 and cached[0].stat().st_size > 1_000_000
+    np.testing.assert_allclose(first.forward(mels), expected, atol=1e-6)
+    cached[0].write_bytes(b"not a model")
+    np.testing.assert_allclose(se.SpeakerEncoder(state).forward(mels), expected, atol=1e-6)
