@@ -403,6 +403,74 @@ def report(
 
 
 @app.command()
+def redact(
+    scan_id: Annotated[str, typer.Argument(help="The stored scan to work from (id, unique prefix, or 'latest'); it "
+                                           "knows who appears where.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the redacted copies (mirrors the "
+                                          "scanned tree), redaction.json and the verification report.")],
+    people: Annotated[
+        Optional[str],
+        typer.Option("--people", help="Who to remove, comma-separated: subject ids (as in the consent file), "
+                     "person ids such as unknown-3, or 'unknown' for every unknown person. \[default: everyone "
+                     "with an open finding at or above --severity]"),
+    ] = None,
+    severity: Annotated[
+        Level, typer.Option("--severity", help="Without --people: remove everyone with an open (not waived) "
+                            "finding at or above this severity.")
+    ] = Level.HIGH,
+    face: Annotated[str, typer.Option("--face", help="How faces are covered: blur, pixelate or box.")] = "blur",
+    voice: Annotated[str, typer.Option("--voice", help="How speech is removed: mute or noise. Speech of "
+                                       "others overlapping a removed person's turn is silenced too.")] = "mute",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (files, people, frames and "
+                                          "seconds affected) and write nothing.")] = False,
+    copy_all: Annotated[bool, typer.Option("--copy-all", help="Also copy the recordings nobody is removed "
+                                           "from (unchanged).")] = False,
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Do not rescan the copies.")] = False,
+    consent: Annotated[
+        Optional[Path],
+        typer.Option("--consent", "-c", help="Consent file for the verification scan. \\[default: the one "
+                     "the stored scan used]"),
+    ] = None,
+    store: StoreOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the verdict.")] = False,
+) -> None:
+    """Write copies with the unconsented people's faces covered in every frame and their speech silenced,
+    then rescan the copies to prove it.
+
+    Exit codes: 0 every removed person is gone from the copies; 1 the rescan still identifies one
+    (a face the matcher ties to them, or a voice above the 'none' tier); 2 bad usage; 3 a copy or
+    the rescan could not be made.
+    """
+    _setup_logging(quiet, False)
+    from scanner.redaction.command import RedactRequest, UsageError, run_redact
+    from scanner.redaction.media import FACE_MODES, VOICE_MODES
+    from scanner.redaction.run import RedactSettings
+    from scanner.store import StoreError
+
+    if face not in FACE_MODES:
+        _usage_error(f"--face must be one of {', '.join(FACE_MODES)}, not '{face}'")
+    if voice not in VOICE_MODES:
+        _usage_error(f"--voice must be one of {', '.join(VOICE_MODES)}, not '{voice}'")
+    if consent is not None and not consent.is_file():
+        _usage_error(f"--consent: no such file: {consent}")
+    with _open_store_or_exit(store, must_exist=True) as database:
+        try:
+            result = database.load_result(scan_id)
+        except StoreError as exc:
+            _usage_error(str(exc))
+        request = RedactRequest(
+            scan=result, out_dir=out_dir, people=people.split(",") if people is not None else None,
+            severity=severity, settings=RedactSettings(face=face, voice=voice), dry_run=dry_run,
+            copy_all=copy_all, verify=not no_verify, consent=consent,
+        )
+        try:
+            status = run_redact(request, out.print, lambda line: quiet or err.print(line), database)
+        except UsageError as exc:
+            _usage_error(str(exc))
+    raise typer.Exit(status)
+
+
+@app.command()
 def diff(
     old: Annotated[str, typer.Argument(help="The earlier scan (id, unique prefix, or 'previous').")],
     new: Annotated[str, typer.Argument(help="The later scan (id, unique prefix, or 'latest').")],

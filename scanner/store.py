@@ -431,6 +431,28 @@ class Store:
         )
         return analysis
 
+    def stored_analyses(self, sha256: str) -> list[RecordingAnalysis]:
+        """Every stored analysis of this content (any settings or tool version), most recently used first.
+
+        For `likeness redact`, which needs the encodings and voiceprints of the people it removed
+        (the scan snapshots hold none) to recognise them in the copies.
+        """
+        rows = self.db.execute(
+            "SELECT blob_format, blob FROM analyses WHERE sha256=? ORDER BY last_used_at DESC, rowid DESC",
+            (sha256,),
+        ).fetchall()
+        found = []
+        for blob_format, blob in rows:
+            if blob_format != BLOB_FORMAT:
+                continue
+            try:
+                analysis = loads(blob)
+            except Exception:  # noqa: BLE001 - a damaged entry is skipped, as a cache miss is
+                continue
+            if isinstance(analysis, RecordingAnalysis) and analysis.sha256 == sha256:
+                found.append(analysis)
+        return found
+
     def save_analysis(
         self,
         analysis: RecordingAnalysis,

@@ -1,0 +1,300 @@
+"""Write redacted copies of recordings: faces covered in every frame, chosen speech silenced.
+
+- Video: decoded with PyAV frame by frame, re-encoded as H.264 (libx264, yuv420p) in MP4 with the
+  source's frame timestamps, so duration and audio sync are kept. Frames are held back
+  `FaceFollower.lookahead_s` seconds (about 1.3 s of video in memory) because where a face is
+  between two searches is only known once the next search ran. The first audio stream is
+  re-encoded as AAC; other streams (subtitles, extra audio tracks, data) are not copied.
+- Audio: the first audio stream, silenced where asked, written in the source's container and codec
+  when FFmpeg here can write them (WAV/PCM, FLAC, MP3, M4A/AAC, Opus); anything else becomes AAC
+  in an .m4a (`audio_target`).
+- Still images: the same format (JPEG, PNG, ...), EXIF orientation applied (the boxes were measured
+  on the upright picture), metadata not copied.
+
+Covering (`cover_plane`): "blur" averages the region down to a few cells across and smooths it
+back (no detail of the face survives); "pixelate" shows those cells as blocks; "box" fills it.
+Silencing: "mute" sets the samples to zero; "noise" replaces them with white noise at -40 dBFS.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, ImageFilter, ImageOps
+
+from scanner.models import TimeRange
+from scanner.redaction.tracking import Box, FaceFollower, grow
+
+FACE_MODES = ("blur", "pixelate", "box")
+VOICE_MODES = ("mute", "noise")
+#: Cells across the covered region for "blur" and "pixelate" (the face itself spans about 5 of 8).
+COVER_CELLS = 8
+NOISE_DBFS = -40.0
+
+#: Audio containers FFmpeg reads -> (muxer, encoder) used for the redacted copy, by the source codec.
+_AUDIO_WRITERS = {
+    "pcm_s16le": ("wav", "pcm_s16le"), "pcm_s24le": ("wav", "pcm_s24le"), "pcm_s32le": ("wav", "pcm_s32le"),
+    "pcm_f32le": ("wav", "pcm_f32le"), "pcm_u8": ("wav", "pcm_u8"),
+    "flac": ("flac", "flac"), "mp3": ("mp3", "libmp3lame"), "aac": ("ipod", "aac"), "opus": ("ogg", "libopus"),
+}
+
+
+@dataclass
+class MediaOutcome:
+    """What a redacted copy holds: frames in total and covered per person, seconds silenced."""
+
+    frames: int = 0
+    frames_covered: dict[str, int] = field(default_factory=dict)
+    frames_any_covered: int = 0
+    silenced: list[TimeRange] = field(default_factory=list)
+    face_searches: int = 0
+    format_note: str | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Covering faces
+# --------------------------------------------------------------------------------------------
+
+
+def cover_plane(plane: np.ndarray, box: Box, mode: str, fill: int) -> None:
+    """Cover `box` = (top, right, bottom, left) of a 2-D uint8 `plane` in place."""
+    top, right, bottom, left = box
+    if bottom <= top or right <= left:
+        return
+    region = plane[top:bottom, left:right]
+    if mode == "box":
+        region[...] = fill
+        return
+    h, w = region.shape
+    cells = (COVER_CELLS, max(1, int(round(h * COVER_CELLS / w))))
+    img = Image.fromarray(np.ascontiguousarray(region)).resize(cells, Image.Resampling.BOX)
+    if mode == "pixelate":
+        region[...] = np.asarray(img.resize((w, h), Image.Resampling.NEAREST))
+        return
+    # Smoothed at a few pixels per cell, then enlarged: as smooth as a wide Gaussian blur at a
+    # fraction of its cost (the cost no longer grows with the face's size).
+    mid = (cells[0] * 4, cells[1] * 4)
+    smooth = img.resize(mid, Image.Resampling.BILINEAR).filter(ImageFilter.GaussianBlur(2.5))
+    region[...] = np.asarray(smooth.resize((w, h), Image.Resampling.BILINEAR))
+
+
+def cover_yuv420(frame: np.ndarray, height: int, width: int, boxes: list[Box], mode: str) -> None:
+    """Cover `boxes` in a yuv420p frame as `VideoFrame.to_ndarray()` gives it ((h * 3/2, w) uint8)."""
+    y = frame[:height]
+    u = frame[height: height + height // 4].reshape(height // 2, width // 2)
+    v = frame[height + height // 4: height + height // 2].reshape(height // 2, width // 2)
+    for top, right, bottom, left in boxes:
+        cover_plane(y, (top, right, bottom, left), mode, 16)
+        half = (top // 2, (right + 1) // 2, (bottom + 1) // 2, left // 2)
+        cover_plane(u, half, mode, 128)
+        cover_plane(v, half, mode, 128)
+
+
+def redact_image(src: Path, dst: Path, boxes: list[Box], mode: str, margin_settings) -> MediaOutcome:
+    """Write `src` with `boxes` (detector boxes, grown by the margins) covered, in its own format."""
+    with Image.open(src) as img:
+        fmt = img.format or "PNG"
+        upright = ImageOps.exif_transpose(img)
+        rgb = np.array(upright.convert("RGB"))
+    for box in boxes:
+        grown = grow(box, margin_settings, rgb.shape[:2])
+        for c in range(3):
+            cover_plane(rgb[..., c], grown, mode, 0)
+    options = {"quality": 92} if fmt == "JPEG" else {}
+    Image.fromarray(rgb).save(dst, format=fmt, **options)
+    return MediaOutcome(frames=1, frames_any_covered=1 if boxes else 0)
+
+
+# --------------------------------------------------------------------------------------------
+# Silencing speech
+# --------------------------------------------------------------------------------------------
+
+
+class Silencer:
+    """Silences sample ranges of an audio stream as its frames go by.
+
+    Positions count samples from the first decoded one, as `scanner.media.load_audio` (which the
+    scan's speaker turns are measured on) does.
+    """
+
+    def __init__(self, ranges: list[TimeRange], mode: str, seed: int = 0):
+        self.ranges = sorted(ranges, key=lambda r: r.start)
+        self.mode = mode
+        self.position = 0
+        self.rng = np.random.default_rng(seed)
+
+    def process(self, frame: av.AudioFrame) -> av.AudioFrame:
+        n, rate = frame.samples, frame.sample_rate
+        start, end = self.position, self.position + n
+        self.position = end
+        hits = [(max(start, int(r.start * rate)), min(end, int(np.ceil(r.end * rate)))) for r in self.ranges
+                if r.start * rate < end and r.end * rate > start]
+        if not hits:
+            return frame
+        data = frame.to_ndarray()
+        planar = frame.format.is_planar
+        channels = len(frame.layout.channels)
+        for a, b in hits:
+            i0, i1 = a - start, b - start
+            if planar:
+                target = data[:, i0:i1]
+            else:
+                target = data[:, i0 * channels: i1 * channels]
+            if self.mode == "noise":
+                level = 10 ** (NOISE_DBFS / 20)
+                noise = self.rng.normal(0.0, level, size=target.shape)
+                if data.dtype.kind == "f":
+                    target[...] = noise.astype(data.dtype)
+                else:
+                    info = np.iinfo(data.dtype)
+                    mid = (int(info.max) + int(info.min) + 1) // 2
+                    target[...] = np.clip(mid + noise * info.max, info.min, info.max).astype(data.dtype)
+            else:
+                if data.dtype.kind == "u":
+                    target[...] = (int(np.iinfo(data.dtype).max) + 1) // 2
+                else:
+                    target[...] = 0
+        out = av.AudioFrame.from_ndarray(data, format=frame.format.name, layout=frame.layout.name)
+        out.sample_rate = rate
+        out.pts = frame.pts
+        out.time_base = frame.time_base
+        return out
+
+
+def audio_target(src: Path, dst: Path) -> tuple[Path, str, str, str | None]:
+    """(output path, muxer, encoder, note) for the redacted copy of an audio-only recording."""
+    with av.open(str(src)) as container:
+        codec = container.streams.audio[0].codec_context.name
+    writer = _AUDIO_WRITERS.get(codec)
+    if writer is not None:
+        try:
+            av.codec.Codec(writer[1], "w")
+            return dst, writer[0], writer[1], None
+        except Exception:  # noqa: BLE001 - this FFmpeg lacks the encoder: fall back below
+            pass
+    return (dst.with_suffix(".m4a"), "ipod", "aac",
+            f"the source's audio codec ({codec}) cannot be written here: the copy is AAC in .m4a")
+
+
+def redact_audio(src: Path, dst: Path, muxer: str, encoder: str, silence: list[TimeRange], mode: str) -> MediaOutcome:
+    """Copy the first audio stream of `src` to `dst` with `silence` ranges silenced."""
+    outcome = MediaOutcome(silenced=list(silence))
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format=muxer) as out:
+        ain = inp.streams.audio[0]
+        aout = _audio_stream(out, ain, encoder)
+        silencer = Silencer(silence, mode)
+        for frame in inp.decode(ain):
+            for packet in aout.encode(silencer.process(frame)):
+                out.mux(packet)
+        for packet in aout.encode(None):
+            out.mux(packet)
+    return outcome
+
+
+def _audio_stream(out, ain, encoder: str):
+    rate = ain.codec_context.sample_rate
+    if encoder == "libopus" and rate not in (8000, 12000, 16000, 24000, 48000):
+        rate = 48000
+    aout = out.add_stream(encoder, rate=rate)
+    layout = ain.codec_context.layout.name if ain.codec_context.layout else "mono"
+    aout.layout = layout
+    if encoder in ("aac", "libmp3lame") and ain.codec_context.bit_rate:
+        aout.bit_rate = max(64000, int(ain.codec_context.bit_rate))
+    return aout
+
+
+# --------------------------------------------------------------------------------------------
+# Video
+# --------------------------------------------------------------------------------------------
+
+
+def redact_video(src: Path, dst: Path, follower: FaceFollower | None, silence: list[TimeRange], face_mode: str,
+                 voice_mode: str, crf: int = 20, preset: str = "veryfast") -> MediaOutcome:
+    """Re-encode `src` to `dst` (H.264/AAC MP4) with followed faces covered and `silence` silenced.
+
+    `follower` (None: no face to cover) decides which frames it searches and what to cover on each.
+    """
+    outcome = MediaOutcome(silenced=list(silence))
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format="mp4") as out:
+        vin = inp.streams.video[0]
+        vin.thread_type = "AUTO"
+        ain = inp.streams.audio[0] if inp.streams.audio else None
+        width, height = vin.codec_context.width, vin.codec_context.height
+        rate = vin.average_rate or vin.guessed_rate or Fraction(25)
+        vout = out.add_stream("libx264", rate=rate)
+        vout.width, vout.height, vout.pix_fmt = width - width % 2, height - height % 2, "yuv420p"
+        vout.time_base = vin.time_base
+        vout.codec_context.time_base = vin.time_base
+        vout.options = {"preset": preset, "crf": str(crf)}
+        aout = _audio_stream(out, ain, "aac") if ain is not None else None
+        silencer = Silencer(silence, voice_mode) if ain is not None else None
+        pending: collections.deque = collections.deque()
+        lookahead = follower.lookahead_s if follower is not None else 0.0
+        counter = 0
+        first_pts = None
+        frame_s = float(1 / rate)
+
+        def emit(item) -> None:
+            time_s, frame = item
+            covers = follower.covers(time_s) if follower is not None else {}
+            if covers:
+                data = frame.to_ndarray()
+                boxes = [b for bs in covers.values() for b in bs]
+                cover_yuv420(data, frame.height, frame.width, boxes, face_mode)
+                fresh = av.VideoFrame.from_ndarray(data, format="yuv420p")
+                fresh.pts, fresh.time_base = frame.pts, frame.time_base
+                frame = fresh
+                outcome.frames_any_covered += 1
+                for person in covers:
+                    outcome.frames_covered[person] = outcome.frames_covered.get(person, 0) + 1
+            if frame.width != vout.width or frame.height != vout.height:
+                frame = frame.reformat(width=vout.width, height=vout.height)
+            frame.pict_type = av.video.frame.PictureType.NONE
+            for packet in vout.encode(frame):
+                out.mux(packet)
+            outcome.frames += 1
+
+        streams = [s for s in (vin, ain) if s is not None]
+        for packet in inp.demux(*streams):
+            for frame in packet.decode():
+                if packet.stream is ain:
+                    for p in aout.encode(silencer.process(frame)):
+                        out.mux(p)
+                    continue
+                if frame.format.name != "yuv420p":
+                    frame = frame.reformat(format="yuv420p")
+                if frame.pts is not None and first_pts is None:
+                    first_pts = vin.start_time if vin.start_time is not None else frame.pts
+                # seconds from the start of the stream, as the scan measured its samples
+                time_s = float((frame.pts - first_pts) * vin.time_base) if frame.pts is not None else counter * frame_s
+                counter += 1
+                if follower is not None and follower.wants(time_s):
+                    luma = np.frombuffer(frame.planes[0], np.uint8).reshape(-1, frame.planes[0].line_size)
+                    follower.observe(time_s, luma[: frame.height, : frame.width])
+                pending.append((time_s, frame))
+                while pending and pending[0][0] < time_s - lookahead:
+                    emit(pending.popleft())
+                if follower is not None and counter % 64 == 0:
+                    follower.forget_before(pending[0][0] if pending else time_s)
+        if follower is not None:
+            follower.finish()
+        while pending:
+            emit(pending.popleft())
+        for packet in vout.encode(None):
+            out.mux(packet)
+        if aout is not None:
+            for packet in aout.encode(None):
+                out.mux(packet)
+    if follower is not None:
+        outcome.face_searches = follower.searches
+    return outcome
+
+
+def replace_atomically(tmp: Path, dst: Path) -> None:
+    os.replace(tmp, dst)
