@@ -752,8 +752,12 @@ def _usage_error(message: str) -> None:
 def _sample_data_dir() -> Path | None:
     if (Path("sample_data") / "consent.yaml").is_file():
         return Path("sample_data")  # relative, so the report shows short paths
-    candidate = Path(__file__).resolve().parents[1] / "sample_data"
-    return candidate if (candidate / "consent.yaml").is_file() else None
+    here = Path(__file__).resolve().parent
+    # An installed package carries it as scanner/sample_data, a checkout at the top level.
+    for candidate in (here / "sample_data", here.parent / "sample_data"):
+        if (candidate / "consent.yaml").is_file():
+            return candidate
+    return None
 
 
 def _setup_logging(quiet: bool, verbose: bool) -> None:
