@@ -434,12 +434,11 @@ def redact(
     store: StoreOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the verdict.")] = False,
 ) -> None:
-    """Write copies with the unconsented people's faces covered in every frame and their speech silenced,
-    then rescan the copies to prove it.
+    """Copies without the selected people: faces covered in every frame, speech silenced, proven by a rescan.
 
-    Exit codes: 0 every removed person is gone from the copies; 1 the rescan still identifies one
-    (a face the matcher ties to them, or a voice above the 'none' tier); 2 bad usage; 3 a copy or
-    the rescan could not be made.
+    Who: everyone with an open finding at or above --severity, or --people.
+
+    Exit codes: 0 all removed people are gone; 1 one is still identifiable; 2 bad usage; 3 a copy or rescan failed.
     """
     _setup_logging(quiet, False)
     from scanner.redaction.command import RedactRequest, UsageError, run_redact

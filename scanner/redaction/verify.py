@@ -88,7 +88,9 @@ def _references(plan: RedactionPlan, store) -> dict[str, _Reference]:
     return refs
 
 
-def _scan_options(scan: ScanResult, files: int):
+def _scan_options(scan: ScanResult, files: int, media_s: float):
+    """The stored scan's analysis settings and purposes. A few short copies are analysed in this
+    process (a worker would load the models a second time); more, or longer, in worker processes."""
     from scanner.analyze import AnalysisSettings
     from scanner.execute import default_memory_ceiling, default_workers
     from scanner.scan import ScanOptions
@@ -97,8 +99,9 @@ def _scan_options(scan: ScanResult, files: int):
     fields = {f.name for f in dataclasses.fields(AnalysisSettings)}
     analysis = AnalysisSettings(**{k: v for k, v in recorded.items() if k in fields})
     purposes = list(dict.fromkeys([*scan.purposes, *(p for c in scan.contexts.values() for p in c.purposes)]))
-    workers = max(1, min(default_workers(), files))  # each worker loads the models: no idle ones
-    return ScanOptions(purposes=purposes, fail_on=Level.NONE, workers=workers, isolated=True,
+    small = media_s <= 60.0
+    workers = max(1, min(default_workers(), files)) if small else default_workers()
+    return ScanOptions(purposes=purposes, fail_on=Level.NONE, workers=workers, isolated=not small or workers > 1,
                        max_memory_bytes=default_memory_ceiling(workers), analysis=analysis, use_cache=False)
 
 
@@ -202,9 +205,11 @@ def verify_outputs(plan: RedactionPlan, records: list[OutputRecord], out_dir: Pa
             raise VerificationError(f"{consent_path}: {'; '.join(str(p) for p in exc.problems)}") from None
         except OSError as exc:
             raise VerificationError(f"cannot read the consent file {consent_path}: {exc}") from None
-    warn(f"Verifying: scanning {len(outputs)} copie(s)")
+    sources = {Path(r.source) for r in records if r.output and not r.error}
+    media_s = sum(rec.media.duration_s for rec in plan.scan.recordings if rec.path in sources and rec.media)
+    warn(f"Verifying: scanning {len(outputs)} cop{'y' if len(outputs) == 1 else 'ies'}")
     try:
-        result = run_scan(outputs, records_doc, _scan_options(plan.scan, len(outputs)))
+        result = run_scan(outputs, records_doc, _scan_options(plan.scan, len(outputs), media_s))
     except Exception as exc:  # noqa: BLE001 - reported as a failed verification (exit 3)
         raise VerificationError(f"{type(exc).__name__}: {exc}") from None
     written = write_reports(result, out_dir / REPORT_DIR, ["html", "json"])
