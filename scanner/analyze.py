@@ -2,7 +2,8 @@
 
 This is the unit of work the executor hands to workers, so it takes only picklable arguments
 and returns a `RecordingAnalysis`; a file that cannot be decoded comes back `unreadable` with
-the reason instead of raising.
+the reason instead of raising, and one decoded only in part comes back `partial`, its coverage
+(what of the picture and the sound was decoded, what was not and why) on the record.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from pathlib import Path
 
 from scanner import media
 from scanner.models import (
+    Coverage,
     FaceAnalysis,
     FaceVoiceLink,
     MediaError,
     MediaInfo,
     MediaKind,
+    NoAudio,
+    NoVideoFrames,
     RecordingAnalysis,
     RecordingStatus,
     VoiceAnalysis,
@@ -79,9 +83,28 @@ def analyze_recording(
             links = link_faces_to_voices(path, info, settings, faces, voices)
     except Exception as exc:  # noqa: BLE001 - one hostile file must not end the scan
         return unreadable(path, digest, size, exc)
-    return RecordingAnalysis(
+    return accounted(RecordingAnalysis(
         path, digest, RecordingStatus.OK, media=info, faces=faces, voices=voices, size_bytes=size, links=links
+    ))
+
+
+def accounted(rec: RecordingAnalysis) -> RecordingAnalysis:
+    """`rec` with its coverage (from its face and voice passes) and the status it gives.
+
+    Status (`Coverage.status`): `ok` when every stream was decoded whole, `partial` when some of
+    it was not, `unreadable` when nothing was (the reason then is the decoder's).
+    """
+    coverage = Coverage(
+        video=rec.faces.coverage if rec.faces is not None else None,
+        audio=rec.voices.coverage if rec.voices is not None else None,
     )
+    rec.coverage = coverage
+    rec.status = coverage.status
+    if rec.status is RecordingStatus.UNREADABLE:
+        rec.error = "; ".join(coverage.causes) or "nothing in the file could be decoded"
+        rec.faces = rec.voices = None
+        rec.links = []
+    return rec
 
 
 def probe_recording(path: Path, settings: AnalysisSettings) -> MediaInfo:
@@ -100,7 +123,17 @@ def analyze_faces(
     analyzer = FaceAnalyzer(
         sample_fps=settings.sample_fps, max_width=settings.max_width, detector=settings.face_detector
     )
-    return analyzer.analyze(path, info, start_s=start_s, end_s=end_s)
+    with media.decode_log() as log:
+        try:
+            faces = analyzer.analyze(path, info, start_s=start_s, end_s=end_s)
+        except NoVideoFrames as exc:
+            if exc.coverage is None:
+                raise
+            # The picture is lost here; the sound (and the other windows) may still be analysed.
+            faces = FaceAnalysis(clusters=[], frames_sampled=0, sample_fps=settings.sample_fps)
+            log.video = [exc.coverage]
+    faces.coverage = log.video_coverage()
+    return faces
 
 
 def analyze_voices(path: Path, info: MediaInfo, settings: AnalysisSettings) -> VoiceAnalysis | None:
@@ -109,10 +142,18 @@ def analyze_voices(path: Path, info: MediaInfo, settings: AnalysisSettings) -> V
 
     if not info.audio_sample_rate:
         return None
-    audio = media.load_audio(path, sample_rate=settings.audio_sample_rate, max_duration_s=settings.max_duration_s)
+    try:
+        audio = media.load_audio(path, sample_rate=settings.audio_sample_rate, max_duration_s=settings.max_duration_s)
+    except NoAudio as exc:
+        if exc.coverage is None:
+            raise
+        # The sound is lost; the picture may still be analysed.
+        return VoiceAnalysis(speakers=[], speech_s=0.0, coverage=exc.coverage)
     if audio is None or not len(audio.samples):
         return None
-    return VoiceAnalyzer().analyze(audio)
+    voices = VoiceAnalyzer().analyze(audio)
+    voices.coverage = audio.coverage
+    return voices
 
 
 def link_faces_to_voices(

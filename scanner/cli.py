@@ -647,7 +647,7 @@ def _scan_with_progress(paths, records, options, quiet: bool, store, stats) -> S
     else:
 
         def log_line(done: int, total: int, rec: RecordingAnalysis) -> None:
-            if rec.status is RecordingStatus.UNREADABLE:
+            if rec.status is not RecordingStatus.OK:
                 _report_unreadable(rec)
             elif not quiet:
                 duration = f"{rec.media.duration_s:.1f} s" if rec.media else ""
@@ -659,8 +659,13 @@ def _scan_with_progress(paths, records, options, quiet: bool, store, stats) -> S
 
 
 def _report_unreadable(rec: RecordingAnalysis) -> None:
+    """Name a file that could not be analysed, or only in part, on the terminal."""
     if rec.status is RecordingStatus.UNREADABLE:
         err.print(f"unreadable: {rec.path}: {rec.error}", style="red")
+    elif rec.status is RecordingStatus.PARTIAL and rec.coverage is not None:
+        cov = rec.coverage
+        err.print(f"partial: {rec.path}: {cov.analysed_s:.1f} of {cov.duration_s:.1f} s analysed "
+                  f"({'; '.join(cov.causes)})", style="yellow")
 
 
 def _write_and_exit(

@@ -46,6 +46,7 @@ from pathlib import Path
 from scanner import media
 from scanner.analyze import (
     AnalysisSettings,
+    accounted,
     analyze_faces,
     analyze_recording,
     analyze_voices,
@@ -61,6 +62,7 @@ from scanner.models import (
     RecordingAnalysis,
     RecordingStatus,
     VoiceAnalysis,
+    join_coverage,
 )
 
 
@@ -328,12 +330,13 @@ def join_split(
             raise NoVideoFrames("no decodable video frame (truncated or corrupt file)")
         with media.time_limit(settings.time_limit_s):
             faces = merge_analyses(face_parts)
+            faces.coverage = join_coverage([p.coverage for p in face_parts if p.coverage is not None])
             links = link_faces_to_voices(path, info, settings, faces, voices)
     except Exception as exc:  # noqa: BLE001 - one hostile file must not end the scan
         return unreadable(path, digest, size, exc)
-    return RecordingAnalysis(
+    return accounted(RecordingAnalysis(
         Path(path), digest, RecordingStatus.OK, media=info, faces=faces, voices=voices, size_bytes=size, links=links
-    )
+    ))
 
 
 class WorkerCrashed(RuntimeError):

@@ -12,7 +12,9 @@ Functions
 ---------
 probe(path)                      -> MediaInfo
 iter_frames(path, info, ...)     -> Iterator[Frame]     (streamed, bounded memory)
-load_audio(path, ...)            -> AudioTrack | None
+load_audio(path, ...)            -> AudioTrack | None   (its `coverage`: what was decoded)
+decode_log()                     -> context manager: collects the `StreamCoverage` of every
+                                    video pass (iter_frames) made inside it
 sha256_file(path)                -> str
 time_limit(seconds)              -> context manager: per-file time limit for the decoders
 memory_limit(bytes)              -> context manager: per-file resident memory ceiling
@@ -37,12 +39,20 @@ exhausted machine; every limit is a parameter with the default below):
   ("needed more memory than the N GB allowed per worker process") between frames;
 - only regular files are opened (a named pipe or a device named like a video would block or
   never end).
+
+Decode accounting (coverage): a packet the decoder rejects does not end decoding; the stream
+goes on from the next packet, and every pass records what it delivered (`StreamCoverage`): the
+stretches it could not decode (rejected packets; data ending before the declared duration;
+more than `GAP_TOLERANCE_S` without any data between packets of known length), the count of
+rejected packets, the causes in words, and for video the sampled frames planned and decoded.
+Audio keeps its time line: a rejected stretch becomes silence of the same length.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import hashlib
 import logging
 import math
@@ -53,6 +63,7 @@ import stat
 import threading
 import time
 import warnings
+import wave
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -61,7 +72,18 @@ import av
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from scanner.models import AudioTrack, Frame, MediaError, MediaInfo, MediaKind, NoVideoFrames
+from scanner.models import (
+    AudioTrack,
+    Frame,
+    MediaError,
+    MediaInfo,
+    MediaKind,
+    NoAudio,
+    NoVideoFrames,
+    StreamCoverage,
+    TimeRange,
+    merge_ranges,
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +112,14 @@ _IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP", "MPO", "PPM")
 _NON_MEDIA_DEMUXERS = {"tty", "data", "bin", "srt", "ass", "webvtt", "subviewer", "subviewer1"}
 
 _HASH_CHUNK = 1 << 20
+
+#: Stretches without data shorter than this (seconds) are the normal slack of container timing
+#: (the last frame's length, audio encoder priming, rounding in a header's duration), not a gap.
+GAP_TOLERANCE_S = 0.5
+
+#: At most this many missing stretches are kept per stream: past it, neighbours are joined
+#: (a file rejected every other packet would otherwise list thousands).
+MAX_MISSING_RANGES = 200
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,6 +255,196 @@ def check_limits() -> None:
     For long computations outside the decoders (the analysis stages call it between steps).
     """
     _check_deadline(_DEADLINE.get())
+
+
+# --------------------------------------------------------------------------------------------
+# Decode accounting
+# --------------------------------------------------------------------------------------------
+
+
+class StreamTally:
+    """What one decoding pass over one stream delivered, packet by packet.
+
+    Times are seconds from `origin` (the stream's start, in its time base units), counted within
+    the stretch [start_s, end_s) (the whole stream, or a window of it). `accepted(packet)` and
+    `rejected(packet, exc)` are called for every demuxed packet; `stopped(exc)` when the
+    container cannot be read further. `result()` turns it into a `StreamCoverage`.
+
+    Packets of known length cover their own span; a packet of unknown length (0) covers up to the
+    next packet (nothing shows data missing there). Spans closer than `gap_s` are joined.
+    """
+
+    def __init__(self, kind: str, time_base, origin: int | None, start_s: float, end_s: float,
+                 nominal_s: float = 0.04, gap_s: float = GAP_TOLERANCE_S):
+        self.kind = kind
+        self.time_base = time_base or Fraction(1, 1)
+        self.origin = origin
+        self.start_s = start_s
+        self.end_s = end_s
+        self.nominal_s = nominal_s
+        self.gap_s = gap_s
+        self.covered: list[list[float]] = []  # [start, end], mostly in order
+        self.failed: list[TimeRange] = []
+        self.errors = 0
+        self.causes: dict[str, None] = {}
+        self._open = False  # the last accepted packet had no length: it reaches the next one
+        self.limit_s: float | None = None
+        self.stopped_by: BaseException | None = None
+
+    def _span(self, packet) -> tuple[float, float] | None:
+        pts = packet.pts if packet.pts is not None else packet.dts
+        if pts is None:
+            return None
+        if self.origin is None:
+            self.origin = pts
+        start = float((pts - self.origin) * self.time_base)
+        length = float(packet.duration * self.time_base) if packet.duration else 0.0
+        return start, start + length
+
+    def accepted(self, packet) -> None:
+        span = self._span(packet)
+        if span is None:
+            return
+        start, end = span
+        last = self.covered[-1] if self.covered else None
+        if last is not None and (self._open or last[0] - self.gap_s <= start <= last[1] + self.gap_s):
+            last[0], last[1] = min(last[0], start), max(last[1], end)
+        else:
+            self.covered.append([start, end])
+        self._open = end <= start
+
+    def rejected(self, packet, exc: BaseException) -> None:
+        self.errors += 1
+        self.causes.setdefault(f"the decoder rejected damaged data ({_short_av_error(exc)})", None)
+        span = self._span(packet)
+        if span is not None:
+            start, end = span
+            self.failed.append(TimeRange(start, end if end > start else start + self.nominal_s))
+        self._open = False
+
+    def stopped(self, exc: BaseException) -> None:
+        self.stopped_by = exc
+        self.causes.setdefault(f"the container could not be read further ({_short_av_error(exc)})", None)
+
+    def cut(self, at_s: float, cause: str) -> None:
+        """Decoding stops at `at_s` on purpose (a limit): the rest counts as missing, for `cause`."""
+        self.limit_s = at_s
+        self.causes.setdefault(cause, None)
+
+    def result(self, frames_planned: int | None = None, frames_decoded: int | None = None) -> StreamCoverage:
+        lo, hi = self.start_s, self.end_s
+        spans = merge_ranges([TimeRange(a, b) for a, b in self.covered], gap=self.gap_s)
+        holes: list[TimeRange] = []
+        at = lo
+        for span in spans:
+            if span.start - at > self.gap_s:
+                holes.append(TimeRange(at, min(span.start, hi)))
+            at = max(at, span.end)
+        if self.limit_s is not None and self.limit_s < hi:
+            holes.append(TimeRange(min(at, self.limit_s), hi))
+        elif hi - at > self.gap_s:
+            if not spans and not self.errors:
+                self.causes.setdefault("no decodable data", None)
+            elif spans and not self.stopped_by:
+                self.causes.setdefault(f"the data ends at {at:.1f} s of the {hi:.1f} s the header declares "
+                                       "(truncated file)", None)
+            holes.append(TimeRange(at, hi))
+        if any(h.start > lo + 1e-9 and h.end < hi - 1e-9 for h in holes) and not self.errors:
+            self.causes.setdefault("stretches without any data between packets", None)
+        missing = [TimeRange(max(lo, r.start), min(hi, r.end)) for r in [*holes, *self.failed]]
+        missing = merge_ranges([r for r in missing if r.end > r.start])
+        gap = 1.0
+        while len(missing) > MAX_MISSING_RANGES:
+            missing, gap = merge_ranges(missing, gap=gap), gap * 4
+        return StreamCoverage(
+            kind=self.kind, start_s=lo, end_s=hi, missing=tuple(missing), errors=self.errors,
+            causes=tuple(self.causes), frames_planned=frames_planned, frames_decoded=frames_decoded,
+        )
+
+
+def _wav_header_seconds(path: str) -> float | None:
+    """The length a PCM WAV's header declares (its data chunk size), None when it states none.
+
+    FFmpeg trims a WAV's duration to the bytes present, which hides a cut file; the standard
+    library's reader takes the header at its word. Recorders that write a placeholder size while
+    recording (0 or 0xFFFFFFFF) and formats `wave` does not read state nothing.
+    """
+    try:
+        with wave.open(path, "rb") as pcm:
+            frames, rate = pcm.getnframes(), pcm.getframerate()
+            block = pcm.getsampwidth() * pcm.getnchannels()
+    except (wave.Error, EOFError, OSError, ValueError):
+        return None
+    if not rate or not frames or frames * block >= 0xFFFFFFFF - 64:
+        return None
+    return frames / rate
+
+
+def _short_av_error(exc: BaseException) -> str:
+    text = str(getattr(exc, "strerror", None) or exc).strip()
+    return text.split(":")[0].strip() or type(exc).__name__
+
+
+def declared_seconds(container, stream) -> float | None:
+    """The stream's length from the headers: a PCM WAV's data chunk size, else the stream's own
+    duration, a Matroska DURATION tag, else the container's duration (less the stream's start
+    offset); None when nothing states it."""
+    if container.format.name == "wav":
+        pcm = _wav_header_seconds(container.name)
+        if pcm is not None:
+            return pcm
+    own = _stream_seconds(stream)
+    if own:
+        return own
+    tag = (stream.metadata or {}).get("DURATION") or (stream.metadata or {}).get("duration")
+    if tag:
+        try:
+            hours, minutes, seconds = tag.split(":")
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        except ValueError:
+            pass
+    if container.duration:
+        offset = 0.0
+        if stream.start_time is not None and stream.time_base is not None and container.start_time is not None:
+            offset = max(0.0, float(stream.start_time * stream.time_base) - container.start_time / av.time_base)
+        return max(0.0, container.duration / av.time_base - offset)
+    return None
+
+
+class DecodeLog:
+    """The `StreamCoverage` of every video pass made inside a `decode_log()` block, in order."""
+
+    def __init__(self) -> None:
+        self.video: list[StreamCoverage] = []
+
+    def video_coverage(self) -> StreamCoverage | None:
+        from scanner.models import join_coverage
+
+        return join_coverage(self.video)
+
+
+_LOG: contextvars.ContextVar[DecodeLog | None] = contextvars.ContextVar("likeness_decode_log", default=None)
+
+
+@contextlib.contextmanager
+def decode_log() -> Iterator[DecodeLog]:
+    """Within this block, every `iter_frames` pass records its accounting in the yielded log.
+
+    For the face pass of one file (``with media.decode_log() as log: ...``); passes made by code
+    the caller does not wrap (lip reading) are not counted.
+    """
+    log_ = DecodeLog()
+    token = _LOG.set(log_)
+    try:
+        yield log_
+    finally:
+        _LOG.reset(token)
+
+
+def _record(coverage: StreamCoverage) -> None:
+    log_ = _LOG.get()
+    if log_ is not None:
+        log_.video.append(coverage)
 
 
 # --------------------------------------------------------------------------------------------
@@ -621,15 +841,19 @@ def iter_frames(
     Raises
     ------
     MediaError
-        No frame at all could be decoded, or the deadline passed. Errors after at least one
-        frame (a truncated tail, a corrupt packet near the end) end the iteration quietly: what
-        was read is analysed.
+        No frame at all could be decoded (NoVideoFrames), or the deadline passed. A packet the
+        decoder rejects is skipped and decoding goes on; a container that cannot be read further
+        ends the iteration quietly: what was read is analysed.
+
+    Inside a `decode_log()` block each pass (run to its end) records its `StreamCoverage`.
     """
     path = Path(path)
     deadline = _deadline(deadline)
     _check_deadline(deadline)
     if info.kind == MediaKind.IMAGE:
-        yield _image_frame(path, max_width, max_pixels)
+        frame = _image_frame(path, max_width, max_pixels)
+        _record(StreamCoverage("image", 0.0, 0.0, frames_planned=1, frames_decoded=1))
+        yield frame
         return
     if info.kind != MediaKind.VIDEO:
         return
@@ -783,6 +1007,22 @@ def _bframes_unreferenced_by_p(
     return bool(common) and all(np.array_equal(reduced[pts][1], reference[pts][1]) for pts in common)
 
 
+def _grid_points(lo: float, hi: float, interval: float) -> int:
+    """Sampling-grid points (multiples of `interval` > 0) in [lo, hi)."""
+    if not math.isfinite(hi) or hi <= lo:
+        return 0
+    return max(0, math.ceil(hi / interval - 1e-9) - math.ceil(lo / interval - 1e-9))
+
+
+def _planned(coverage: StreamCoverage, interval: float, decoded: int) -> StreamCoverage:
+    """`coverage` with the sampled frames decoded and planned: the decoded ones plus the grid points
+    in missing stretches. A frame shown across several grid points (a still screen in a variable
+    frame rate video) is one picture, sampled once. `interval` 0 (every frame kept): the missing
+    stretches are not counted in frames."""
+    lost = sum(_grid_points(r.start, r.end, interval) for r in coverage.missing) if interval else 0
+    return dataclasses.replace(coverage, frames_planned=decoded + lost, frames_decoded=decoded)
+
+
 def _video_frames(
     path: Path,
     sample_fps: float,
@@ -833,39 +1073,61 @@ def _video_frames(
                 container.seek(0)
         size = None
         index = -1
+        declared = declared_seconds(container, stream)
+        end = min(hi, declared) if declared is not None else hi
+        tally = StreamTally("video", time_base, start, lo, end, nominal_s=1.0 / rate)
         try:
-            for frame in container.decode(stream):
+            for packet in container.demux(stream):
                 _check_deadline(deadline)
-                index += 1
-                if frame.pts is not None:
-                    if start is None:
-                        start = frame.pts
-                    t = float((frame.pts - start) * time_base)
-                    index = int(round(t * rate))
-                else:
-                    t = index / rate
-                if t + slack >= hi:
-                    break
-                if t + slack < max(next_t, lo):
+                try:
+                    decoded = packet.decode()
+                except (av.FFmpegError, ValueError) as exc:
+                    # One damaged packet ends nothing: the stream goes on (and is accounted).
+                    tally.rejected(packet, exc)
                     continue
-                if size is None:
-                    size = _target_size(frame.width, frame.height, max_width)
-                out_w, out_h, scale = size
-                if scale != 1.0:
-                    image = frame.to_ndarray(format="rgb24", width=out_w, height=out_h, interpolation="AREA")
-                else:
-                    image = frame.to_ndarray(format="rgb24")
-                yield Frame(index=index, time_s=max(0.0, t), image=image, scale=scale)
-                yielded += 1
-                if interval:
-                    # Next grid point strictly after this frame (skips grid points inside gaps).
-                    next_t = (math.floor((t + slack) / interval) + 1) * interval
+                tally.accepted(packet)
+                past_window = False
+                for frame in decoded:
+                    index += 1
+                    if frame.pts is not None:
+                        if start is None:
+                            start = frame.pts
+                        t = float((frame.pts - start) * time_base)
+                        index = int(round(t * rate))
+                    else:
+                        t = index / rate
+                    if t + slack >= hi:
+                        past_window = True
+                        break
+                    if t + slack < max(next_t, lo):
+                        continue
+                    if size is None:
+                        size = _target_size(frame.width, frame.height, max_width)
+                    out_w, out_h, scale = size
+                    if scale != 1.0:
+                        image = frame.to_ndarray(format="rgb24", width=out_w, height=out_h, interpolation="AREA")
+                    else:
+                        image = frame.to_ndarray(format="rgb24")
+                    yield Frame(index=index, time_s=max(0.0, t), image=image, scale=scale)
+                    yielded += 1
+                    if interval:
+                        # Next grid point strictly after this frame (skips grid points inside gaps).
+                        next_t = (math.floor((t + slack) / interval) + 1) * interval
+                if past_window:
+                    break
         except (av.FFmpegError, ValueError, OSError) as exc:
+            tally.stopped(exc)
             if yielded == 0:
-                raise NoVideoFrames(f"no decodable video frame: {_describe_av_error(exc)}") from None
+                coverage = _planned(tally.result(), interval, 0)
+                _record(coverage)
+                raise NoVideoFrames(f"no decodable video frame: {_describe_av_error(exc)}", coverage) from None
             log.warning("%s: video decoding stopped early after %d frames: %s", path, yielded, exc)
+        if tally.end_s == math.inf:  # no declared length: what the data held is the length
+            tally.end_s = max((b for _, b in tally.covered), default=lo)
+        coverage = _planned(tally.result(), interval, yielded)
+        _record(coverage)
         if yielded == 0:
-            raise NoVideoFrames("no decodable video frame (truncated or corrupt file)")
+            raise NoVideoFrames("no decodable video frame (truncated or corrupt file)", coverage)
     finally:
         container.close()
 
@@ -932,11 +1194,13 @@ def load_audio(
         declared = _stream_seconds(stream) or (container.duration / av.time_base if container.duration else 0.0)
         buffer = np.empty(min(limit, int(max(1.0, declared) * sample_rate * 1.01) + sample_rate), dtype=np.float32)
         total = 0
+        heard = 0  # decoded samples, the silence put in for rejected stretches not counted
 
-        def take(frames) -> bool:
-            nonlocal total, buffer
+        def take(frames, raw: bool = False) -> bool:
+            nonlocal total, buffer, heard
             for out in frames:
-                data = out.to_ndarray().mean(axis=0, dtype=np.float32)
+                data = (out if raw else out.to_ndarray()).mean(axis=0, dtype=np.float32)
+                heard += 0 if raw else data.size
                 if total + data.size > buffer.size:
                     grown = np.empty(max(total + data.size, int(buffer.size * 1.5)), dtype=np.float32)
                     grown[:total] = buffer[:total]
@@ -945,28 +1209,59 @@ def load_audio(
                 total += data.size
             return total >= limit
 
+        time_base = stream.time_base or Fraction(1, int(sample_rate))
+        length = declared_seconds(container, stream)
+        tally = StreamTally("audio", time_base, stream.start_time, 0.0, length if length is not None else math.inf)
+
+        def silence(seconds: float) -> None:
+            # A rejected packet becomes silence of its length, so later time codes stay true.
+            n = int(round(seconds * sample_rate))
+            if n > 0:
+                take([np.zeros((1, n), dtype=np.float32)], raw=True)
+
         try:
             full = False
-            for frame in container.decode(stream):
+            for packet in container.demux(stream):
                 _check_deadline(deadline)
-                frame.pts = None  # let the resampler count samples itself (avoids pts-gap errors)
-                if take(resampler.resample(frame)):
-                    full = True
+                try:
+                    frames = packet.decode()
+                except (av.FFmpegError, ValueError) as exc:
+                    tally.rejected(packet, exc)
+                    if tally.failed:
+                        silence(tally.failed[-1].duration)
+                    continue
+                tally.accepted(packet)
+                for frame in frames:
+                    frame.pts = None  # let the resampler count samples itself (avoids pts-gap errors)
+                    if take(resampler.resample(frame)):
+                        full = True
+                        break
+                if full:
+                    tally.cut(limit / sample_rate, f"decoding stops at the {_hours(max_duration_s)} audio limit")
                     break
             if not full:
                 take(resampler.resample(None))
         except (av.FFmpegError, ValueError, OSError) as exc:
-            if total == 0:
-                raise MediaError(f"no decodable audio: {_describe_av_error(exc)}") from None
+            tally.stopped(exc)
+            if heard == 0:
+                raise NoAudio(f"no decodable audio: {_describe_av_error(exc)}", _audio_result(tally)) from None
             log.warning("%s: audio decoding stopped early after %.1f s: %s", path, total / sample_rate, exc)
-        if total == 0:
-            raise MediaError("audio stream holds no decodable samples (truncated or corrupt file)")
+        coverage = _audio_result(tally)
+        if heard == 0:
+            raise NoAudio("audio stream holds no decodable samples (truncated or corrupt file)", coverage)
         samples = buffer[: min(total, limit)]
         if samples.size < 0.9 * buffer.size:  # a declared duration far too long: give the slack back
             samples = samples.copy()
         del buffer
         np.clip(samples, -1.0, 1.0, out=samples)
-        return AudioTrack(samples=samples, sample_rate=int(sample_rate), original_sample_rate=original_rate)
+        return AudioTrack(samples=samples, sample_rate=int(sample_rate), original_sample_rate=original_rate,
+                          coverage=coverage)
+
+
+def _audio_result(tally: StreamTally) -> StreamCoverage:
+    if tally.end_s == math.inf:  # no declared length: what the data held is the length
+        tally.end_s = max((b for _, b in tally.covered), default=0.0)
+    return tally.result()
 
 
 # --------------------------------------------------------------------------------------------

@@ -107,11 +107,16 @@ class Frame:
 
 @dataclass
 class AudioTrack:
-    """Mono float32 samples in [-1, 1] resampled to `sample_rate` for analysis."""
+    """Mono float32 samples in [-1, 1] resampled to `sample_rate` for analysis.
+
+    Stretches the decoder rejected are silence of their length (so time codes stay true);
+    `coverage` says which they are.
+    """
 
     samples: np.ndarray
     sample_rate: int
     original_sample_rate: int
+    coverage: "StreamCoverage | None" = None
 
     @property
     def duration_s(self) -> float:
@@ -123,7 +128,103 @@ class MediaError(Exception):
 
 
 class NoVideoFrames(MediaError):
-    """Not one video frame of the requested stretch decodes (truncated or corrupt data there)."""
+    """Not one video frame of the requested stretch decodes (truncated or corrupt data there).
+
+    `coverage`, when set, is the accounting of the attempt (all of the stretch missing, and why).
+    """
+
+    def __init__(self, message: str, coverage: "StreamCoverage | None" = None):
+        super().__init__(message)
+        self.coverage = coverage
+
+
+class NoAudio(MediaError):
+    """The audio stream holds not one decodable sample; `coverage` as for NoVideoFrames."""
+
+    def __init__(self, message: str, coverage: "StreamCoverage | None" = None):
+        super().__init__(message)
+        self.coverage = coverage
+
+
+# --------------------------------------------------------------------------------------------
+# Coverage: how much of a recording was actually decoded
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamCoverage:
+    """How much of one stream of a recording was decoded, and so analysed.
+
+    kind: "video", "audio" or "image".
+    start_s, end_s: the stretch this accounting is about, in seconds from the stream's start:
+        the whole stream (0 to its declared duration), or one window of a video split over
+        workers. For an image both are 0.
+    missing: stretches (seconds from the stream's start) that were not decoded: data the decoder
+        rejected, data that ends before the declared duration, or longer than
+        `media.GAP_TOLERANCE_S` (0.5 s) without any data. Sorted, not overlapping.
+    errors: packets (compressed frames) the decoder rejected.
+    causes: what made each kind of stretch missing, in words, in order of first appearance.
+    frames_planned, frames_decoded: video and images: frames the sampling grid asks for within
+        the stretch (one every 1/sample_fps s; 1 for an image) and frames decoded for it. None
+        for audio.
+    """
+
+    kind: str
+    start_s: float
+    end_s: float
+    missing: tuple[TimeRange, ...] = ()
+    errors: int = 0
+    causes: tuple[str, ...] = ()
+    frames_planned: int | None = None
+    frames_decoded: int | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return max(0.0, self.end_s - self.start_s)
+
+    @property
+    def missing_s(self) -> float:
+        return min(self.duration_s, sum(r.duration for r in self.missing))
+
+    @property
+    def decoded_s(self) -> float:
+        return self.duration_s - self.missing_s
+
+    @property
+    def complete(self) -> bool:
+        """Nothing missing and nothing rejected by the decoder."""
+        if self.kind == "image":
+            return bool(self.frames_decoded)
+        return not self.missing and not self.errors
+
+    @property
+    def empty(self) -> bool:
+        """Nothing at all decoded."""
+        if self.frames_decoded is not None:
+            return self.frames_decoded == 0
+        return self.decoded_s <= 0.0 and self.duration_s > 0.0
+
+
+def join_coverage(parts: list[StreamCoverage]) -> StreamCoverage | None:
+    """One stream's accounting from the accountings of consecutive windows of it (None for none)."""
+    if not parts:
+        return None
+    parts = sorted(parts, key=lambda p: p.start_s)
+    planned = [p.frames_planned for p in parts if p.frames_planned is not None]
+    decoded = [p.frames_decoded for p in parts if p.frames_decoded is not None]
+    causes: dict[str, None] = {}
+    for part in parts:
+        causes.update(dict.fromkeys(part.causes))
+    return StreamCoverage(
+        kind=parts[0].kind,
+        start_s=parts[0].start_s,
+        end_s=max(p.end_s for p in parts),
+        missing=tuple(merge_ranges([r for p in parts for r in p.missing])),
+        errors=sum(p.errors for p in parts),
+        causes=tuple(causes),
+        frames_planned=sum(planned) if planned else None,
+        frames_decoded=sum(decoded) if decoded else None,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,6 +303,7 @@ class FaceAnalysis:
     clusters: list[FaceCluster]
     frames_sampled: int
     sample_fps: float | None
+    coverage: StreamCoverage | None = None  # what of the picture was decoded (set by scanner.analyze)
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,6 +338,7 @@ class SpeakerCluster:
 class VoiceAnalysis:
     speakers: list[SpeakerCluster]
     speech_s: float
+    coverage: StreamCoverage | None = None  # what of the sound was decoded (set by scanner.analyze)
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,8 +368,55 @@ class FaceVoiceLink:
 
 
 class RecordingStatus(str, enum.Enum):
+    """How much of a recording was analysed: all of it, some of it (`Coverage.status`), nothing."""
+
     OK = "ok"
+    PARTIAL = "partial"
     UNREADABLE = "unreadable"
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What of one recording was decoded: its video (or image) and its audio, each accounted.
+
+    The status rule: `unreadable` when no stream yielded anything, `partial` when any stream has
+    a missing stretch or a rejected packet (`StreamCoverage.complete`), `ok` otherwise.
+    """
+
+    video: StreamCoverage | None = None
+    audio: StreamCoverage | None = None
+
+    @property
+    def streams(self) -> list[StreamCoverage]:
+        return [s for s in (self.video, self.audio) if s is not None]
+
+    @property
+    def status(self) -> RecordingStatus:
+        streams = self.streams
+        if streams and all(s.empty for s in streams):
+            return RecordingStatus.UNREADABLE
+        if any(not s.complete for s in streams):
+            return RecordingStatus.PARTIAL
+        return RecordingStatus.OK
+
+    @property
+    def duration_s(self) -> float:
+        """The recording's length: its longest stream's."""
+        return max((s.duration_s for s in self.streams), default=0.0)
+
+    @property
+    def missing(self) -> list[TimeRange]:
+        """Stretches where some stream was not decoded (union over the streams)."""
+        return merge_ranges([r for s in self.streams for r in s.missing])
+
+    @property
+    def analysed_s(self) -> float:
+        """Seconds of the recording where every stream it has there was decoded."""
+        return max(0.0, self.duration_s - sum(r.duration for r in self.missing))
+
+    @property
+    def causes(self) -> list[str]:
+        return list(dict.fromkeys(c for s in self.streams for c in s.causes))
 
 
 @dataclass
@@ -282,6 +432,7 @@ class RecordingAnalysis:
     voices: VoiceAnalysis | None = None
     size_bytes: int = 0
     links: list[FaceVoiceLink] = field(default_factory=list)
+    coverage: Coverage | None = None  # None: not accounted (unreadable before decoding, or an older scan)
 
 
 @dataclass

@@ -72,7 +72,7 @@ def resolve_people(
     voices: list[VoiceSighting] = []
     links: list[tuple[int, int]] = []  # (face index, voice index)
     for rec in recordings:
-        if rec.status is not RecordingStatus.OK:
+        if rec.status is RecordingStatus.UNREADABLE:
             continue
         face_at = {}
         for cluster in rec.faces.clusters if rec.faces else []:
@@ -197,7 +197,7 @@ def resolution_key(
             subject.voiceprints if subject.voiceprints is not None else "no voice")
     for index, rec in enumerate(recordings):
         add("recording", index, rec.status.value)
-        if rec.status is not RecordingStatus.OK:
+        if rec.status is RecordingStatus.UNREADABLE:
             continue
         for cluster in rec.faces.clusters if rec.faces else []:
             add("face", cluster.cluster_id, cluster.encodings,

@@ -23,6 +23,7 @@ from scanner.models import (
     RecordingContext,
     RecordingStatus,
     TimeRange,
+    merge_ranges,
 )
 from scanner.risk import DEFAULT_RUBRIC, Rubric, plan_reduction
 
@@ -103,10 +104,19 @@ WAIVER_EXPIRED = Rule(
     "Review the waived finding: fix it, or renew the waiver with a new expiry date and approval.",
     "A waiver in the waivers file has passed its expiry date; the finding it accepted is open again.",
 )
+PARTIAL_RECORDING = Rule(
+    "LK011", "partial-recording", "Recording only partly analysed",
+    Level.MEDIUM,
+    "Repair or re-export the file (or restore it from its source) and scan it again; until then "
+    "nobody can tell whose face or voice the missing stretches hold.",
+    "Part of the file could not be decoded (damaged data, a file that ends before its declared "
+    "length): the stretches named were not analysed, so the scan cannot show they are compliant.",
+)
 
 RULES: tuple[Rule, ...] = (
     UNKNOWN_PERSON, CONSENT_WITHDRAWN, CONSENT_EXPIRED, PURPOSE_NOT_COVERED, RISK_ABOVE_ACCEPTED,
     UNREADABLE_RECORDING, UNCONSENTED_FACE, UNCONSENTED_VOICE, RETENTION_EXCEEDED, WAIVER_EXPIRED,
+    PARTIAL_RECORDING,
 )
 RULES_BY_ID = {rule.id: rule for rule in RULES}
 
@@ -165,6 +175,8 @@ def check_policy(
     for rec in recordings:
         if rec.status is RecordingStatus.UNREADABLE:
             findings.append(_unreadable_finding(rec))
+        elif rec.status is RecordingStatus.PARTIAL and rec.coverage is not None:
+            findings.append(_partial_finding(rec))
     for person in people:
         findings.extend(_person_findings(person, by_path, consent, contexts, on, root, rubric))
     findings.extend(_retention_findings(people, recordings, contexts, on, settings))
@@ -302,7 +314,7 @@ def _retention_findings(
     findings = []
     for rec in recordings:
         context = contexts.get(rec.path, _DEFAULT_CONTEXT)
-        if rec.status is not RecordingStatus.OK or context.retention_days is None or context.recorded is None:
+        if rec.status is RecordingStatus.UNREADABLE or context.retention_days is None or context.recorded is None:
             continue
         present = [p for p in people if rec.path in p.recordings]
         if not present:
@@ -360,22 +372,59 @@ def _finding(
     )
 
 
-def _unreadable_finding(rec: RecordingAnalysis) -> Finding:
-    rule = UNREADABLE_RECORDING
+def _recording_finding(rule: Rule, rec: RecordingAnalysis, message: str, evidence: list[str],
+                       time_ranges: dict[str, list[TimeRange]]) -> Finding:
+    """A finding about one recording as a file (no person): unreadable, partly decoded."""
     return Finding(
         rule_id=rule.id,
         rule_name=rule.name,
         severity=rule.severity,
         title=rule.title,
-        message=f"{rec.path} could not be read: {rec.error}",
+        message=message,
         remedy=rule.remedy,
         person_id=None,
         subject_id=None,
         recordings=[rec.path],
-        time_ranges={},
-        evidence=[f"sha256 {rec.sha256}", f"{rec.size_bytes} bytes"],
+        time_ranges=time_ranges,
+        evidence=evidence,
         fingerprint=fingerprint(rule.id, "", "", [rec.sha256]),
     )
+
+
+def _unreadable_finding(rec: RecordingAnalysis) -> Finding:
+    return _recording_finding(UNREADABLE_RECORDING, rec, f"{rec.path} could not be read: {rec.error}",
+                              [f"sha256 {rec.sha256}", f"{rec.size_bytes} bytes"], {})
+
+
+def _partial_finding(rec: RecordingAnalysis) -> Finding:
+    """LK011 for a recording decoded only in part: what was decoded of each stream, the stretches
+    that were not (the finding's time ranges) and why."""
+    from scanner.outputs.document import timecode
+
+    coverage = rec.coverage
+    shown = merge_ranges(coverage.missing, gap=1.0)  # neighbouring damage read as one stretch
+    where = ", ".join(f"{timecode(r.start)}-{timecode(r.end)}" for r in shown[:5])
+    if len(shown) > 5:
+        where += f" and {len(shown) - 5} more"
+    message = (f"{rec.path} was only partly analysed: {coverage.analysed_s:.1f} of {coverage.duration_s:.1f} s; "
+               f"not analysed: {where or 'damaged packets'} ({'; '.join(coverage.causes)})")
+    evidence = [describe_stream_coverage(stream) for stream in coverage.streams]
+    evidence += [f"cause: {cause}" for cause in coverage.causes] + [f"sha256 {rec.sha256}"]
+    return _recording_finding(PARTIAL_RECORDING, rec, message, evidence, {str(rec.path): list(coverage.missing)})
+
+
+def describe_stream_coverage(stream) -> str:
+    """One line on one stream's coverage: 'video: 19.8 of 20.0 s decoded (99.0%), 20 of 20 sampled
+    frames, 4 damaged packets rejected'."""
+    if stream.kind == "image":
+        return f"image: {'decoded' if stream.frames_decoded else 'not decoded'}"
+    share = 100.0 * stream.decoded_s / stream.duration_s if stream.duration_s else 100.0
+    parts = [f"{stream.kind}: {stream.decoded_s:.1f} of {stream.duration_s:.1f} s decoded ({share:.1f}%)"]
+    if stream.frames_planned is not None:
+        parts.append(f"{stream.frames_decoded} of {stream.frames_planned} sampled frames")
+    if stream.errors:
+        parts.append(f"{stream.errors} damaged packet{'s' if stream.errors != 1 else ''} rejected")
+    return ", ".join(parts)
 
 
 def person_key(person: Person, content_hash: dict[Path, str]) -> str:

@@ -472,7 +472,7 @@ class Store:
                     "media_json=COALESCE(excluded.media_json, media_json)",
                     (analysis.sha256, analysis.size_bytes, media_json, now, now),
                 )
-                if analysis.status is RecordingStatus.OK:
+                if analysis.status is not RecordingStatus.UNREADABLE:  # ok or partial: what the content gives
                     self.db.execute(
                         "INSERT OR REPLACE INTO analyses VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         (analysis.sha256, settings_hash, tool_version, analysis.status.value, BLOB_FORMAT,

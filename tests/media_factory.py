@@ -234,3 +234,58 @@ def make_reshuffled_gallery(path: Path, faces: list[np.ndarray], seconds: float,
             for packet in stream.encode():
                 out.mux(packet)
     return path
+
+
+def bitflip_copy(src: Path, dst: Path, offsets: Iterable[int], length: int = 4096, every: int = 7) -> Path:
+    """Copy `src` to `dst` with every `every`-th byte of `length` bytes from each offset XORed with
+    0x5A (damaged storage or transfer: the container's structure around the damage stays intact)."""
+    data = bytearray(Path(src).read_bytes())
+    for offset in offsets:
+        for i in range(offset, min(offset + length, len(data)), every):
+            data[i] ^= 0x5A
+    Path(dst).write_bytes(bytes(data))
+    return Path(dst)
+
+
+def packet_offsets(path: Path, kind: str, fractions: Iterable[float]) -> list[tuple[int, float]]:
+    """(byte offset, time in s) of the `kind` ("video" or "audio") packets found at `fractions` of the
+    stream's packets: where to damage a file to hit known times."""
+    with av.open(str(path)) as container:
+        stream = getattr(container.streams, kind)[0]
+        packets = [(p.pos, float((p.pts - (stream.start_time or 0)) * stream.time_base))
+                   for p in container.demux(stream) if p.size and p.pos is not None and p.pts is not None]
+    packets.sort(key=lambda p: p[0])
+    return [packets[min(len(packets) - 1, int(f * len(packets)))] for f in fractions]
+
+
+def make_vfr_video(path: Path, durations_s: list[float], size: tuple[int, int] = (160, 120)) -> Path:
+    """Write an H.264 MP4 whose frame `i` is shown for `durations_s[i]` seconds (variable frame rate,
+    as screen recorders and phones write: a still screen holds one frame for seconds)."""
+    path = Path(path)
+    width, height = size
+    with av.open(str(path), mode="w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        stream.codec_context.time_base = Fraction(1, 1000)
+        stream.options = {"preset": "ultrafast", "tune": "zerolatency"}
+        t = 0.0
+        for i, seconds in enumerate(durations_s):
+            frame = av.VideoFrame.from_ndarray(frame_with_counter(i, width, height), format="rgb24")
+            frame.pts, frame.time_base = int(round(t * 1000)), Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+            t += seconds
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def make_aac(path: Path, seconds: float, rate: int = 22050) -> Path:
+    """Write a mono AAC sine tone in an MP4 (.m4a) container."""
+    path = Path(path)
+    with av.open(str(path), mode="w", format="mp4") as out:
+        stream = out.add_stream("aac", rate=rate)
+        stream.layout = "mono"
+        _encode_tone(out, stream, seconds, rate, 1, 440.0)
+    return path

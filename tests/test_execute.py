@@ -267,7 +267,8 @@ def test_a_video_split_over_workers_gives_the_whole_file_analysis(sample_data, l
 
 def test_a_split_video_whose_data_ends_early_keeps_what_its_first_windows_found(tmp_path):
     """An interrupted download of a web-optimised MP4 (index in front, 4 s declared, data for about 1.5 s):
-    the windows past the end decode nothing, and the file is analysed as it would be whole."""
+    the windows past the end decode nothing, and the file is analysed (and accounted: partial, the
+    same stretch missing) as it would be whole."""
     from scanner.analyze import AnalysisSettings, analyze_recording
     from scanner.execute import Job, Splitting, plan_jobs, run_local_jobs
     from scanner.media import sha256_file
@@ -284,9 +285,12 @@ def test_a_split_video_whose_data_ends_early_keeps_what_its_first_windows_found(
 
     whole = analyze_recording(cut, AnalysisSettings(), job.sha256)
     (parted,) = list(run_local_jobs([job], AnalysisSettings(), workers=2, splitting=splitting))
-    assert whole.status is RecordingStatus.OK and 0 < whole.faces.frames_sampled < 4
-    assert parted.status is RecordingStatus.OK, parted.error
+    assert whole.status is RecordingStatus.PARTIAL and 0 < whole.faces.frames_sampled < 4
+    assert parted.status is RecordingStatus.PARTIAL, parted.error
     assert parted.faces.frames_sampled == whole.faces.frames_sampled
+    (tail,) = whole.coverage.missing
+    assert 1.0 < tail.start < 2.0 and tail.end == 4.0
+    assert [(round(r.start, 1), r.end) for r in parted.coverage.missing] == [(round(tail.start, 1), 4.0)]
 
 
 def test_the_plan_puts_large_files_first_and_splits_only_long_videos(sample_data):

@@ -34,7 +34,16 @@ from scanner import media
 from scanner.discover import discover_recordings
 from scanner.models import MediaError
 from tests.conftest import REPO
-from tests.media_factory import frame_with_counter, make_png, make_video, make_wav, sine
+from tests.media_factory import (
+    bitflip_copy,
+    frame_with_counter,
+    make_png,
+    make_vfr_video,
+    make_video,
+    make_wav,
+    packet_offsets,
+    sine,
+)
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 ROOT_REASON = "running as root: chmod 000 does not stop root from reading"
@@ -70,7 +79,7 @@ class Case:
     """One hostile input: its file name under the corpus root, the outcome and words of the reason."""
 
     name: str
-    outcome: str  # "unreadable", "skipped", "ok"
+    outcome: str  # "unreadable", "partial", "skipped", "ok"
     words: tuple[str, ...] = ()
     what: str = ""  # one line for docs/hostile-inputs.md
 
@@ -82,10 +91,23 @@ CASES = [
     Case("truncated.mp4", "unreadable", ("truncated or corrupt", "MP4"), "MP4 cut to a third (index at the end lost)"),
     Case(
         "interrupted_faststart.mp4",
-        "ok",
-        (),
-        "web-optimised MP4 (index in front) cut at 40% (an interrupted download): analysed as far as its data goes",
+        "partial",
+        ("data ends at", "truncated file"),
+        "web-optimised MP4 (index in front) cut at 40% (an interrupted download): analysed as far as its data "
+        "goes, the rest named as missing",
     ),
+    Case(
+        "bitflip_data.mp4",
+        "partial",
+        ("rejected damaged data",),
+        "MP4 with 300 bytes bit-flipped at three places in its picture and sound data: decoding goes on past "
+        "each, the damaged stretches named",
+    ),
+    Case("truncated_data.wav", "partial", ("data ends at",), "WAV cut at half its data (header intact)"),
+    Case("audio_ends_first.mp4", "ok", (), "4 s of video with 2 s of audio (each stream whole by its own header)"),
+    Case("video_ends_first.mp4", "ok", (), "2 s of video with 4 s of audio"),
+    Case("vfr.mp4", "ok", (), "variable frame rate video holding one frame for 2.5 s"),
+    Case("truncated.jpg", "unreadable", ("truncated or corrupt",), "JPEG cut at half its bytes"),
     Case("truncated.mkv", "unreadable", ("truncated or corrupt",), "MKV cut inside its header"),
     Case("truncated.wav", "unreadable", ("truncated or corrupt",), "WAV cut inside its header"),
     Case("bitflip_header.mp4", "unreadable", ("corrupt",), "MP4 with its index (moov) bit-flipped"),
@@ -230,6 +252,15 @@ def build_corpus(root: Path, outside: Path) -> Path:
     (root / "truncated.mp4").write_bytes(mp4[: len(mp4) // 3])
     fast = make_video(outside / "fast.mp4", frames=30, fps=10, size=(64, 48), faststart=True).read_bytes()
     (root / "interrupted_faststart.mp4").write_bytes(fast[: int(len(fast) * 0.4)])
+    hits = packet_offsets(video, "video", [0.25]) + packet_offsets(video, "audio", [0.5, 0.75])
+    bitflip_copy(video, root / "bitflip_data.mp4", [o for o, _ in hits], length=300)
+    (root / "truncated_data.wav").write_bytes(wv[: len(wv) // 2])
+    make_video(root / "audio_ends_first.mp4", frames=40, fps=10, size=(64, 48), audio_seconds=2.0)
+    make_video(root / "video_ends_first.mp4", frames=20, fps=10, size=(64, 48), audio_seconds=4.0)
+    make_vfr_video(root / "vfr.mp4", [0.1] * 10 + [2.5] + [0.1] * 5, size=(64, 48))
+    Image.effect_noise((160, 120), 60).convert("RGB").save(outside / "photo.jpg", quality=90)
+    photo = (outside / "photo.jpg").read_bytes()
+    (root / "truncated.jpg").write_bytes(photo[: len(photo) // 2])
     (root / "truncated.mkv").write_bytes(mk[:40])
     (root / "truncated.wav").write_bytes(wv[:30])
     moov = mp4.find(b"moov")
@@ -410,8 +441,32 @@ def test_each_hostile_input_has_its_outcome_and_a_clear_message(corpus_scan, cas
         )
         sarif = json.loads(scan.texts["sarif"])
         assert any(r["ruleId"] == "LK006" for r in sarif["runs"][0]["results"])
+    elif case.outcome == "partial":
+        coverage = rec["coverage"]
+        causes = "; ".join(coverage["causes"])
+        assert rec["error"] is None and all(w in causes for w in case.words), causes
+        assert coverage["missing"] and coverage["analysed_s"] < coverage["duration_s"]
+        line = next((ln for ln in scan.proc.stderr.splitlines() if ln.startswith("partial:") and case.name in ln), None)
+        assert line is not None and "analysed" in line, scan.proc.stderr[-2000:]
+        # A partial-recording finding (LK011) naming the missing stretches, in every output.
+        (finding,) = [f for f in scan.doc["findings"]
+                      if f["rule_id"] == "LK011" and any(Path(r).name == case.name for r in f["recordings"])]
+        assert [(r["start"], r["end"]) for r in finding["time_ranges"]] == [
+            (r["start"], r["end"]) for r in coverage["missing"]]
+        rows = list(csv.DictReader(scan.texts["csv"].splitlines()))
+        assert any(r["rule_id"] == "LK011" and r["recording"].endswith(case.name) for r in rows)
+        junit = ET.fromstring(scan.texts["junit"].encode("utf-8"))
+        (tc,) = [c for c in junit.iter("testcase") if (c.get("name") or "").endswith(case.name)]
+        assert "partial:" in tc.find("system-out").text and "LK011" in tc.find("system-out").text
+        sarif = json.loads(scan.texts["sarif"])
+        assert any(r["ruleId"] == "LK011" and case.name in json.dumps(r["locations"])
+                   for r in sarif["runs"][0]["results"])
+        (artifact,) = [a for a in sarif["runs"][0]["artifacts"] if a["location"]["uri"].endswith(case.name)]
+        assert artifact["properties"]["status"] == "partial" and artifact["properties"]["not_analysed"]
+        assert case.name in html.unescape(scan.texts["html"])
     else:
         assert rec["error"] is None and rec["media"] is not None
+        assert rec["coverage"] is not None and rec["coverage"]["missing"] == []
 
 
 def test_quiet_media_holds_nobody(corpus_scan):

@@ -52,6 +52,7 @@ def test_rule_ids_are_unique_and_complete():
     assert {r.name for r in RULES} >= {
         "unknown-person", "consent-withdrawn", "consent-expired", "purpose-not-covered", "risk-above-accepted",
         "unreadable-recording", "unconsented-face", "unconsented-voiceprint", "retention-exceeded", "waiver-expired",
+        "partial-recording",
     }
 
 

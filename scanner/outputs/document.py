@@ -7,17 +7,19 @@ from __future__ import annotations
 
 from scanner import __version__
 from scanner.models import (
+    Coverage,
     Finding,
     Level,
     Person,
     RecordingAnalysis,
     RecordingStatus,
     ScanResult,
+    StreamCoverage,
     TimeRange,
     Waiver,
 )
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 
 def build_document(result: ScanResult) -> dict:
@@ -47,8 +49,10 @@ def build_document(result: ScanResult) -> dict:
         "summary": {
             "recordings": len(result.recordings),
             "unreadable": sum(1 for r in result.recordings if r.status is RecordingStatus.UNREADABLE),
+            "partial": sum(1 for r in result.recordings if r.status is RecordingStatus.PARTIAL),
             "skipped": len(result.skipped),
             "media_seconds": round(sum(r.media.duration_s for r in result.recordings if r.media), 2),
+            "analysed_seconds": round(sum(analysed_seconds(r) for r in result.recordings), 2),
             "people": len(result.people),
             "unknown_people": sum(1 for p in result.people if p.subject_id is None),
             "people_by_tier": _count(p.risk.combined_tier for p in result.people if p.risk),
@@ -127,9 +131,52 @@ def _recording(rec: RecordingAnalysis, result: ScanResult, face_owner: dict, voi
         "retention_days": context.retention_days if context else None,
         "metadata_source": context.metadata_source if context else None,
         "frames_analysed": rec.faces.frames_sampled if rec.faces else 0,
+        "coverage": _coverage(rec.coverage),
         "appearances": appearances,
         "speech": speech,
         "voice_face_links": links,
+    }
+
+
+def analysed_seconds(rec: RecordingAnalysis) -> float:
+    """Seconds of `rec` that were analysed: all of an `ok` recording of an older scan (no coverage
+    recorded), none of an unreadable one."""
+    if rec.status is RecordingStatus.UNREADABLE:
+        return 0.0
+    if rec.coverage is not None and rec.coverage.streams:
+        return rec.coverage.analysed_s
+    return rec.media.duration_s if rec.media else 0.0
+
+
+def _span(r: TimeRange) -> dict:
+    return {"start": round(r.start, 2), "end": round(r.end, 2)}
+
+
+def _stream(stream: StreamCoverage | None) -> dict | None:
+    if stream is None:
+        return None
+    return {
+        "kind": stream.kind,
+        "duration_s": round(stream.duration_s, 3),
+        "decoded_s": round(stream.decoded_s, 3),
+        "missing": [_span(r) for r in stream.missing],
+        "errors": stream.errors,
+        "causes": list(stream.causes),
+        "frames_planned": stream.frames_planned,
+        "frames_decoded": stream.frames_decoded,
+    }
+
+
+def _coverage(coverage: Coverage | None) -> dict | None:
+    if coverage is None:
+        return None
+    return {
+        "duration_s": round(coverage.duration_s, 3),
+        "analysed_s": round(coverage.analysed_s, 3),
+        "missing": [_span(r) for r in coverage.missing],
+        "causes": coverage.causes,
+        "video": _stream(coverage.video),
+        "audio": _stream(coverage.audio),
     }
 
 

@@ -1,8 +1,9 @@
 """junit.xml: the scan as a JUnit XML test report, for the test views of CI systems.
 
 One test case per recording. A recording fails when a finding at or above `--fail-on` touches it
-(an unreadable recording fails through its own finding); findings below the gate and waived
-findings are listed in the case's <system-out>. Files passed over while walking folders appear as
+(an unreadable recording fails through its own finding, a partly decoded one through LK011);
+findings below the gate and waived findings are listed in the case's <system-out>, which for a
+partly decoded recording opens with what of it was analysed. Files passed over while walking folders appear as
 skipped cases, so nothing vanishes from the view. Built from the results.json document.
 
 A test case carries at most one <failure> element (holding every failing finding of that
@@ -64,8 +65,8 @@ class JunitWriter:
 
         # Test cases in recording order; findings naming a file that is not among the recordings
         # (or no file at all) still get a case, so no failing finding can be lost.
-        cases: dict[str, dict] = {rec["path"]: {"failures": [], "notes": [], "error": rec["error"]}
-                                  for rec in doc["recordings"]}
+        cases: dict[str, dict] = {rec["path"]: {"failures": [], "notes": [], "error": rec["error"],
+                                                "partial": _partial_line(rec)} for rec in doc["recordings"]}
 
         def touched(finding: dict) -> list[str]:
             return list(ranges_by_recording(finding)) or [SCAN_WIDE_CASE]
@@ -112,6 +113,8 @@ class JunitWriter:
             out += [_describe(item, rec, "suppressed by waiver", waiver=item["waiver"]) for item in waived.get(rec, [])]
             if case["error"] and not case["failures"]:
                 out.append(f"unreadable: {case['error']}")
+            if case.get("partial"):
+                out.insert(0, case["partial"])
             if out:
                 ET.SubElement(element, "system-out").text = _xml_text("\n\n".join(out))
         if self.list_skipped_files:
@@ -129,6 +132,15 @@ class JunitWriter:
             for key, value in counts.items():
                 element.set(key, value)
         return suites
+
+
+def _partial_line(rec: dict) -> str | None:
+    """'partial: 19.8 of 20.0 s analysed; not analysed: 0:07.1-0:07.5 (cause)' for a partial recording."""
+    coverage = rec.get("coverage")
+    if rec["status"] != "partial" or not coverage:
+        return None
+    return (f"partial: {coverage['analysed_s']:.1f} of {coverage['duration_s']:.1f} s analysed; not analysed: "
+            f"{format_ranges(coverage['missing']) or 'damaged packets'} ({'; '.join(coverage['causes'])})")
 
 
 def _failure(findings: list[dict], recording: str, fail_on: Level) -> ET.Element:

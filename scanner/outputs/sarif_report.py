@@ -225,6 +225,12 @@ def _artifact(rec: dict, locator: _Locator) -> dict:
     if rec["media"]:
         props["media_kind"] = rec["media"]["kind"]
         props["duration_s"] = rec["media"]["duration_s"]
+    coverage = rec.get("coverage")
+    if coverage:
+        props["analysed_s"] = coverage["analysed_s"]
+        if coverage["missing"]:
+            props["not_analysed"] = coverage["missing"]
+            props["not_analysed_causes"] = coverage["causes"]
     artifact["properties"] = props
     return artifact
 
