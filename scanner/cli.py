@@ -79,7 +79,9 @@ def main_options(
 
 @app.command()
 def scan(
-    paths: Annotated[list[Path], typer.Argument(help="Recordings and folders to scan (folders recursively).")],
+    paths: Annotated[list[str], typer.Argument(
+        help="Recordings and folders to scan (folders recursively), or object-store URLs such as "
+        "s3://bucket/prefix/ (prefixes like folders).", show_default=False)],
     consent: Annotated[
         Optional[Path],
         typer.Option("--consent", "-c", help="Consent file (YAML, or CSV of grants). Without one, everybody "
@@ -187,14 +189,21 @@ def scan(
     scheduler: Annotated[
         Optional[str],
         typer.Option("--scheduler", help="Run the analysis on a Dask cluster: its scheduler address, "
-                     "e.g. tcp://host:8786 (workers must see the recordings at the same paths)."),
+                     "e.g. tcp://host:8786 (workers must see local recordings at the same paths; "
+                     "they read s3:// and other URLs themselves)."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the verdict.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print debugging detail.")] = False,
 ) -> None:
     """Scan recordings, write the reports, and exit with a status CI can act on."""
     _setup_logging(quiet, verbose)
-    missing = [p for p in paths if not p.exists() and not p.is_symlink()]
+    from scanner.objstore import ObjectStoreError, ObjectURL, parse_input
+
+    try:
+        paths = [parse_input(text) for text in paths]
+    except ObjectStoreError as exc:
+        _usage_error(str(exc))
+    missing = [p for p in paths if not isinstance(p, ObjectURL) and not p.exists() and not p.is_symlink()]
     if missing:
         _usage_error("no such file or folder: " + ", ".join(str(p) for p in missing))
 
@@ -249,6 +258,7 @@ def scan(
         waivers=_load_or_exit(waivers_path, "waivers") if waivers_path else None,
         use_cache=not no_cache,
         scheduler=scheduler,
+        storage=cfg.storage.settings(base),
     )
     if scheduler and "://" not in scheduler:
         _usage_error(f"--scheduler must be an address like tcp://host:8786, not '{scheduler}'")
@@ -597,12 +607,15 @@ def _open_store_or_exit(path: Path | None, must_exist: bool = False):
 def _run_with_progress(
     paths: list[Path], records: ConsentRecords | None, options, quiet: bool, store=None
 ) -> ScanResult:
+    from scanner.objstore import ObjectStoreError
     from scanner.scan import ScanInterrupted, ScanStats
 
     stats = ScanStats()
     started = time.monotonic()
     try:
         result = _scan_with_progress(paths, records, options, quiet, store, stats)
+    except ObjectStoreError as exc:  # a bucket or prefix that cannot be listed: nothing was scanned
+        _usage_error(str(exc))
     except ScanInterrupted:
         saved = f"; {stats.analysed} analysed recording(s) are saved in {store.path}" if store is not None else ""
         err.print(f"interrupted after {stats.analysed + stats.reused} of {stats.total} recording(s){saved}. "

@@ -32,6 +32,15 @@ LK004 = "high"
 
 [rubric]                  # thresholds of scanner.risk.Rubric
 voice_high_longest_s = 6.0
+
+[storage]                 # s3:// and other object-store inputs (credentials: the environment, never here)
+endpoint_url = "http://127.0.0.1:8333"   # an S3-compatible store; default AWS_ENDPOINT_URL, else AWS
+region = "eu-central-1"
+profile = "audit"         # a profile of ~/.aws/config; default AWS_PROFILE
+anonymous = false         # public buckets, read without credentials
+timeout_s = 60            # a stalled connection or read is retried after this long
+retries = 3
+spool_dir = "/var/tmp"    # where each worker copies the one object it analyses (default: the temp folder)
 ```
 """
 
@@ -46,6 +55,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from scanner.fileformat import FileFormatError, Problem, read_text
 from scanner.models import Level
+from scanner.objstore import StorageSettings
 from scanner.risk import Rubric
 
 CONFIG_NAME = "likeness.toml"
@@ -78,6 +88,23 @@ class AnalysisTable(_Table):
     time_limit_s: float | None = Field(default=None, gt=0)
 
 
+class StorageTable(_Table):
+    endpoint_url: str | None = Field(default=None, pattern=r"^https?://[^/@\s]+(/[^@\s]*)?$")
+    region: str | None = None
+    profile: str | None = None
+    anonymous: bool | None = None
+    timeout_s: float | None = Field(default=None, gt=0, le=3600)
+    retries: int | None = Field(default=None, ge=0, le=20)
+    spool_dir: str | None = None
+
+    def settings(self, base: Path) -> StorageSettings:
+        """The storage settings this table sets over the defaults; `spool_dir` relative to `base`."""
+        values = {k: v for k, v in self.model_dump().items() if v is not None}
+        if "spool_dir" in values:
+            values["spool_dir"] = str(base / values["spool_dir"])
+        return StorageSettings(**values)
+
+
 class PolicyTable(_Table):
     retention_days: int | None = Field(default=None, ge=0)
     disabled: list[str] = Field(default_factory=list)
@@ -108,6 +135,7 @@ class LikenessConfig(_Table):
     scan: ScanTable = Field(default_factory=ScanTable)
     analysis: AnalysisTable = Field(default_factory=AnalysisTable)
     policy: PolicyTable = Field(default_factory=PolicyTable)
+    storage: StorageTable = Field(default_factory=StorageTable)
     rubric: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("rubric")

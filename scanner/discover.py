@@ -25,6 +25,10 @@ hidden files and folders (names starting with '.') and the scanner's own metadat
   mid-walk is not followed (O_NOFOLLOW).
 - Thousands of small files: one `scandir` per folder, no `stat` or `resolve` per file beyond
   what `scandir` gives, content sniffed only for files without a media extension (8 KB read).
+
+`discover_inputs(inputs, exclude, storage)` does the same for a mix of local paths and object-store
+URLs (`scanner.objstore.ObjectURL`): prefixes are walked like folders by `objstore.list_objects`,
+and the objects come back with their `ObjectFacts` (ETag, size, last-modified).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import filetype
@@ -39,6 +44,7 @@ import filetype
 from scanner.manifest import is_metadata_file
 from scanner.media import file_type
 from scanner.models import SkippedFile
+from scanner.objstore import ObjectFacts, ObjectURL, StorageSettings, list_objects
 
 #: Extensions taken as recordings when walking folders; other files are sniffed by content.
 MEDIA_EXTENSIONS = frozenset(
@@ -88,6 +94,32 @@ def discover_recordings(
         else:
             walker.found.setdefault(item, None)
     return sorted(walker.found, key=lambda p: p.as_posix()), walker.skipped
+
+
+@dataclass
+class Discovery:
+    """What `discover_inputs` found: recordings sorted by their text (local paths and object URLs),
+    the files and objects passed over with the reason, and the listed facts of each object."""
+
+    recordings: list[Path] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+    objects: dict[ObjectURL, ObjectFacts] = field(default_factory=dict)
+
+
+def discover_inputs(
+    inputs: list[Path], exclude: set[Path] | frozenset[Path] = frozenset(), storage: StorageSettings | None = None
+) -> Discovery:
+    """`discover_recordings` for local inputs plus `objstore.list_objects` for `ObjectURL` inputs.
+
+    Raises `objstore.ObjectStoreError` when a URL cannot be listed at all (nothing is scanned then).
+    """
+    urls = [p for p in inputs if isinstance(p, ObjectURL)]
+    listing = list_objects(urls, storage or StorageSettings()) if urls else None
+    found, skipped = discover_recordings([p for p in inputs if not isinstance(p, ObjectURL)], exclude)
+    if listing is None:
+        return Discovery(found, skipped)
+    recordings = sorted({*found, *listing.objects}, key=lambda p: p.as_posix())
+    return Discovery(recordings, skipped + listing.skipped, dict(listing.objects))
 
 
 def _is_dir(path: Path) -> bool:
@@ -251,6 +283,11 @@ def _looks_like_media(dir_fd: int | None, name: str) -> bool:
         return True
     finally:
         os.close(fd)
+    return looks_like_media(head)
+
+
+def looks_like_media(head: bytes) -> bool:
+    """Whether a file's first bytes (`SNIFF_BYTES` of them) are those of audio, video or an image."""
     if not head:
         return False  # an empty file without a media extension is not a recording
     kind = filetype.guess(head)

@@ -6,8 +6,9 @@ default `multiprocessing-method`).
 
 With `--scheduler tcp://host:8786` the same analysis functions run on the cluster's workers, so the
 results are identical to a local run. The workers need this package installed (same version) and
-must see the recordings at the same absolute paths (a shared file system); the results come back to
-this process, which alone writes the scan database.
+must see local recordings at the same absolute paths (a shared file system); recordings in object
+storage (`Job.storage`) each worker reads itself (`objstore.analyze_object`). The results come back
+to this process, which alone writes the scan database.
 
 The unit of work is one recording, largest files first (so that the last file to finish is a short
 one). With several workers, a video longer than two windows (`Splitting`, 10 min by default) is split:
@@ -64,6 +65,7 @@ from scanner.models import (
     VoiceAnalysis,
     join_coverage,
 )
+from scanner.objstore import StorageSettings, analyze_object
 
 
 @dataclass(frozen=True)
@@ -91,10 +93,17 @@ class Splitting:
 
 @dataclass(frozen=True)
 class Job:
-    """One recording to analyse; `sha256` when already known (it is not computed again)."""
+    """One recording to analyse; `sha256` when already known (it is not computed again).
+
+    storage: set for an object in object storage (`path` is then an `objstore.ObjectURL`): the worker
+        copies it to a local temporary file and analyses that (objects are never split).
+    size: bytes, when known without a `stat` (the listing's size of an object).
+    """
 
     path: Path
     sha256: str | None = None
+    storage: StorageSettings | None = None
+    size: int | None = None
 
 
 def run_jobs(
@@ -256,7 +265,7 @@ def plan_jobs(
 ) -> tuple[list[Job], list[_Split]]:
     """Largest files first; videos longer than two windows become a `_Split` (the rest stay whole), and
     so do shorter videos when `workers` outnumber the recordings (`Splitting.spare_window_s`)."""
-    sizes = {job.path: _size(job.path) for job in jobs}
+    sizes = {job.path: _job_size(job) for job in jobs}
     ordered = sorted(jobs, key=lambda job: sizes[job.path], reverse=True)
     spare = workers // len(jobs) if jobs and splitting.spare_window_s > 0 else 0
     whole, splits = [], []
@@ -269,6 +278,10 @@ def plan_jobs(
     return whole, splits
 
 
+def _job_size(job: Job) -> int:
+    return job.size if job.size is not None else _size(job.path)
+
+
 def _size(path: Path) -> int:
     try:
         return Path(path).stat().st_size
@@ -278,7 +291,7 @@ def _size(path: Path) -> int:
 
 def _split_of(job: Job, size: int, settings: AnalysisSettings, splitting: Splitting, spare: int = 0) -> _Split | None:
     """The windows of one video, or None to analyse it whole; `spare`: workers free for this file alone."""
-    if job.sha256 is None:
+    if job.sha256 is None or job.storage is not None:
         return None
     long_ok = splitting.window_s > 0 and size >= splitting.min_bytes
     if not long_ok and spare < 2:
@@ -299,6 +312,14 @@ def _split_of(job: Job, size: int, settings: AnalysisSettings, splitting: Splitt
     # The last window is open-ended: a declared duration can be shorter than the last frame's time.
     windows = [(edges[i], edges[i + 1] if i < count - 1 else float("inf")) for i in range(count)]
     return _Split(job, job.sha256, size, info, windows)
+
+
+def whole_task(job: Job, settings: AnalysisSettings) -> tuple:
+    """(function, *args) that analyses `job` as one task: `analyze_recording` on a local file,
+    `objstore.analyze_object` (copy, then analyse) on an object."""
+    if job.storage is not None:
+        return analyze_object, job.path, settings, job.storage, job.sha256, job.size
+    return analyze_recording, job.path, settings, job.sha256
 
 
 def _window_faces(path: Path, info: MediaInfo, settings: AnalysisSettings, start: float, end: float):
@@ -439,7 +460,7 @@ class _Task:
 
     def call(self, settings: AnalysisSettings) -> tuple:
         if self.kind == "whole":
-            return analyze_recording, self.owner.path, settings, self.owner.sha256
+            return whole_task(self.owner, settings)
         split = self.owner
         if self.kind == "faces":
             start, end = split.windows[self.index]
@@ -616,7 +637,7 @@ def run_local_jobs(
             job = task.job
             if task.kind in ("whole", "join"):
                 if error is not None:
-                    value = unreadable(job.path, job.sha256 or "", _size(job.path), error)
+                    value = unreadable(job.path, job.sha256 or "", _job_size(job), error)
                 yield _restore_path(value, job)
                 continue
             split = task.owner
@@ -648,12 +669,13 @@ def _in_this_process(
             value, error = pool.alone(_Task("whole", job), after="in an earlier scan of this database")
             pool.close(finished=True)
             if error is not None:
-                value = unreadable(job.path, job.sha256 or "", _size(job.path), error)
+                value = unreadable(job.path, job.sha256 or "", _job_size(job), error)
         else:
             if starting is not None:
                 starting(job)
+            function, *args = whole_task(job, settings)
             with media.memory_limit(max_memory_bytes):
-                value = analyze_recording(job.path, settings, job.sha256)
+                value = function(*args)
         yield _restore_path(value, job)
 
 
@@ -697,10 +719,9 @@ def run_dask(
                                    settings, windows, voices, key=f"likeness-join-{tag}-{i}", pure=False)
             futures[joined] = split.job
         for i, job in enumerate(whole):
-            future = client.submit(
-                _on_dask_worker, analyze_recording, str(job.path.resolve()), settings, job.sha256,
-                key=f"likeness-analyze-{tag}-{i}", pure=False, retries=1,
-            )
+            # Absolute paths for local files; objects are read by the worker from their URL.
+            task = whole_task(job if job.storage is not None else Job(job.path.resolve(), job.sha256), settings)
+            future = client.submit(_on_dask_worker, *task, key=f"likeness-analyze-{tag}-{i}", pure=False, retries=1)
             futures[future] = job
         for future in as_completed(list(futures), loop=client.loop):
             job = futures[future]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from scanner import __version__, media
 from scanner.analyze import AnalysisSettings
 from scanner.consent import ConsentDocument, ConsentRecords
-from scanner.discover import discover_recordings
+from scanner.discover import discover_inputs
 from scanner.enrolment import enrol_subjects
 from scanner.execute import Job, Splitting, run_jobs
 from scanner.fileformat import FileFormatError
@@ -34,6 +34,7 @@ from scanner.models import (
     RecordingStatus,
     ScanResult,
 )
+from scanner.objstore import ObjectFacts, ObjectURL, StorageSettings
 from scanner.people import (
     EnrolledSubject,
     ResolverSettings,
@@ -71,6 +72,7 @@ class ScanOptions:
     use_cache: bool = True  # reuse stored analyses of unchanged files (False: --no-cache)
     scheduler: str | None = None  # Dask scheduler address (tcp://host:8786); None: local processes
     splitting: Splitting = field(default_factory=Splitting)  # when a long video is split over workers
+    storage: StorageSettings = field(default_factory=StorageSettings)  # how s3:// and other URL inputs are read
 
 
 @dataclass
@@ -124,9 +126,11 @@ def run_scan(
         consent_sha = media.sha256_file(consent.path)
         consent_file = str(consent.path)
 
-    paths, skipped = discover_recordings(inputs, consent.all_enrolment_paths())
+    found = discover_inputs(inputs, consent.all_enrolment_paths(), options.storage)
+    paths, skipped, objects = found.recordings, found.skipped, found.objects
     enrolment = _enrol(consent, options, store)
-    digests = _file_digests(paths, store, options.use_cache)
+    digests = _file_digests([p for p in paths if p not in objects], store, options.use_cache)
+    digests.update(_object_digests(objects, store, options.use_cache))
     stats.total = len(paths)
     scan_id = _scan_id(started, [d for d in digests.values() if isinstance(d, str)])
     stats.scan_id = scan_id
@@ -158,6 +162,9 @@ def run_scan(
     try:
         for path in paths:
             digest = digests[path]
+            if digest is None:  # an object not seen unchanged before: its worker reads and hashes it
+                jobs.append(Job(path, None, options.storage, objects[path].size))
+                continue
             if not isinstance(digest, str):  # could not be read: a finding, never skipped
                 unreadable = RecordingAnalysis(path, "", RecordingStatus.UNREADABLE, error=digest.args[0])
                 if store is not None:
@@ -178,7 +185,8 @@ def run_scan(
                 copies.setdefault(first_of[digest], []).append(path)
             else:
                 first_of[digest] = path
-                jobs.append(Job(path, digest))
+                facts = objects.get(path)
+                jobs.append(Job(path, digest, options.storage if facts else None, facts.size if facts else None))
 
         isolate, starting = frozenset(), None
         if store is not None:  # a file that killed an earlier run is analysed in a separate process
@@ -188,6 +196,8 @@ def run_scan(
                                  isolate, starting, options.isolated, options.max_memory_bytes):
             if store is not None:
                 store.save_analysis(analysis, *key, scan_id=scan_id)
+                if analysis.path in objects and analysis.sha256:
+                    store.remember_object_digests([(str(analysis.path), objects[analysis.path], analysis.sha256)])
             done(analysis, False)
             for other in copies.get(analysis.path, []):
                 twin = _copy_for(analysis, other)
@@ -332,6 +342,23 @@ def _file_digests(paths: list[Path], store: Store | None, use_cache: bool) -> di
     return {p: digests[p] for p in paths}
 
 
+def _object_digests(
+    objects: dict[ObjectURL, ObjectFacts], store: Store | None, use_cache: bool
+) -> dict[Path, str | None]:
+    """The digest of each object whose listed facts (ETag, size, last-modified) match the scan database's
+    entry; None for the others, which their worker reads, hashes and analyses (one download each)."""
+    if store is None or not use_cache or not objects:
+        return dict.fromkeys(objects)
+    known = store.known_object_digests([str(url) for url in objects])
+    digests: dict[Path, str | None] = {}
+    for url, facts in objects.items():
+        entry = known.get(str(url))
+        digests[url] = entry[1] if entry is not None and facts.identifies_content and entry[0] == facts else None
+    # Entries in use are remembered again, so that `purge` by age keeps them.
+    store.remember_object_digests([(str(url), objects[url], d) for url, d in digests.items() if d is not None])
+    return digests
+
+
 def hash_files(paths: list[Path]) -> dict[Path, str | MediaError]:
     """sha256 of each file (the cache key), a few files at a time; a file that cannot be read maps to the error."""
 
@@ -414,8 +441,10 @@ def _file_hash(path: Path) -> str | None:
 
 
 def _common_root(inputs: list[Path]) -> Path | None:
+    """The folder the local inputs share (reports name local recordings relative to it); objects
+    are always named by their whole URL."""
     try:
-        resolved = [p.resolve() for p in inputs]
+        resolved = [p.resolve() for p in inputs if not isinstance(p, ObjectURL)]
         root = Path(os.path.commonpath([str(p) for p in resolved]))
     except ValueError:
         return None

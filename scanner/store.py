@@ -25,6 +25,9 @@ Layout (schema version in `PRAGMA user_version`, applied migrations listed in `m
 - `file_digests`: the SHA-256 of each scanned path (as bytes: any file name) with the file's size, modification and
   status-change times (ns), inode and device when it was read, so that a rescan does not read
   unchanged files again (as git's index does; see `FileFacts`).
+- `object_digests`: the same for objects in object storage, keyed by URL, with the ETag, size and
+  last-modified time the listing gave (`scanner.objstore.ObjectFacts`): an unchanged object is
+  neither downloaded nor decoded again.
 - `resolutions`: who is who in a scan, as references into its recordings (no biometric vectors),
   keyed by a digest of the encodings, voiceprints, references and settings that resolving read,
   so that a rescan of unchanged recordings does not match and link everyone again. The most
@@ -47,10 +50,14 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from scanner.models import RecordingAnalysis, RecordingStatus, ScanResult
+
+if TYPE_CHECKING:
+    from scanner.objstore import ObjectFacts
 
 DEFAULT_STORE = Path(".likeness") / "scan.db"
 STORE_ENV = "LIKENESS_STORE"
@@ -200,6 +207,20 @@ _MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        5,
+        "rescans of object storage: object digests known by ETag, size and last-modified",
+        """
+        CREATE TABLE object_digests (
+            url TEXT PRIMARY KEY,
+            etag TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            modified TEXT,
+            sha256 TEXT NOT NULL,
+            last_used_at TEXT NOT NULL
+        );
+        """,
+    ),
 ]
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
@@ -216,7 +237,7 @@ _ALLOWED_GLOBALS = {
     ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "complex"), ("builtins", "slice"),
     ("copyreg", "_reconstructor"), ("builtins", "object"),
     ("pathlib", "PosixPath"), ("pathlib", "WindowsPath"), ("pathlib", "Path"),
-    ("pathlib", "PurePosixPath"), ("pathlib", "PureWindowsPath"),
+    ("pathlib", "PurePosixPath"), ("pathlib", "PureWindowsPath"), ("scanner.objstore", "ObjectURL"),
     ("datetime", "date"), ("datetime", "datetime"),
     ("numpy", "ndarray"), ("numpy", "dtype"),
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
@@ -546,6 +567,29 @@ class Store:
                 [(path, f.size, f.mtime_ns, f.ctime_ns, f.inode, f.device, sha256, now)
                  for path, f, sha256 in entries])
 
+    def known_object_digests(self, urls: list[str]) -> dict[str, tuple[ObjectFacts, str]]:
+        """The remembered (facts, sha256) of each of the object `urls` that has an entry."""
+        from scanner.objstore import ObjectFacts
+
+        known: dict[str, tuple[ObjectFacts, str]] = {}
+        for start in range(0, len(urls), 500):  # SQLite's limit on bound parameters
+            chunk = urls[start:start + 500]
+            rows = self.db.execute(
+                "SELECT url, etag, size, modified, sha256 FROM object_digests "
+                f"WHERE url IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+            for url, etag, size, modified, sha256 in rows:
+                known[url] = (ObjectFacts(etag, size, modified), sha256)
+        return known
+
+    def remember_object_digests(self, entries: list[tuple[str, ObjectFacts, str]]) -> None:
+        """Remember (url, facts, sha256) entries; only facts with an ETag can vouch for content."""
+        now = _now()
+        with self._transaction():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO object_digests VALUES (?, ?, ?, ?, ?, ?)",
+                [(url, f.etag, f.size, f.modified, sha256, now) for url, f, sha256 in entries
+                 if f.identifies_content])
+
     def lookup_people(self, key: str) -> list[dict] | None:
         """The people records saved under `key` (see `scanner.people.resolution_key`), or None."""
         row = self.db.execute("SELECT people_json FROM resolutions WHERE resolution_key=?", (key,)).fetchone()
@@ -767,11 +811,13 @@ class Store:
                 self.db.execute("DELETE FROM resolutions")
                 if everything:
                     self.db.execute("DELETE FROM file_digests")
+                    self.db.execute("DELETE FROM object_digests")
             elif cutoff is not None:
                 stats.enrolments = self.db.execute("DELETE FROM enrolments WHERE last_used_at < ?",
                                                    (cutoff,)).rowcount
                 self.db.execute("DELETE FROM resolutions WHERE last_used_at < ?", (cutoff,))
                 self.db.execute("DELETE FROM file_digests WHERE last_used_at < ?", (cutoff,))
+                self.db.execute("DELETE FROM object_digests WHERE last_used_at < ?", (cutoff,))
             # Thumbnails are face images: take them out of the snapshots of the scans concerned.
             scan_where, scan_args = [], []
             if everything:

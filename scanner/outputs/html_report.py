@@ -31,6 +31,7 @@ from markupsafe import Markup
 from PIL import Image
 
 from scanner.models import Level, Person, ScanResult
+from scanner.objstore import is_url
 from scanner.outputs.document import build_document, timecode
 
 TIER_COLOURS = {  # white text on each has a contrast ratio of at least 4.5:1 (WCAG AA)
@@ -167,6 +168,8 @@ def relative_paths(root: Path | None):
 
     @lru_cache(maxsize=None)
     def rel(path: str) -> str:
+        if is_url(path):  # objects are named by their whole URL
+            return path
         full = os.path.abspath(path)
         return full[len(prefix):] if full.startswith(prefix) else path
 

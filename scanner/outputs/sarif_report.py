@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from scanner import __version__
 from scanner.models import Level, ScanResult
+from scanner.objstore import is_url
 from scanner.outputs.document import build_document, format_ranges, ranges_by_recording
 from scanner.policy import RULES
 
@@ -297,7 +298,7 @@ class _Locator:
         self.root = root
 
     def relative(self, recording: str) -> str | None:
-        if self.root is None:
+        if self.root is None or is_url(recording):  # objects are named by their whole URL
             return None
         try:
             return Path(recording).resolve().relative_to(self.root).as_posix()
@@ -311,5 +312,7 @@ class _Locator:
         rel = self.relative(recording)
         if rel is not None and rel != ".":
             return {"uri": _uri_path(rel), "uriBaseId": ROOT_BASE_ID}
+        if is_url(recording):
+            return {"uri": recording}
         absolute = Path(recording).resolve() if not Path(recording).is_absolute() else Path(recording)
         return {"uri": "file://" + _uri_path(absolute.as_posix())}

@@ -1,0 +1,204 @@
+"""Scanning recordings where they live: s3:// inputs against a real S3 server (SeaweedFS, loopback only).
+
+One server per module on free ports (`tests/s3_server.py`), with one access key. Small real inputs:
+three sample recordings (a 15 s video, a phone call, a photo), as tests/test_execute.py uses.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from scanner.consent import load_consent
+from scanner.models import RecordingStatus
+from scanner.objstore import ObjectStoreError, ObjectURL, StorageSettings, parse_input
+from scanner.outputs.document import build_document
+from scanner.scan import ScanOptions, ScanStats, run_scan
+from scanner.store import Store
+from tests.conftest import run_cli
+from tests.s3_server import SECRET_KEY, SeaweedS3
+
+FILES = ("lobby.mp4", "phone_call.wav", "team_photo.jpg")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    reason = SeaweedS3.available()
+    if reason is not None:
+        pytest.skip(reason)
+    s3 = SeaweedS3.start(tmp_path_factory.mktemp("seaweedfs"))
+    yield s3
+    s3.stop()
+
+
+@pytest.fixture()
+def aws_env(server, monkeypatch):
+    """The standard AWS variables pointing at the test server (worker processes inherit them)."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in server.environment().items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture(scope="module")
+def bucket(server, sample_data) -> str:
+    """A bucket holding the three recordings under rec/, plus a text object and a hidden one."""
+    fs = server.filesystem()
+    fs.mkdir("archive")
+    for name in FILES:
+        fs.put_file(str(sample_data / "recordings" / name), f"archive/rec/{name}")
+    fs.pipe("archive/rec/notes.txt", b"minutes of the meeting")
+    fs.pipe("archive/rec/.trash/old.mp4", b"not scanned")
+    return "archive"
+
+
+@pytest.fixture(scope="module")
+def consent(sample_data):
+    return load_consent(sample_data / "consent.yaml")
+
+
+@pytest.fixture(scope="module")
+def local_folder(sample_data, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("objstore-local") / "rec"
+    folder.mkdir()
+    for name in FILES:
+        shutil.copy(sample_data / "recordings" / name, folder / name)
+    return folder
+
+
+def _options(**kw) -> ScanOptions:
+    import datetime as dt
+
+    from scanner.models import Level
+
+    return ScanOptions(purposes=["ai-training"], fail_on=Level.NONE, as_of=dt.date(2026, 11, 1), **kw)
+
+
+def _comparable(result, prefix: str) -> str:
+    """The results document without run-specific parts, recordings named relative to `prefix`."""
+    doc = build_document(result)
+    doc.pop("scan")
+    doc.pop("skipped")
+    doc["summary"].pop("skipped")  # the bucket also holds a text object
+    return json.dumps(doc, sort_keys=True).replace(prefix, "<root>/")
+
+
+@pytest.fixture(scope="module")
+def local_result(local_folder, consent):
+    return run_scan([local_folder], consent, _options(workers=1))
+
+
+def test_bucket_scans_like_the_folder_and_rescans_only_what_changed(
+        server, bucket, aws_env, consent, local_result, local_folder, sample_data, tmp_path):
+    url = parse_input(f"s3://{bucket}/rec/")
+    assert isinstance(url, ObjectURL)
+    with Store(tmp_path / "scan.db") as store:
+        first = ScanStats()
+        result = run_scan([url], consent, _options(workers=1), store=store, stats=first)
+        # Same people and findings as the local scan; recordings named by their URL.
+        assert _comparable(result, f"s3://{bucket}/rec/") == _comparable(local_result, f"{local_folder}/")
+        assert [str(r.path) for r in result.recordings] == [f"s3://{bucket}/rec/{n}" for n in sorted(FILES)]
+        assert [(str(s.path), s.reason) for s in result.skipped] == [
+            (f"s3://{bucket}/rec/notes.txt", "not a media file")]
+        assert first.analysed == 3
+
+        # Unchanged: no recording downloaded (the server's own byte counter), nothing decoded. The one
+        # read is the sniff of notes.txt's first bytes: without a media extension, it is looked at again.
+        sniff = len(b"minutes of the meeting")
+        before = server.bytes_sent(bucket)
+        again = ScanStats()
+        run_scan([url], consent, _options(workers=1), store=store, stats=again)
+        assert (again.analysed, again.reused) == (0, 3)
+        assert server.bytes_sent(bucket) - before == sniff
+
+        # One object replaced: that one is read (once) and analysed again, the others are not.
+        replacement = sample_data / "enrol" / "obama.jpg"
+        server.filesystem().put_file(str(replacement), f"{bucket}/rec/team_photo.jpg")
+        changed = ScanStats()
+        rescan = run_scan([url], consent, _options(workers=1), store=store, stats=changed)
+        assert (changed.analysed, changed.reused) == (1, 2)
+        assert server.bytes_sent(bucket) - before == 2 * sniff + replacement.stat().st_size
+        photo = next(r for r in rescan.recordings if r.path.name == "team_photo.jpg")
+        assert photo.size_bytes == replacement.stat().st_size
+        server.filesystem().put_file(str(sample_data / "recordings" / "team_photo.jpg"),
+                                     f"{bucket}/rec/team_photo.jpg")
+        # The scan database names objects by URL and holds no credential.
+        dump = "\n".join(sqlite3.connect(tmp_path / "scan.db").iterdump())
+        assert f"s3://{bucket}/rec/lobby.mp4" in dump
+        assert SECRET_KEY not in dump
+
+
+def test_dask_workers_read_the_bucket_themselves(server, bucket, aws_env, consent, local_folder):
+    distributed = pytest.importorskip("distributed")
+    url = parse_input(f"s3://{bucket}/rec/phone_call.wav")
+    local = run_scan([local_folder / "phone_call.wav"], consent, _options(workers=1))
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        before = server.bytes_sent(bucket)
+        result = run_scan([url], consent, _options(scheduler=cluster.scheduler_address))
+    assert server.bytes_sent(bucket) - before == (local_folder / "phone_call.wav").stat().st_size
+    assert result.recordings[0].status is RecordingStatus.OK
+    assert _comparable(result, f"s3://{bucket}/rec/") == _comparable(local, str(local_folder) + "/")
+
+
+def test_an_object_deleted_mid_scan_is_unreadable_and_the_scan_goes_on(server, aws_env, consent, sample_data):
+    fs = server.filesystem()
+    fs.mkdir("volatile")
+    for name in ("a.jpg", "b.jpg"):
+        fs.put_file(str(sample_data / "recordings" / "team_photo.jpg"), f"volatile/{name}")
+
+    def delete_b(done, total, analysis):
+        if done == 1:
+            fs.rm("volatile/b.jpg")
+
+    result = run_scan([ObjectURL("s3://volatile/")], consent, _options(workers=1), progress=delete_b)
+    a, b = result.recordings
+    assert a.status is RecordingStatus.OK and b.status is RecordingStatus.UNREADABLE
+    assert "does not exist" in b.error
+    assert any(str(b.path) in [str(p) for p in f.recordings] and "could not be read" in f.message
+               for f in result.findings)
+
+
+def test_a_bucket_that_cannot_be_listed_is_a_clear_error(server, aws_env, consent):
+    with pytest.raises(ObjectStoreError, match=r"s3://no-such-bucket.*cannot be listed: does not exist"):
+        run_scan([ObjectURL("s3://no-such-bucket/x/")], consent, _options(workers=1))
+    storage = StorageSettings(endpoint_url=server.endpoint, retries=0)
+    with pytest.raises(ObjectStoreError, match="no object found"):
+        run_scan([ObjectURL("s3://archive/nothing-here/")], consent, _options(workers=1, storage=storage))
+
+
+def test_command_line_wrong_key_and_malformed_urls_exit_2(server, bucket, sample_data, tmp_path, monkeypatch):
+    for name, value in server.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret-key")
+    proc = run_cli("scan", f"s3://{bucket}/rec/", "--out", str(tmp_path / "out"), "--store", str(tmp_path / "db"))
+    assert proc.returncode == 2, proc.stderr
+    assert f"s3://{bucket}/rec: cannot be listed: access denied" in proc.stderr
+    assert "Traceback" not in proc.stderr and "not-the-secret-key" not in proc.stderr
+    for url, message in (("s3://", "malformed URL"), ("nope://bucket/x", "unknown URL scheme"),
+                         (f"s3://key:secret@{bucket}/x", "credentials, query strings")):
+        proc = run_cli("scan", url, "--out", str(tmp_path / "out"))
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+        assert "secret@" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_command_line_names_objects_by_url_in_every_output(server, bucket, aws_env, sample_data, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("scan", f"s3://{bucket}/rec/team_photo.jpg", "--consent", str(sample_data / "consent.yaml"),
+                   "--out", str(out), "--format", "html,json,sarif", "--store", str(tmp_path / "scan.db"),
+                   "--workers", "1", "--fail-on", "none", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    url = f"s3://{bucket}/rec/team_photo.jpg"
+    doc = json.loads((out / "results.json").read_text())
+    assert [r["path"] for r in doc["recordings"]] == [url]
+    sarif = json.loads((out / "results.sarif").read_text())
+    uris = {loc["physicalLocation"]["artifactLocation"]["uri"]
+            for run in sarif["runs"] for res in run["results"] for loc in res.get("locations", [])}
+    assert uris == {url}
+    assert url in (out / "report.html").read_text()
+    for path in [*out.iterdir(), tmp_path / "scan.db"]:
+        assert SECRET_KEY.encode() not in path.read_bytes(), path
