@@ -4,7 +4,8 @@ Two places say it, and the more specific wins:
 
 1. a sidecar file beside one recording, `<recording file name>.likeness.yaml`;
 2. the manifest `likeness-manifest.yaml` (at the scan root, or `--manifest FILE`), whose entries
-   match recordings by glob relative to the manifest's folder; when several entries match, later
+   match recordings by glob relative to the manifest's folder (objects in object storage: by glob
+   on their whole URL, e.g. `s3://archive/training/**`); when several entries match, later
    entries override earlier ones field by field, and `defaults` apply under all of them.
 
 Purposes are the exception: a scan is a release gate, so it fails closed. A recording's purposes are
@@ -23,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from scanner.fileformat import load_yaml_model
 from scanner.models import RecordingContext
+from scanner.objstore import ObjectURL
 
 MANIFEST_NAME = "likeness-manifest.yaml"
 SIDECAR_SUFFIX = ".likeness.yaml"
@@ -57,10 +59,13 @@ class Manifest:
 
     def metadata_for(self, recording: Path) -> list[RecordingMetadata]:
         """Matching metadata, least specific first: defaults, then matching entries in file order."""
-        try:
-            relative = recording.resolve().relative_to(self.path.parent.resolve()).as_posix()
-        except ValueError:
-            return [self.document.defaults]
+        if isinstance(recording, ObjectURL):
+            relative = str(recording)  # an object lives in no folder of the manifest's
+        else:
+            try:
+                relative = recording.resolve().relative_to(self.path.parent.resolve()).as_posix()
+            except ValueError:
+                return [self.document.defaults]
         matches = [e for e in self.document.recordings if _glob_match(relative, e.path)]
         return [self.document.defaults, *matches]
 

@@ -186,6 +186,25 @@ def test_command_line_wrong_key_and_malformed_urls_exit_2(server, bucket, sample
         assert "secret@" not in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_urls_are_named_whole_and_a_manifest_matches_them_by_glob(tmp_path):
+    import pickle
+
+    from scanner.manifest import load_manifest, recording_context
+
+    url = parse_input("s3://archive/training/2026/call.m4a")
+    assert str(url) == "s3://archive/training/2026/call.m4a" and url.name == "call.m4a"
+    assert pickle.loads(pickle.dumps(url)) == url and str(pickle.loads(pickle.dumps(url))) == str(url)
+    assert parse_input("file:///tmp/x.mp4") == Path("/tmp/x.mp4") and parse_input("x/y.mp4") == Path("x/y.mp4")
+    (tmp_path / "likeness-manifest.yaml").write_text(
+        "defaults: {retention_days: 30}\n"
+        "recordings:\n  - {path: 's3://archive/training/**', purposes: [ai-training]}\n")
+    manifest = load_manifest(tmp_path / "likeness-manifest.yaml")
+    context = recording_context(url, manifest, [], None)
+    assert context.purposes == ("ai-training",) and context.retention_days == 30
+    other = recording_context(ObjectURL("s3://archive/hr/call.m4a"), manifest, [], None)
+    assert other.purposes == ("recording",) and other.retention_days == 30
+
+
 def test_command_line_names_objects_by_url_in_every_output(server, bucket, aws_env, sample_data, tmp_path):
     out = tmp_path / "out"
     proc = run_cli("scan", f"s3://{bucket}/rec/team_photo.jpg", "--consent", str(sample_data / "consent.yaml"),
