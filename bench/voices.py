@@ -3,7 +3,7 @@
 Run from the repository root:
 
     uv run python bench/voices.py            # everything (about 5-8 minutes on 2 cores)
-    uv run python bench/voices.py --only der # one part: vad | der | devset | six | id | av | speed | memory
+    uv run python bench/voices.py --only der # one part: vad | der | devset | six | phone | id | av | speed | memory
 
 What it measures (see bench/voices.md for the table and how to read it):
 
@@ -22,6 +22,8 @@ What it measures (see bench/voices.md for the table and how to read it):
 3. **Six real speakers, turns of about 3 s** (`--only six`): a conversation assembled from the devset's
    real speech: the six speakers with the most single-speaker speech, 2.5-3.5 s pieces of it taking
    turns (never the same speaker twice in a row), 0.2-0.5 s pauses. Speakers found, count, DER.
+   **Through a telephone band** (`--only phone`): the devset clips and the six-speaker conversation
+   band-passed as a phone call carries speech (8 kHz, 300-3400 Hz), diarized as narrowband recordings.
 4. **Speaker identification and cross-recording linking** on real speech: `bench/voice_id.py` (the
    devset's real speakers, the product's `resolve_voices` and `link_voices`; see its docstring).
 5. **Face-voice linking on real footage** (`--only av`): each of `../shared/devset/av`'s talking heads
@@ -186,15 +188,19 @@ def conversation(voices: list[str], seed: int, cache: Path, *, n_turns: int = 14
     if noise_snr is not None:
         speech = np.concatenate([y for _, y in pieces])
         x += pink(len(x), nrng) * np.sqrt(np.mean(speech ** 2)) * 10 ** (-noise_snr / 20)
-    if phone:
-        import librosa
-        import scipy.signal
+    audio = AudioTrack(x.astype(np.float32), SR, SR)
+    return (telephone_band(audio) if phone else audio), ref
 
-        x8 = librosa.resample(x, orig_sr=SR, target_sr=8000)
-        b, a = scipy.signal.butter(4, [300, 3400], btype="band", fs=8000)
-        x8 = scipy.signal.lfilter(b, a, x8)
-        return AudioTrack(librosa.resample(x8, orig_sr=8000, target_sr=SR).astype(np.float32), SR, 8000), ref
-    return AudioTrack(x.astype(np.float32), SR, SR), ref
+
+def telephone_band(audio: AudioTrack) -> AudioTrack:
+    """The track as a phone call carries it: 8 kHz, 300-3400 Hz, back at 16 kHz (original rate 8000)."""
+    import librosa
+    import scipy.signal
+
+    x8 = librosa.resample(np.asarray(audio.samples, np.float32), orig_sr=audio.sample_rate, target_sr=8000)
+    b, a = scipy.signal.butter(4, [300, 3400], btype="band", fs=8000)
+    x8 = scipy.signal.lfilter(b, a, x8)
+    return AudioTrack(librosa.resample(x8, orig_sr=8000, target_sr=SR).astype(np.float32), SR, 8000)
 
 
 # --------------------------------------------------------------------------------------------
@@ -333,13 +339,15 @@ def load_wav(path: Path) -> AudioTrack:
     return AudioTrack(y, sr, sr)
 
 
-def bench_devset(analyzer: VoiceAnalyzer) -> dict:
-    """The close-talk `sample.wav` on its own, and the 14 far-field clips pooled."""
+def bench_devset(analyzer: VoiceAnalyzer, phone: bool = False) -> dict:
+    """The close-talk `sample.wav` on its own, and the 14 far-field clips pooled; with `phone`, all of
+    them through a telephone band first (`telephone_band`)."""
     ref, uem = devset_reference()
     counts, exact, found, findable, lines = [], 0, 0, 0, []
     sample = None
     for name in sorted(ref):
         audio = load_wav(DEVSET / f"{name}.wav")
+        audio = telephone_band(audio) if phone else audio
         result = analyzer.analyze(audio)
         c = der_counts(ref[name], hypothesis(result), audio.duration_s, uem=uem.get(name))
         per = {}
@@ -431,8 +439,9 @@ def six_speakers(seed: int = 0, n_speakers: int = 6, turn_s: tuple[float, float]
     return AudioTrack(np.concatenate(parts).astype(np.float32), SR, SR), ref
 
 
-def bench_six(analyzer: VoiceAnalyzer) -> dict:
+def bench_six(analyzer: VoiceAnalyzer, phone: bool = False) -> dict:
     audio, ref = six_speakers()
+    audio = telephone_band(audio) if phone else audio
     result = analyzer.analyze(audio)
     found, findable = speakers_found(ref, result)
     per = {}
@@ -606,11 +615,12 @@ def bench_memory(minutes: float = 60.0) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", choices=["vad", "der", "devset", "six", "id", "av", "speed", "memory"], action="append")
+    ap.add_argument("--only", choices=["vad", "der", "devset", "six", "phone", "id", "av", "speed", "memory"],
+                    action="append")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "likeness-bench-voices")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     args = ap.parse_args()
-    parts = args.only or ["vad", "der", "devset", "six", "id", "av", "speed", "memory"]
+    parts = args.only or ["vad", "der", "devset", "six", "phone", "id", "av", "speed", "memory"]
     analyzer = VoiceAnalyzer()
     out = {}
     if "vad" in parts and DEVSET.exists():
@@ -654,6 +664,18 @@ def main() -> None:
               f"(half their speech or more); DER {100 * s['der']:.1f}% (miss {100 * s['miss']:.1f}%, "
               f"false alarm {100 * s['fa']:.1f}%, confusion {100 * s['conf']:.1f}%)")
         print("  speech per speaker: " + ", ".join(f"{k} {v} s" for k, v in s["per_speaker_s"].items()))
+    if "phone" in parts and DEVSET.exists():
+        d, s = bench_devset(analyzer, phone=True), bench_six(analyzer, phone=True)
+        out["phone"] = {"devset": d, "six": s}
+        print("\n## Real speech through a telephone band (8 kHz, 300-3400 Hz)\n")
+        print("| material | DER | speakers |")
+        print("|---|---|---|")
+        if d["sample"]:
+            print(f"| sample.wav (2 speakers) | {100 * d['sample']['der']:.1f}% | {d['sample']['found']} found |")
+        print(f"| far-field clips, pooled | {100 * d['der']:.1f}% | counts {d['exact']}/{d['n']} exact, "
+              f"{d['found']}/{d['findable']} speakers >= 3 s found |")
+        print(f"| six speakers, turns of about 3 s | {100 * s['der']:.1f}% | {s['found_count']} found, "
+              f"{s['found']}/{s['findable']} matched |")
     if "id" in parts and DEVSET.exists():
         # Real-speech identification and cross-recording linking with the product's matching (bench/voice_id.py).
         sys.path.insert(0, str(REPO / "bench"))

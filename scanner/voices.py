@@ -310,7 +310,8 @@ class VoiceAnalyzer:
         if speech.sum() * hop < self.min_speech_s:
             return VoiceAnalysis(speakers=[], speech_s=0.0)
         frames = measure_frames(audio, speech, chunk_s=self.chunk_s)
-        diarization = self.diarizer.fit(frames.mel, speech, load_encoder().embed_frames)
+        diarization = self.diarizer.fit(frames.mel, speech, load_encoder().embed_frames,
+                                        narrowband=0 < audio.original_sample_rate <= 2 * NARROWBAND_HZ)
         frames.mel = None  # not needed any more
         labels = diarization.labels
         overlap = self._overlap(diarization, speech)
