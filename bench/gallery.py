@@ -126,23 +126,35 @@ def _speech(seconds: float, sr: int = 16000, seed: int = 3) -> tuple[np.ndarray,
 
 
 def build_gallery(work: Path, minutes: float, width: int = 1280, height: int = 720, fps: int = 30,
-                  people: int = 9, cycle_s: float = 6.0, cache: Path | None = None) -> tuple[Path, dict]:
-    """Render (or reuse from `work`) a gallery meeting; returns (path, truth {people, turns, ...})."""
+                  people: int = 9, cycle_s: float = 6.0, cache: Path | None = None, first: int = 0,
+                  seed: int = 3, face_px: int | None = None) -> tuple[Path, dict]:
+    """Render (or reuse from `work`) a gallery meeting; returns (path, truth {people, turns, ...}).
+
+    `first`: index of the first of the nine faces shown (faces `first`, `first` + 1, ... wrap around),
+    so that single-person videos of different people can be made; `seed`: the order of the speech turns;
+    `face_px`: every face this wide (a talking head), instead of 60-125 px from the first face to the last.
+    """
     import av
     from PIL import Image
 
     tag = f"{GENERATOR_VERSION}-{width}x{height}-{fps}fps-{people}p-{minutes:g}min"
+    if first or seed != 3:
+        tag += f"-f{first}-s{seed}"
+    if face_px:
+        tag += f"-{face_px}px"
     out, truth_path = work / f"{tag}.mp4", work / f"{tag}.json"
     if out.exists() and truth_path.exists():
         return out, json.loads(truth_path.read_text())
     msd, photos, faces = _face_sources(cache)
-    who_all = list(faces)[:people]
+    names = list(faces)
+    who_all = [names[(first + i) % len(names)] for i in range(min(people, len(names)))]
     cols = math.ceil(math.sqrt(len(who_all)))
     rows = math.ceil(len(who_all) / cols)
     tw, th = width // cols, height // rows
     tiles = {who: ((i % cols) * tw, (i // cols) * th, (i % cols + 1) * tw, (i // cols + 1) * th)
              for i, who in enumerate(who_all)}
-    face_px = {who: 60 + (65 * i) // max(1, len(who_all) - 1) for i, who in enumerate(who_all)}
+    width_of = face_px
+    face_px = {who: width_of or 60 + (65 * i) // max(1, len(who_all) - 1) for i, who in enumerate(who_all)}
     face_px = {who: min(face_px[who], int(th * 0.55)) for who in who_all}
     sprites = {who: msd.Sprite(photos, faces[who], max_scale=face_px[who] / faces[who].face_w * 1.06)
                for who in who_all}
@@ -169,7 +181,7 @@ def build_gallery(work: Path, minutes: float, width: int = 1280, height: int = 7
         cycle.append(frame)
 
     seconds = minutes * 60.0
-    speech, turns = _speech(seconds)
+    speech, turns = _speech(seconds, seed=seed)
     import librosa
 
     audio48 = librosa.resample(speech, orig_sr=16000, target_sr=48000, res_type="soxr_hq")
@@ -217,8 +229,12 @@ if __name__ == "__main__":
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--height", type=int, default=720)
     ap.add_argument("--people", type=int, default=9)
+    ap.add_argument("--first", type=int, default=0, help="index of the first face shown")
+    ap.add_argument("--seed", type=int, default=3, help="order of the speech turns")
+    ap.add_argument("--face-px", type=int, default=None, help="width of every face (default: 60-125 px)")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "likeness-bench-packages",
                     help="where downloaded packages are kept between runs")
     a = ap.parse_args()
-    path, _ = build_gallery(a.work, a.minutes, a.width, a.height, people=a.people, cache=a.cache)
+    path, _ = build_gallery(a.work, a.minutes, a.width, a.height, people=a.people, cache=a.cache,
+                            first=a.first, seed=a.seed, face_px=a.face_px)
     print(path)
