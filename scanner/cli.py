@@ -486,7 +486,8 @@ def diff(
     store: StoreOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
-    """What changed between two scans: new and resolved findings (by fingerprint), new and gone people."""
+    """What changed between two scans: new and resolved findings (by fingerprint), new and gone people,
+    recordings whose status changed (ok, partial, unreadable)."""
     from scanner.store import StoreError
 
     with _open_store_or_exit(store, must_exist=True) as database:
@@ -513,6 +514,9 @@ def diff(
         for p in changes[key]:
             name = f" ({p['name']})" if p.get("name") else ""
             out.print(f"  {p['person_id']}{name} {p.get('combined_tier') or ''}")
+    out.print(f"recordings that changed status: {len(changes['status_changes'])}")
+    for change in changes["status_changes"]:
+        out.print(f"  {change['path']}: {change['old']} -> {change['new']}")
 
 
 def _scan_changes(database, old_id: str, new_id: str) -> dict:
@@ -524,6 +528,7 @@ def _scan_changes(database, old_id: str, new_id: str) -> dict:
 
     people_before = {key(p): p for p in database.people(old_id)}
     people_after = {key(p): p for p in database.people(new_id)}
+    status_before, status_after = database.recording_statuses(old_id), database.recording_statuses(new_id)
     return {
         "old": old_id,
         "new": new_id,
@@ -532,6 +537,10 @@ def _scan_changes(database, old_id: str, new_id: str) -> dict:
         "unchanged_findings": len(set(before) & set(after)),
         "new_people": [p for k, p in people_after.items() if k not in people_before],
         "gone_people": [p for k, p in people_before.items() if k not in people_after],
+        # a recording analysed whole before and only partly now (or the other way round)
+        "status_changes": [{"path": path, "old": status_before[path], "new": status}
+                           for path, status in status_after.items()
+                           if path in status_before and status_before[path] != status],
     }
 
 

@@ -760,6 +760,11 @@ class Store:
             out.append(item)
         return out
 
+    def recording_statuses(self, scan_id: str) -> dict[str, str]:
+        """Each recording of a scan (its path as stored) and its status: ok, partial, unreadable."""
+        return dict(self.db.execute(
+            "SELECT path, status FROM scan_recordings WHERE scan_id=? ORDER BY path", (scan_id,)).fetchall())
+
     def people(self, scan_id: str) -> list[dict]:
         return [
             {"person_id": r[0], "subject_id": r[1], "name": r[2], "combined_tier": r[3], "score": r[4]}

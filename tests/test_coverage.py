@@ -217,3 +217,51 @@ def test_status_rule():
     assert Coverage(whole, nothing).status is RecordingStatus.PARTIAL
     assert Coverage(None, nothing).status is RecordingStatus.UNREADABLE
     assert Coverage(whole, nothing).analysed_s == 0.0 and Coverage(whole, nothing).duration_s == 10.0
+
+
+# --------------------------------------------------------------------------------------------
+# A real scan: the report, the database and `likeness diff` follow the status
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_recording_damaged_between_two_scans_shows_in_diff_and_report(clip, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from scanner.cli import app
+    from scanner.models import Level
+    from scanner.outputs.html_report import HtmlWriter
+    from scanner.scan import ScanOptions, run_scan
+    from scanner.store import Store
+
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    target = folder / "meeting.mp4"
+    target.write_bytes(clip.read_bytes())
+    options = ScanOptions(purposes=["recording"], fail_on=Level.MEDIUM, as_of=dt.date(2026, 11, 1))
+    db = tmp_path / "scan.db"
+    with Store(db) as store:
+        before = run_scan([folder], None, options, store=store)
+        hits = packet_offsets(clip, "video", [0.5])
+        bitflip_copy(clip, target, [o for o, _ in hits], length=300)
+        after = run_scan([folder], None, options, store=store)
+    assert [r.status for r in before.recordings] == [RecordingStatus.OK]
+    assert [r.status for r in after.recordings] == [RecordingStatus.PARTIAL]
+    assert [f.rule_id for f in after.failing_findings()] == ["LK011"]  # --fail-on medium gates on it
+
+    res = CliRunner().invoke(app, ["diff", before.scan_id, after.scan_id, "--store", str(db), "--json"])
+    assert res.exit_code == 0, res.output
+    changes = json.loads(res.output)
+    assert changes["status_changes"] == [{"path": str(target), "old": "ok", "new": "partial"}]
+    assert [f["rule_id"] for f in changes["new_findings"]] == ["LK011"]
+    res = CliRunner().invoke(app, ["diff", before.scan_id, after.scan_id, "--store", str(db)])
+    assert "recordings that changed status: 1" in res.output and "meeting.mp4: ok -> partial" in res.output
+
+    html = HtmlWriter(changes=changes).render(after)
+    cov = after.recordings[0].coverage
+    total = f"{cov.analysed_s:.1f} s of {cov.duration_s:.1f} s analysed"
+    assert total in html  # the overview's total and the recording's own line
+    assert "Partly analysed recordings" in html and 'class="bm"' in html  # listed, and grey on its timeline
+    assert "recording status" in html and "ok &rarr; <strong>partial</strong>" in html
+    assert "6.0 s of 6.0 s analysed" in HtmlWriter().render(before)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import gc
 import io
+import math
 import os
 from functools import lru_cache
 from importlib import resources
@@ -103,6 +104,7 @@ def environment() -> Environment:
     env.filters["timecode"] = lambda s: "" if s is None else timecode(s)
     env.filters["ranges"] = format_ranges
     env.filters["rel"] = _rel
+    env.filters["span"] = media_span
     return env
 
 
@@ -266,6 +268,10 @@ def build_view(doc: dict, result: ScanResult) -> dict:
             rows.append({"person_id": pid, "name": names.get(pid) if pid else None,
                          "face_text": format_ranges(face), "voice_text": format_ranges(voice),
                          "bars": _bars(face, voice, r["media"]["duration_s"] if r["media"] else 0.0, len(rows))})
+        missing = (r.get("coverage") or {}).get("missing") or []
+        if missing and r["media"]:  # the stretches a partial recording's analysis could not see
+            rows.append({"person_id": None, "label": "not analysed", "name": None, "missing_text": format_ranges(missing),
+                         "bars": _bars([], [], r["media"]["duration_s"], len(rows), missing)})
         recording_views.append({"index": i, "rows": rows, "open_findings": open_per_rec.get(i, 0)})
 
     # Summary figures beyond the document's.
@@ -284,6 +290,8 @@ def build_view(doc: dict, result: ScanResult) -> dict:
     shown = [f["severity"] for f in doc["findings"]]
     would_fail = {lvl: sum(1 for s in shown if RANK[s] >= RANK[lvl]) for lvl in LEVELS[1:]}
     media_s = summary["media_seconds"]
+    # older stored scans carry no analysed_seconds: all of their readable media counted as analysed
+    analysed_s = summary.get("analysed_seconds", media_s)
 
     rules = {}
     for row in [*findings, *suppressed]:
@@ -310,7 +318,11 @@ def build_view(doc: dict, result: ScanResult) -> dict:
         "would_fail": would_fail,
         "media_hours": media_s / 3600.0,
         "media_hms": "%d:%02d:%02d" % (media_s // 3600, media_s % 3600 // 60, media_s % 60),
-        "unreadable": [r for r in recordings if r["status"] != "ok"],
+        "unreadable": [r for r in recordings if r["status"] == "unreadable"],
+        "partial": [r for r in recordings if r["status"] == "partial"],
+        "analysed": f"{media_span(analysed_s)} of {media_span(media_s)} analysed",
+        # floored, so that a recording missing a few seconds never reads as 100%
+        "analysed_percent": f"{math.floor(1000 * analysed_s / media_s) / 10:g}%" if media_s else "-",
         "options": _flatten(doc["scan"]["options"]),
         "waiver_days_left": {row["anchor"]: _days_between(doc["scan"]["as_of"], row["f"]["waiver"]["expires"])
                              for row in suppressed},
@@ -320,16 +332,29 @@ def build_view(doc: dict, result: ScanResult) -> dict:
 TIMELINE_X, TIMELINE_W, TIMELINE_ROW = 110, 345, 18
 
 
-def _bars(face: list[dict], voice: list[dict], duration: float, row: int) -> Markup:
-    """SVG bars of one person's timeline row (numbers only, so the markup needs no escaping)."""
+def media_span(seconds: float) -> str:
+    """A length of media in words: '2 h 14 min', '5 min 3 s', '19.8 s'."""
+    seconds = max(0.0, float(seconds))
+    if seconds >= 3600:
+        hours, rest = divmod(int(round(seconds / 60)), 60)
+        return f"{hours} h {rest} min" if rest else f"{hours} h"
+    if seconds >= 60:
+        minutes, rest = divmod(int(round(seconds)), 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    return f"{seconds:.1f} s"
+
+
+def _bars(face: list[dict], voice: list[dict], duration: float, row: int, missing: list[dict] = ()) -> Markup:
+    """SVG bars of one timeline row: a person's face and voice, or the stretches not analysed
+    (numbers only, so the markup needs no escaping)."""
     scale = TIMELINE_W / max(duration, 0.1)
     y = TIMELINE_ROW * row + 3
     parts = []
-    for spans, css, dy in ((face, "bf", 0), (voice, "bv", 7)):
+    for spans, css, dy, height in ((face, "bf", 0, 6), (voice, "bv", 7, 6), (missing, "bm", 0, 13)):
         for s in spans:
             x = TIMELINE_X + scale * s["start"]
             w = max(scale * (s["end"] - s["start"]), 2.0)
-            parts.append(f'<rect x="{x:.1f}" y="{y + dy}" width="{w:.1f}" height="6" class="{css}"/>')
+            parts.append(f'<rect x="{x:.1f}" y="{y + dy}" width="{w:.1f}" height="{height}" class="{css}"/>')
     return Markup("".join(parts))
 
 
