@@ -11,16 +11,18 @@ the raw-file URL and the git URL of the tag `v<version>` to a scratch git reposi
 tree (tagged so), and the package-index requirement `likeness-scanner==<version>` to the wheel that
 `uv build` makes from that repository (the action's `version` input reaches it through UV_FIND_LINKS).
 
-By default (about a minute of CPU) installs run offline from uv's cache, the pip recipe is left out
-(it downloads ~400 MB: about 4 minutes and 55 s of CPU here), the Dockerfile's two uv settings that
-only cost build time (bytecode compilation, copying instead of hard links) are switched off, and each
-`likeness demo` (~50 s of CPU per install) becomes `likeness --version` plus a check that the sample
-data it scans is installed; scans of the scratch media folder exercise the detectors instead.
+By default installs run offline from uv's cache (once online on a machine whose cache lacks an index
+page), and three steps that only cost time are left out or lightened: the pip recipe and the GitLab
+image's `pip install uv` (they download hundreds of MB), the Dockerfile's bytecode compilation and
+copying out of uv's cache (hard links instead), and each `likeness demo` (a full scan of the sample
+recordings per install), which becomes `likeness --version` plus a check that the sample data it scans
+is installed; scans of the scratch media folder exercise the detectors instead.
 LIKENESS_TEST_INSTALL_FULL=1 runs every recipe exactly as written, pip and demo included.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -29,13 +31,16 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from scanner import __version__
 from tests.conftest import REPO, SAMPLE_DATA
+from tests.test_ci_examples import examples as ci_examples
 
 FULL = bool(os.environ.get("LIKENESS_TEST_INSTALL_FULL"))
 UV = os.environ.get("UV") or shutil.which("uv")
@@ -177,7 +182,7 @@ class Recipe:
     @property
     def name(self) -> str:
         first = next(line for line in self.script.splitlines() if line and not line.startswith("#"))
-        return f"{self.section}: {first[:60]}"
+        return " ".join(word.strip('"') for word in first.split()[:4] if word != "\\")
 
 
 def readme_recipes() -> list[Recipe]:
@@ -268,3 +273,284 @@ def test_version_is_single_sourced_and_released_in_the_changelog(release):
     assert release.wheel.name.startswith(f"likeness_scanner-{VERSION}-")
     proc = _run([sys.executable, "-m", "scanner", "--version"])
     assert proc.stdout.strip() == f"likeness {VERSION}"
+
+
+# --- action.yml -------------------------------------------------------------------------------------
+
+@dataclass
+class ActionRun:
+    """What a workflow would see: the job's exit code, the action's outputs, the upload steps that ran."""
+
+    exit_code: int
+    outputs: dict[str, str]
+    uploads: dict[str, dict[str, str]]  # the `uses:` of each step that ran, with its evaluated `with:`
+    log: str
+
+
+class Expressions:
+    """The `${{ }}` expressions action.yml uses: inputs.*, github.action_path, steps.*.outputs.*,
+    compared with == and != to strings and joined with && and ||."""
+
+    REFERENCE = re.compile(r"\b(inputs\.[\w-]+|github\.action_path|steps\.[\w-]+\.outputs\.[\w-]+)")
+
+    def __init__(self, inputs: dict[str, str], action_path: Path):
+        self.inputs, self.action_path, self.steps = inputs, action_path, {}
+
+    def value(self, reference: str) -> str:
+        parts = reference.split(".")
+        if parts[0] == "inputs":
+            return self.inputs[parts[1]]
+        if parts[0] == "github":
+            return str(self.action_path)
+        return self.steps.get(parts[1], {}).get(parts[3], "")
+
+    def substitute(self, text: str) -> str:
+        return re.sub(r"\$\{\{\s*(.*?)\s*\}\}", lambda m: self.value(m.group(1)), str(text))
+
+    def condition(self, expression: str) -> bool:
+        python = self.REFERENCE.sub(lambda m: repr(self.value(m.group(1))), expression)
+        python = python.replace("&&", " and ").replace("||", " or ")
+        assert re.fullmatch(r"[\s'\w.,/:=!()-]*", python.replace(" and ", " ").replace(" or ", " ")), python
+        return bool(eval(python, {"__builtins__": {}}, {}))  # only string literals and comparisons remain
+
+
+def run_action(sandbox: Sandbox, release: Release, given: dict[str, str], env: dict[str, str] | None = None
+               ) -> ActionRun:
+    """action.yml's steps as the runner executes a composite action: inputs filled from their defaults,
+    each `run:` through `bash --noprofile --norc -eo pipefail`, GITHUB_OUTPUT and GITHUB_PATH honoured,
+    a step without `if:` skipped after a failure. `uses:` steps are recorded, not run."""
+    action = yaml.safe_load((release.source / "action.yml").read_text())
+    unknown = set(given) - set(action["inputs"])
+    assert not unknown, f"action.yml has no inputs {unknown}"
+    inputs = {name: str(spec.get("default", "")) for name, spec in action["inputs"].items()} | given
+    expressions = Expressions(inputs, release.source)
+    env = {**sandbox.env, **(env or {})}
+    exit_code, uploads, log = 0, {}, []
+    for index, step in enumerate(action["runs"]["steps"]):
+        condition = step.get("if")
+        if exit_code != 0 or (condition and not expressions.condition(condition)):
+            continue
+        if "uses" in step:
+            uploads[step["uses"].split("@")[0]] = {k: expressions.substitute(v) for k, v in step["with"].items()} \
+                if "with" in step else {}
+            continue
+        files = {name: sandbox.root / f"github-{name}-{index}" for name in ("output", "path")}
+        for f in files.values():
+            f.write_text("")
+        step_env = {k: expressions.substitute(v) for k, v in step.get("env", {}).items()}
+        assert "${{" not in step["run"], f"step {step['name']!r}: inputs belong in env:, not in the script"
+        proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+                              cwd=sandbox.media, capture_output=True, text=True, timeout=RECIPE_TIMEOUT,
+                              env={**env, **step_env, "GITHUB_ACTION_PATH": str(release.source),
+                                   "GITHUB_WORKSPACE": str(sandbox.media),
+                                   "GITHUB_OUTPUT": str(files["output"]), "GITHUB_PATH": str(files["path"])})
+        log.append(f"--- {step['name']} (exit {proc.returncode})\n{proc.stdout}{proc.stderr}")
+        sandbox.assert_no_compiler_ran(proc)
+        exit_code = proc.returncode
+        if "id" in step:
+            lines = files["output"].read_text().splitlines()
+            expressions.steps[step["id"]] = dict(line.split("=", 1) for line in lines if "=" in line)
+        for directory in reversed(files["path"].read_text().split()):
+            env["PATH"] = directory + os.pathsep + env["PATH"]
+    outputs = {name: expressions.substitute(spec["value"]) for name, spec in action["outputs"].items()}
+    return ActionRun(exit_code, outputs, uploads, "\n".join(log))
+
+
+@pytest.fixture(scope="module")
+def action_sandbox(tmp_path_factory) -> Sandbox:
+    """One runner for the action's cases: later runs reuse the scan database, as a cached runner would."""
+    root = tmp_path_factory.mktemp("runner")
+    env, log = _user_env(root)
+    _media_folder(root / "media")
+    return Sandbox(root, env, log)
+
+
+def test_docs_workflow_fails_the_job_on_findings_and_keeps_sarif_junit_and_html(release, action_sandbox):
+    """docs/ci.md's workflow, with `formats` left without sarif: upload-sarif (default true) adds it."""
+    (step,) = [s for s in ci_examples()["github"]["jobs"]["likeness"]["steps"] if "/likeness@" in s.get("uses", "")]
+    inputs = {name: str(value) for name, value in step["with"].items()}
+    inputs["formats"] = ",".join(f for f in inputs["formats"].split(",") if f != "sarif")
+    run = run_action(action_sandbox, release, inputs)
+    assert run.exit_code == 1, run.log  # two unknown faces in the photo, high severity
+    out = action_sandbox.media / "likeness-report"
+    assert run.outputs == {"exit-code": "1", "report-dir": "likeness-report",
+                           "sarif-file": "likeness-report/results.sarif"}, run.log
+    sarif = json.loads((out / "results.sarif").read_text())  # added because upload-sarif defaults to true
+    assert sarif["version"] == "2.1.0" and sarif["runs"][0]["results"]
+    assert ET.parse(out / "junit.xml").getroot().find(".//failure") is not None
+    assert "<html" in (out / "report.html").read_text()[:2000].lower()
+    assert run.uploads["github/codeql-action/upload-sarif"]["sarif_file"] == "likeness-report/results.sarif"
+    assert run.uploads["actions/upload-artifact"]["path"] == "likeness-report"
+    assert f"likeness {VERSION}" in run.log
+
+
+def test_action_installs_a_release_by_version_and_passes_below_fail_on(release, action_sandbox):
+    index = {"UV_FIND_LINKS": str(release.wheel.parent)}  # the package index, as far as this machine goes
+    run = run_action(action_sandbox, release, {"paths": "recordings\n", "consent": "consent.yaml",
+                                                "fail-on": "none", "formats": "json", "upload-sarif": "false",
+                                                "version": VERSION, "out": "gate"}, env=index)
+    assert run.exit_code == 0, run.log
+    assert json.loads((action_sandbox.media / "gate" / "results.json").read_text())["findings"]
+    assert not (action_sandbox.media / "gate" / "results.sarif").exists()
+    assert "github/codeql-action/upload-sarif" not in run.uploads
+    assert run.uploads["actions/upload-artifact"]["path"] == "gate"
+
+
+def test_action_exits_2_on_a_missing_consent_file_without_uploading_sarif(release, action_sandbox):
+    run = run_action(action_sandbox, release, {"paths": "recordings", "consent": "no-such-consent.yaml",
+                                                "out": "broken"})
+    assert run.exit_code == 2, run.log
+    assert "no-such-consent.yaml" in run.log
+    assert "github/codeql-action/upload-sarif" not in run.uploads
+
+
+def test_docs_gitlab_job_installs_into_an_empty_repository_and_fails_on_findings(release, action_sandbox):
+    """docs/ci.md's GitLab job, its script lines in one shell as the runner runs them (set -e). The
+    image's `pip install uv` runs only with LIKENESS_TEST_INSTALL_FULL=1, in a fresh venv (it downloads)."""
+    job = ci_examples()["gitlab"]["likeness"]
+    variables = {name: localize(str(value), release) for name, value in job["variables"].items()}
+    script = [localize(line, release) for line in job["script"]]
+    env = {**variables, "UV_TOOL_DIR": str(action_sandbox.root / "gitlab-tools"),
+           "UV_TOOL_BIN_DIR": str(action_sandbox.root / "gitlab-bin")}
+    assert re.fullmatch(r"python -m pip install uv", script[0]), script[0]
+    if FULL:
+        _run([sys.executable, "-m", "venv", str(action_sandbox.root / "job-python")])
+        env["PATH"] = f"{action_sandbox.root / 'job-python' / 'bin'}{os.pathsep}{action_sandbox.env['PATH']}"
+    else:
+        script = script[1:]  # the runner's uv is on PATH
+    proc = action_sandbox.run("\n".join(script), env=env)
+    action_sandbox.assert_no_compiler_ran(proc)
+    assert proc.returncode == 1, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"  # the gate fails the job
+    for path in job["artifacts"]["paths"]:
+        assert (action_sandbox.media / path).is_dir()
+    junit = ET.parse(action_sandbox.media / job["artifacts"]["reports"]["junit"])
+    assert junit.getroot().find(".//failure") is not None
+
+
+# --- the Dockerfile ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str
+    arguments: str
+
+
+def dockerfile_instructions(path: Path) -> list[Instruction]:
+    """The Dockerfile's instructions, continuation lines joined and comments dropped."""
+    logical, pending = [], ""
+    for line in path.read_text().splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        pending += line.rstrip("\\").strip() + " "
+        if not line.endswith("\\"):
+            logical.append(pending.strip())
+            pending = ""
+    return [Instruction(*(text.split(None, 1) + [""])[:2]) for text in logical]
+
+
+def dockerignored(relative: str, patterns: list[str]) -> bool:
+    """Docker's rule: the last pattern matching the path or one of its parent folders decides."""
+    parts = relative.split("/")
+    candidates = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    excluded = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        pattern = pattern.lstrip("!").rstrip("/")
+        if any(fnmatch.fnmatchcase(c, p) for c in candidates for p in (pattern, pattern.replace("**/", ""))):
+            excluded = not negated
+    return excluded
+
+
+def test_dockerfile_steps_build_a_working_non_root_image(release, sandbox):
+    """The Dockerfile's instructions, emulated in a scratch root: COPY from the build context less
+    .dockerignore, ENV and WORKDIR with the image's paths under the scratch root, and every RUN as
+    written except the one that adds the image's user (it would add one to this machine)."""
+    context = release.source
+    ignore = [line.strip() for line in (context / ".dockerignore").read_text().splitlines()
+              if line.strip() and not line.startswith("#")]
+    image = sandbox.root / "image"
+
+    def in_image(text: str) -> str:
+        return re.sub(r"(?<![\w.])/(app|work)\b", lambda m: str(image / m.group(1)), text)
+
+    env = {k: v for k, v in sandbox.env.items() if k != "UV_TOOL_BIN_DIR"}
+    cwd, user, skipped, entrypoint, bases = image, "root", [], [], []
+    for step in dockerfile_instructions(context / "Dockerfile"):
+        if step.keyword == "FROM":
+            bases.append(step.arguments)
+        elif step.keyword == "COPY" and step.arguments.startswith("--from="):
+            assert "astral-sh/uv" in step.arguments  # uv itself; the sandbox has it on PATH
+        elif step.keyword == "COPY":
+            *sources, destination = shlex.split(step.arguments)
+            for source in sources:
+                assert (context / source).exists() and not dockerignored(source, ignore), source
+                target = cwd / destination / (Path(source).name if destination.endswith("/") else "")
+                if (context / source).is_dir():
+                    for file in (context / source).rglob("*"):
+                        name = file.relative_to(context).as_posix()
+                        if file.is_file() and not dockerignored(name, ignore):
+                            (target / file.relative_to(context / source)).parent.mkdir(parents=True, exist_ok=True)
+                            shutil.copy2(file, target / file.relative_to(context / source))
+                else:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(context / source, target)
+        elif step.keyword == "ENV":
+            for assignment in shlex.split(step.arguments):
+                name, value = assignment.split("=", 1)
+                env[name] = in_image(re.sub(r"\$(\w+)", lambda m: env.get(m.group(1), ""), value))
+        elif step.keyword == "WORKDIR":
+            cwd = Path(in_image(step.arguments))
+            cwd.mkdir(parents=True, exist_ok=True)
+        elif step.keyword == "RUN":
+            command = re.sub(r"^(--mount=\S+\s+)+", "", step.arguments)
+            if command.startswith("useradd "):
+                skipped.append(command)
+                continue
+            run_env = env
+            if not FULL:  # build time only: the image runs the same code either way
+                command = command.replace("uv sync ", "uv sync --no-compile-bytecode ")
+                run_env = {**{k: v for k, v in env.items() if k != "UV_COMPILE_BYTECODE"}, "UV_LINK_MODE": "hardlink"}
+            proc = sandbox.run(in_image(command), cwd=cwd, env=run_env, shell=("sh", "-ec"))
+            assert proc.returncode == 0, f"RUN {command}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+            sandbox.assert_no_compiler_ran(proc)
+        elif step.keyword == "USER":
+            user = step.arguments
+        elif step.keyword in ("ENTRYPOINT", "CMD"):
+            entrypoint = json.loads(step.arguments) if step.keyword == "ENTRYPOINT" else entrypoint
+        else:
+            pytest.fail(f"the test does not know the instruction {step.keyword}")
+    assert bases == ["python:3.11-slim"] and sys.version_info[:2] == (3, 11)
+    assert user not in ("root", "0") and len(skipped) == 1, (user, skipped)
+    assert entrypoint == ["likeness"]
+
+    # The image runs from its virtualenv alone: the scanner and the demo's data are installed into it.
+    (site,) = (image / "app" / ".venv" / "lib").glob("python3.*/site-packages")
+    assert (site / "scanner" / "sample_data" / "consent.yaml").is_file()
+    assert list(site.glob("dlib_bin-*.dist-info")) and not list(site.glob("dlib-*.dist-info"))
+    shutil.rmtree(image / "app" / "scanner")  # nothing may run from the copied sources
+    work = image / "work"
+    for item in sandbox.media.iterdir():  # `docker run -v "$PWD:/work"` of the user's media folder
+        shutil.copytree(item, work / item.name) if item.is_dir() else shutil.copy2(item, work)
+
+    # The README's container commands: `docker build` is the emulation above, each `docker run` runs here.
+    (readme,) = [r for r in readme_recipes() if r.section == "Container"]
+    commands = [shlex.split(line) for line in readme.script.replace("\\\n", " ").splitlines()
+                if line.strip() and not line.startswith("#")]
+    assert commands[0] == ["docker", "build", "-t", "likeness", "."] and len(commands) > 1
+    for words in commands[1:]:
+        assert words[:2] == ["docker", "run"], words
+        arguments = words[words.index("likeness") + 1:]
+        if arguments == ["demo"] and not FULL:
+            arguments = ["--version"]
+        proc = sandbox.run(shlex.join([*entrypoint, *arguments]), cwd=work, env=env)
+        sandbox.assert_no_compiler_ran(proc)
+        if arguments == ["--version"]:
+            assert proc.returncode == 0 and proc.stdout.strip() == f"likeness {VERSION}", proc.stderr
+        elif arguments == ["demo"]:
+            assert proc.returncode == 0 and (work / "likeness-report" / "report.html").is_file(), proc.stderr
+        else:
+            assert arguments[0] == "scan" and proc.returncode == 1, proc.stderr  # unknown faces, high
+            out = work / arguments[arguments.index("--out") + 1]
+            expected = {"html": "report.html", "sarif": "results.sarif", "junit": "junit.xml"}
+            formats = arguments[arguments.index("--format") + 1].split(",")
+            assert {expected[f] for f in formats} <= {p.name for p in out.iterdir()}
