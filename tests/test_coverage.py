@@ -226,11 +226,14 @@ def test_status_rule():
 
 def test_a_recording_damaged_between_two_scans_shows_in_diff_and_report(clip, tmp_path):
     import json
+    from importlib import resources
 
+    import jsonschema
     from typer.testing import CliRunner
 
     from scanner.cli import app
     from scanner.models import Level
+    from scanner.outputs.document import build_document
     from scanner.outputs.html_report import HtmlWriter
     from scanner.scan import ScanOptions, run_scan
     from scanner.store import Store
@@ -249,6 +252,11 @@ def test_a_recording_damaged_between_two_scans_shows_in_diff_and_report(clip, tm
     assert [r.status for r in before.recordings] == [RecordingStatus.OK]
     assert [r.status for r in after.recordings] == [RecordingStatus.PARTIAL]
     assert [f.rule_id for f in after.failing_findings()] == ["LK011"]  # --fail-on medium gates on it
+    schema = json.loads((resources.files("scanner.schemas") / "results.schema.json").read_text())
+    doc = build_document(after)
+    jsonschema.Draft202012Validator(schema).validate(doc)
+    assert doc["summary"]["partial"] == 1 and doc["summary"]["analysed_seconds"] < doc["summary"]["media_seconds"]
+    assert doc["recordings"][0]["coverage"]["video"]["errors"] >= 1
 
     res = CliRunner().invoke(app, ["diff", before.scan_id, after.scan_id, "--store", str(db), "--json"])
     assert res.exit_code == 0, res.output
