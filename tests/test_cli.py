@@ -107,11 +107,14 @@ def test_unreadable_results_follow_the_published_schema(tmp_path):
 
 
 def test_a_file_over_the_time_limit_is_unreadable_and_the_scan_goes_on(tmp_path, sample_data):
-    """The photo goes to a second, fresh worker: loading its models (about 2.5 s) is not part of its limit."""
+    """The photo goes to a second, fresh worker: loading its models (about 3 CPU s) is not part of its limit.
+
+    The photo itself takes 0.35 CPU s, up to 0.9 s of wall time on a machine loaded five times over:
+    a 2 s limit keeps it clear of that while the 20 s interview still overruns it."""
     out = tmp_path / "out"
     proc = run_cli(
         "scan", str(sample_data / "recordings" / "interview.mp4"), str(sample_data / "recordings" / "team_photo.jpg"),
-        "--time-limit", "1", "--out", str(out), "--format", "json", "--store", str(tmp_path / "db.sqlite"),
+        "--time-limit", "2", "--out", str(out), "--format", "json", "--store", str(tmp_path / "db.sqlite"),
         "--workers", "2",
     )
     assert "Traceback" not in proc.stderr
@@ -124,7 +127,7 @@ def test_a_file_over_the_time_limit_is_unreadable_and_the_scan_goes_on(tmp_path,
 
 def test_loading_the_models_is_not_part_of_the_first_files_time_limit(tmp_path, sample_data):
     out = tmp_path / "out"
-    proc = run_cli("scan", str(sample_data / "recordings" / "team_photo.jpg"), "--time-limit", "1", "--workers", "1",
+    proc = run_cli("scan", str(sample_data / "recordings" / "team_photo.jpg"), "--time-limit", "2", "--workers", "1",
                    "--out", str(out), "--format", "json", "--store", str(tmp_path / "db.sqlite"), "--fail-on", "none")
     assert proc.returncode == 0, proc.stderr
     assert json.loads((out / "results.json").read_text())["recordings"][0]["status"] == "ok"
