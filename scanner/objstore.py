@@ -44,6 +44,9 @@ _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$", re.DO
 #: Chunk of an object copied (and hashed) at a time while spooling, in bytes.
 SPOOL_CHUNK = 8 << 20
 
+#: Tries s3fs makes of a request that botocore has already retried (see `filesystem`).
+S3FS_TRIES = 2
+
 #: Local space kept free besides the spooled object (the analysis writes nothing else there).
 SPOOL_MARGIN = 64 << 20
 
@@ -116,7 +119,8 @@ class StorageSettings:
     profile: a profile of the shared AWS config files; None: `AWS_PROFILE`, else the default one.
     anonymous: read public buckets without credentials.
     timeout_s: a connection or a read that stalls this long fails and is tried again (seconds).
-    retries: attempts after the first before an object (or a listing) is given up.
+    retries: attempts after the first before a request is given up (an object then becomes
+        unreadable; a listing ends the scan). A body cut off mid-transfer gets one more round.
     spool_dir: the folder where a worker copies the object it analyses; None: the system's temporary
         folder. Each worker holds one object there at a time.
     """
@@ -236,9 +240,15 @@ def filesystem(url: ObjectURL, storage: StorageSettings):
     import fsspec
 
     try:
-        return fsspec.url_to_fs(str(url), **storage.options_for(url.scheme))
+        fs, path = fsspec.url_to_fs(str(url), **storage.options_for(url.scheme))
     except (ImportError, ValueError, TypeError) as exc:
         raise ObjectStoreError(f"{url}: {_scrub(str(exc))}") from None
+    if hasattr(fs, "retries") and url.scheme in ("s3", "s3a"):
+        # botocore retries requests (`retries` times: timeouts, lost connections, 5xx, throttling); s3fs
+        # would try each of those up to 5 times more on top (5 x 4 stalled reads of `timeout_s` each).
+        # It keeps one second try, for a body cut off mid-transfer, which botocore cannot retry.
+        fs.retries = S3FS_TRIES
+    return fs, path
 
 
 def list_objects(urls: list[ObjectURL], storage: StorageSettings) -> ObjectListing:
@@ -387,7 +397,7 @@ def describe(exc: BaseException, storage: StorageSettings) -> str:
         reason = "does not exist (deleted, or no such bucket)" if not str(exc) else \
             f"does not exist ({_scrub(str(exc))})"
     elif "Timeout" in name or "timed out" in str(exc).lower() or isinstance(exc, TimeoutError):
-        reason = f"timed out after {storage.retries} retries ({storage.timeout_s:g} s each)"
+        reason = f"timed out (no answer within {storage.timeout_s:g} s, after {storage.retries} retries)"
     elif "EndpointConnection" in name or "ClientConnector" in name or isinstance(exc, ConnectionError):
         reason = f"cannot connect to the store after {storage.retries} retries ({_scrub(str(exc))})"
     elif "NoCredentials" in name or "PartialCredentials" in name:

@@ -171,6 +171,45 @@ def test_a_bucket_that_cannot_be_listed_is_a_clear_error(server, aws_env, consen
         run_scan([ObjectURL("s3://archive/nothing-here/")], consent, _options(workers=1, storage=storage))
 
 
+@pytest.fixture()
+def silent_endpoint():
+    """A loopback TCP server that accepts connections and never answers (a stalled store)."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held = []
+
+    def hold():
+        while True:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=hold, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+    for connection in held:
+        connection.close()
+
+
+def test_a_store_that_stops_answering_times_out_after_the_retries(silent_endpoint, monkeypatch):
+    from scanner.analyze import AnalysisSettings
+    from scanner.objstore import analyze_object, list_objects
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    storage = StorageSettings(endpoint_url=silent_endpoint, timeout_s=0.3, retries=0)
+    with pytest.raises(ObjectStoreError, match=r"s3://archive/rec: cannot be listed: timed out \(no answer within 0.3"):
+        list_objects([ObjectURL("s3://archive/rec/")], storage)
+    analysis = analyze_object(ObjectURL("s3://archive/rec/a.mp4"), AnalysisSettings(), storage, None, 1000)
+    assert analysis.status is RecordingStatus.UNREADABLE and str(analysis.path) == "s3://archive/rec/a.mp4"
+    assert analysis.error == "object cannot be read: timed out (no answer within 0.3 s, after 0 retries)"
+
+
 def test_command_line_wrong_key_and_malformed_urls_exit_2(server, bucket, sample_data, tmp_path, monkeypatch):
     for name, value in server.environment().items():
         monkeypatch.setenv(name, value)
