@@ -27,6 +27,7 @@ Credentials are never part of a URL, a setting, a message or the scan database.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -235,9 +236,22 @@ def _filesystem_class(scheme: str, text: str):
         raise ObjectStoreError(f"{text}: reading '{scheme}://' URLs needs another package: {exc}") from None
 
 
+#: Loggers of the storage clients: at DEBUG they print request headers (session tokens, signatures).
+_CLIENT_LOGGERS = ("botocore", "aiobotocore", "boto3", "s3fs", "fsspec", "urllib3", "aiohttp", "gcsfs", "adlfs",
+                   "azure")
+
+
 def filesystem(url: ObjectURL, storage: StorageSettings):
-    """The fsspec file system and the store path of `url`; ObjectStoreError when it cannot be set up."""
+    """The fsspec file system and the store path of `url`; ObjectStoreError when it cannot be set up.
+
+    The storage clients' loggers are kept at INFO or above, even under `--verbose`: their DEBUG
+    records carry credentials."""
     import fsspec
+
+    for name in _CLIENT_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.INFO:
+            logger.setLevel(logging.INFO)
 
     try:
         fs, path = fsspec.url_to_fs(str(url), **storage.options_for(url.scheme))

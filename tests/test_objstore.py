@@ -218,6 +218,12 @@ def test_command_line_wrong_key_and_malformed_urls_exit_2(server, bucket, sample
     assert proc.returncode == 2, proc.stderr
     assert f"s3://{bucket}/rec: cannot be listed: access denied" in proc.stderr
     assert "Traceback" not in proc.stderr and "not-the-secret-key" not in proc.stderr
+    # --verbose logs at DEBUG, where the storage client would print its request headers
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "session-token-that-must-not-leak")
+    proc = run_cli("scan", f"s3://{bucket}/rec/", "--verbose", "--out", str(tmp_path / "out"),
+                   "--store", str(tmp_path / "db"))
+    assert proc.returncode == 2 and "cannot be listed" in proc.stderr, proc.stderr
+    assert "session-token-that-must-not-leak" not in proc.stderr
     for url, message in (("s3://", "malformed URL"), ("nope://bucket/x", "unknown URL scheme"),
                          (f"s3://key:secret@{bucket}/x", "credentials, query strings")):
         proc = run_cli("scan", url, "--out", str(tmp_path / "out"))
