@@ -263,6 +263,36 @@ def test_urls_are_named_whole_and_a_manifest_matches_them_by_glob(tmp_path):
     assert other.purposes == ("recording",) and other.retention_days == 30
 
 
+def test_an_object_larger_than_the_spool_folder_is_unreadable_without_being_read(tmp_path):
+    from scanner.analyze import AnalysisSettings
+    from scanner.objstore import analyze_object
+
+    huge = shutil.disk_usage(tmp_path).free + 1
+    storage = StorageSettings(endpoint_url="http://127.0.0.1:9", spool_dir=str(tmp_path))  # nothing listens there
+    analysis = analyze_object(ObjectURL("s3://archive/huge.mp4"), AnalysisSettings(), storage, None, huge)
+    assert analysis.status is RecordingStatus.UNREADABLE
+    assert f"of local space to be analysed, {tmp_path} has" in analysis.error and "spool_dir" in analysis.error
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_storage_settings_come_from_likeness_toml_and_never_hold_secrets(tmp_path):
+    from scanner.config import load_config
+    from scanner.fileformat import FileFormatError
+
+    config = tmp_path / "likeness.toml"
+    config.write_text('[storage]\nendpoint_url = "http://127.0.0.1:8333"\nprofile = "audit"\n'
+                      'timeout_s = 5\nretries = 1\nspool_dir = "spool"\n')
+    cfg, base = load_config(config)
+    assert cfg.storage.settings(base) == StorageSettings(endpoint_url="http://127.0.0.1:8333", profile="audit",
+                                                         timeout_s=5.0, retries=1, spool_dir=str(tmp_path / "spool"))
+    for text, where in (('secret_access_key = "abc"', "storage.secret_access_key"),
+                        ('endpoint_url = "http://key:secret@host:9000"', "storage.endpoint_url")):
+        config.write_text(f"[storage]\n{text}\n")
+        with pytest.raises(FileFormatError) as caught:
+            load_config(config)
+        assert [(p.line, p.field) for p in caught.value.problems] == [(2, where)]
+
+
 def test_command_line_names_objects_by_url_in_every_output(server, bucket, aws_env, sample_data, tmp_path):
     out = tmp_path / "out"
     proc = run_cli("scan", f"s3://{bucket}/rec/team_photo.jpg", "--consent", str(sample_data / "consent.yaml"),
