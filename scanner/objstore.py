@@ -253,8 +253,16 @@ def filesystem(url: ObjectURL, storage: StorageSettings):
         if logger.getEffectiveLevel() < logging.INFO:
             logger.setLevel(logging.INFO)
 
+    # One file system (one client, one connection pool) per scheme, settings and credential
+    # environment in each process. fsspec's own instance cache ignores the environment: a process
+    # whose credentials changed would go on signing with the old ones.
+    key = (url.scheme, storage, _credential_fingerprint())
+    fs = _FILESYSTEMS.get(key)
     try:
-        fs, path = fsspec.url_to_fs(str(url), **storage.options_for(url.scheme))
+        if fs is None:
+            fs = fsspec.get_filesystem_class(url.scheme)(skip_instance_cache=True, **storage.options_for(url.scheme))
+            _FILESYSTEMS[key] = fs
+        path = fs._strip_protocol(str(url))
     except (ImportError, ValueError, TypeError) as exc:
         raise ObjectStoreError(f"{url}: {_scrub(str(exc))}") from None
     if hasattr(fs, "retries") and url.scheme in ("s3", "s3a"):
@@ -263,6 +271,16 @@ def filesystem(url: ObjectURL, storage: StorageSettings):
         # It keeps one second try, for a body cut off mid-transfer, which botocore cannot retry.
         fs.retries = S3FS_TRIES
     return fs, path
+
+
+_FILESYSTEMS: dict[tuple, object] = {}
+
+
+def _credential_fingerprint() -> str:
+    """A digest of the environment variables the storage clients read credentials and endpoints from."""
+    names = sorted(n for n in os.environ if n.startswith(("AWS_", "GOOGLE_", "AZURE_")))
+    text = "\0".join(f"{n}={os.environ[n]}" for n in names)
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def list_objects(urls: list[ObjectURL], storage: StorageSettings) -> ObjectListing:
