@@ -521,3 +521,61 @@ def test_cnn_detector_finds_the_face(devset):
     path = devset / "obama-480p.jpg"
     (cluster,) = FaceAnalyzer(detector="cnn").analyze(path, probe(path)).clusters
     assert cluster.detections[0].size_px > 60 and cluster.encodings.shape == (1, 128)
+
+
+def test_encoding_clusters_are_scikit_learns_average_linkage_partition():
+    """`_agglomerate` (SciPy, cheaper to import in every worker) groups encodings exactly as
+    scikit-learn's AgglomerativeClustering with average linkage and the same threshold did."""
+    from sklearn.cluster import AgglomerativeClustering
+
+    from scanner.faces import DEFAULT_CLUSTER_TOLERANCE, _agglomerate
+
+    rng = np.random.default_rng(7)
+    for trial in range(40):
+        people = rng.integers(1, 8)
+        # Distances around the threshold: people 0.3-0.8 apart, their faces 0.15-0.4 from each other.
+        centres = rng.normal(0.0, rng.uniform(0.02, 0.05), (people, 128))
+        vectors = centres[rng.integers(0, people, rng.integers(2, 60))]
+        vectors = vectors + rng.normal(0.0, rng.uniform(0.01, 0.025), vectors.shape)
+        ours = _agglomerate(vectors, DEFAULT_CLUSTER_TOLERANCE)
+        theirs = AgglomerativeClustering(n_clusters=None, distance_threshold=DEFAULT_CLUSTER_TOLERANCE,
+                                         linkage="average", metric="euclidean").fit_predict(vectors)
+        same_ours = ours[:, None] == ours[None, :]
+        same_theirs = theirs[:, None] == theirs[None, :]
+        assert (same_ours == same_theirs).all(), trial
+
+
+def test_the_stored_frontal_detector_is_dlibs_own(tmp_path, monkeypatch):
+    """The detector workers load from the cache folder finds the same faces, with the same scores,
+    as the one dlib decodes from its own copy; an unreadable stored copy is rebuilt."""
+    import dlib
+
+    from scanner.faces import _detector_cache_path, _stored_frontal_detector, grey_levels
+    from scanner.media import load_image
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    path = _detector_cache_path()
+    assert path is not None and path.parent == tmp_path / "likeness"
+    path.parent.mkdir()
+    path.write_bytes(b"not a detector")
+    with _stored_frontal_detector():
+        rebuilt = dlib.get_frontal_face_detector()
+    assert path.stat().st_size > 100_000  # the rebuilt detector was saved over the bad copy
+    with _stored_frontal_detector():
+        stored = dlib.get_frontal_face_detector()
+    assert dlib.get_frontal_face_detector.__name__ == "get_frontal_face_detector"  # dlib's own again
+    own = dlib.get_frontal_face_detector()
+    photos = [SAMPLE_DATA / "enrol" / "obama.jpg", SAMPLE_DATA / "recordings" / "team_photo.jpg"]
+    found = 0
+    for photo in photos:
+        grey = grey_levels(load_image(photo))
+        for upsample in (0, 1):
+            # A negative threshold also compares the weak candidates the detector turns down.
+            expected = own.run(grey, upsample, -0.5)
+            for detector in (stored, rebuilt):
+                got = detector.run(grey, upsample, -0.5)
+                assert [(r.left(), r.top(), r.right(), r.bottom()) for r in got[0]] == [
+                    (r.left(), r.top(), r.right(), r.bottom()) for r in expected[0]]
+                assert list(got[1]) == list(expected[1]) and list(got[2]) == list(expected[2])
+            found += len(expected[0])
+    assert found >= 6
