@@ -18,6 +18,10 @@ recording says they belong together, so this module looks at it. Two kinds of ev
   is clear; a voice whose speaker is off screen finds no face whose mouth moves with it. Faces whose
   lips never move on their own in a short screening of every speaker's longest turns (photos, stills,
   posters; `moving_mouths`) are dropped first; only the rest are watched, within `max_watched_s`.
+  That screening looks at pixels before landmarks: a face whose mouth changes no more than its eyes
+  do, once the face is registered on its eyes and nose, in every speaker's turns (`mouth_pixel_motion`,
+  about 1 ms a sample against 2.5-3 ms for the landmarks) is dropped without running the 68
+  landmarks on it.
 """
 
 from __future__ import annotations
@@ -42,6 +46,15 @@ LINK_THRESHOLD = 0.45
 #: meeting grid's photos too, 1.50-2.14). A thin margin on few faces: see bench/voices.md.
 STILL_MOUTH = 2.2
 
+#: Mouth pixel motion (`LipSyncLinker.mouth_pixel_motion`: how much the mouth's pixels change between
+#: samples 0.1 s apart over how much the eyes' do, the face registered on its upper half; the largest
+#: over the speakers' screening windows) under which a face is dropped before its landmarks are looked
+#: at. Measured (bench/README.md, speed): photographs 1.01-1.39 (the nine of the bench gallery meeting,
+#: the sample meeting grid, webinar and lobby; the sample interview's 1.66), the five real talking heads
+#: of ../shared/devset/av over their speech 1.54-1.96, the generated talking face 12.6. A thin margin,
+#: as the landmarks' is, but only a pre-filter: what it keeps, the landmarks still judge (`STILL_MOUTH`).
+STILL_PIXELS = 1.45
+
 
 @dataclass(frozen=True)
 class LipSyncLinker:
@@ -65,6 +78,11 @@ class LipSyncLinker:
     screen_windows, screen_window_s: before lip correlation, faces whose lips never move on their own are
         dropped (`moving_mouths`), judged in this many windows of this length per speaker (default 2 of
         2 s, in the speaker's longest turns).
+    still_pixels: in that screening, a face whose `mouth_pixel_motion` stays below this in the windows
+        of every speaker is dropped before its landmarks are measured (`STILL_PIXELS`); None measures
+        the landmarks of every face.
+    min_pixel_pairs: least pairs of consecutive samples of one speaker's windows for that judgement; a
+        face seen less in some speaker's windows is left to the landmarks.
     """
 
     mouth_fps: float = 10.0
@@ -79,6 +97,8 @@ class LipSyncLinker:
     window_s: float = 6.0
     screen_windows: int = 2
     screen_window_s: float = 2.0
+    still_pixels: float | None = STILL_PIXELS
+    min_pixel_pairs: int = 8
 
     def link(self, path, info: MediaInfo, faces: FaceAnalysis, voices: VoiceAnalysis) -> list[FaceVoiceLink]:
         if info.kind is not MediaKind.VIDEO or not faces.clusters or not voices.speakers:
@@ -188,21 +208,65 @@ class LipSyncLinker:
         every visible face's 68 landmarks give its `lip_movement_ratio`. Photos and stills under real
         speech (the common gallery of a generated meeting, a poster behind a speaker) are dropped before
         the costly pass that samples every candidate face ten times a second for up to a minute.
+        Faces whose mouth pixels stay still in every speaker's windows (`mouth_pixel_motion` under
+        `still_pixels`) are dropped before that, without landmarks.
         """
-        windows = []
-        for speaker in voices.speakers:
-            for turn in sorted(speaker.turns, key=lambda r: r.start - r.end)[: self.screen_windows]:
-                mid = 0.5 * (turn.start + turn.end)
-                half = 0.5 * min(self.screen_window_s, turn.end - turn.start)
-                windows.append((mid - half, mid + half))
-        windows = sorted(windows)
-        shapes = self._shape_tracks(path, info, faces.clusters, windows)
+        windows = self._screening_windows(voices)
+        candidates = list(range(len(faces.clusters)))
+        if self.still_pixels is not None:
+            motion = self.mouth_pixel_motion(path, info, faces.clusters, windows)
+            candidates = [c for c in candidates if not (motion[c] < self.still_pixels)]  # NaN: not judged
+        if not candidates:
+            return []
+        spans = sorted((start, end) for start, end, _ in windows)
+        shapes = self._shape_tracks(path, info, [faces.clusters[c] for c in candidates], spans)
         keep = []
-        for c, track in enumerate(shapes):
+        for c, track in zip(candidates, shapes):
             ratio = lip_movement_ratio(track)
             if not np.isfinite(ratio) or ratio >= self.still_mouth:
                 keep.append(c)
         return keep
+
+    def _screening_windows(self, voices: VoiceAnalysis) -> list[tuple[float, float, int]]:
+        """(start, end, speaker index) of the screening windows: the middle `screen_window_s` of each
+        speaker's `screen_windows` longest turns, in time order."""
+        windows = []
+        for s, speaker in enumerate(voices.speakers):
+            for turn in sorted(speaker.turns, key=lambda r: r.start - r.end)[: self.screen_windows]:
+                mid = 0.5 * (turn.start + turn.end)
+                half = 0.5 * min(self.screen_window_s, turn.end - turn.start)
+                windows.append((mid - half, mid + half, s))
+        return sorted(windows)
+
+    def mouth_pixel_motion(self, path, info: MediaInfo, clusters: list[FaceCluster],
+                           windows: list[tuple[float, float, int]]) -> np.ndarray:
+        """Per cluster, the largest over speakers of its mouth pixel motion in that speaker's windows
+        (`_mouth_and_eyes_change`: mean mouth change over mean eye change between consecutive samples);
+        NaN where some speaker's windows gave fewer than `min_pixel_pairs` pairs (not judged)."""
+        speakers = 1 + max((s for _, _, s in windows), default=-1)
+        if not speakers:
+            return np.full(len(clusters), np.nan)
+        sums = np.zeros((len(clusters), speakers, 2))
+        pairs = np.zeros((len(clusters), speakers), dtype=int)
+        lookups = [_BoxLookup(cluster) for cluster in clusters]
+        for start, end, s in windows:
+            previous: list[np.ndarray | None] = [None] * len(clusters)
+            for frame in iter_frames(path, info, self.mouth_fps, self.max_width, start_s=start, end_s=end + 1e-3):
+                for c, lookup in enumerate(lookups):
+                    box = lookup.at(frame.time_s, max_gap=1.0)
+                    face = None if box is None else _face_patch(
+                        frame.image, tuple(int(round(v / frame.scale)) for v in box))
+                    if face is not None and previous[c] is not None:
+                        sums[c, s] += _mouth_and_eyes_change(previous[c], face)
+                        pairs[c, s] += 1
+                    previous[c] = face
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = sums[:, :, 0] / sums[:, :, 1]
+        ratio[pairs < self.min_pixel_pairs] = np.nan
+        ratio[~np.isfinite(ratio)] = np.nan
+        # Not judged in one speaker's windows: the face might speak there, so it is not judged at all
+        # (the maximum of a row holding NaN is NaN).
+        return ratio.max(axis=1)
 
     def _shape_tracks(self, path, info: MediaInfo, clusters: list[FaceCluster],
                       windows: list[tuple[float, float]]) -> list[list[np.ndarray | None]]:
@@ -311,6 +375,61 @@ def _landmarks_in(api, image: np.ndarray, box: tuple[int, int, int, int]) -> np.
     crop = np.ascontiguousarray(image[y0:bottom + margin, x0:right + margin])
     shapes = api._raw_face_landmarks(crop, [(top - y0, right - x0, bottom - y0, left - x0)], "large")
     return np.array([(p.x, p.y) for p in shapes[0].parts()], dtype=float)
+
+
+#: Side of the grey face patch the pixel screening compares (`_face_patch`), and how far (in patch
+#: pixels) a face may shift between two samples 0.1 s apart for the registration to find it.
+PATCH_PX = 48
+PATCH_SHIFT = 3
+#: Regions of the patch (rows, columns as fractions of its side): the upper face the registration
+#: matches, the eyes band and the mouth whose changes are compared.
+_UPPER = (0.12, 0.6, 0.15, 0.85)
+_EYES = (0.2, 0.5, 0.15, 0.85)
+_MOUTH = (0.66, 0.95, 0.25, 0.75)
+
+
+def _face_patch(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray | None:
+    """The face at `box` (top, right, bottom, left) with a 10% margin, in grey levels, resized to
+    PATCH_PX x PATCH_PX (float32); None where the margin leaves the image."""
+    from PIL import Image
+
+    top, right, bottom, left = box
+    h, w = bottom - top, right - left
+    t0, b0, l0, r0 = int(top - 0.1 * h), int(bottom + 0.1 * h), int(left - 0.1 * w), int(right + 0.1 * w)
+    if h <= 0 or w <= 0 or t0 < 0 or l0 < 0 or b0 > image.shape[0] or r0 > image.shape[1]:
+        return None
+    grey = image[t0:b0, l0:r0].mean(axis=2, dtype=np.float32)
+    return np.asarray(Image.fromarray(grey).resize((PATCH_PX, PATCH_PX), Image.BILINEAR))
+
+
+def _region(patch: np.ndarray, rows_cols: tuple[float, float, float, float]) -> np.ndarray:
+    r0, r1, c0, c1 = (int(round(f * PATCH_PX)) for f in rows_cols)
+    return patch[r0:r1, c0:c1]
+
+
+def _mouth_and_eyes_change(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(mouth change, eye change) between two face patches of consecutive samples.
+
+    `b` is first registered on `a`: the whole-pixel shift (up to PATCH_SHIFT) that best matches the
+    upper face. Each region's mean absolute difference is then divided by its mean gradient in `a`,
+    so that a picture moved by a fraction of a pixel (every pixel changes in proportion to its
+    gradient) changes both regions alike, whatever their texture: the ratio stays near 1 for a
+    picture and grows when the mouth moves on its own.
+    """
+    k = PATCH_SHIFT
+    padded = np.pad(b, k, mode="edge")
+    r0, r1, c0, c1 = (int(round(f * PATCH_PX)) for f in _UPPER)
+    shifted = np.lib.stride_tricks.sliding_window_view(padded[r0:r1 + 2 * k, c0:c1 + 2 * k], (r1 - r0, c1 - c0))
+    error = np.abs(shifted - a[r0:r1, c0:c1]).mean(axis=(2, 3))
+    dy, dx = np.unravel_index(int(np.argmin(error)), error.shape)
+    aligned = padded[dy:dy + PATCH_PX, dx:dx + PATCH_PX]
+    gy, gx = np.gradient(a)
+    gradient = np.hypot(gx, gy)
+    out = []
+    for region in (_MOUTH, _EYES):
+        change = np.abs(_region(a, region) - _region(aligned, region)).mean()
+        out.append(change / (_region(gradient, region).mean() + 1e-3))
+    return np.array(out)
 
 
 #: Landmarks that move with the head only: the nose bridge and base and the eye corners.

@@ -10,7 +10,7 @@ import pytest
 
 from scanner.analyze import analyze_recording
 from scanner.consent import load_consent
-from scanner.linking import STILL_MOUTH, LipSyncLinker
+from scanner.linking import STILL_MOUTH, STILL_PIXELS, LipSyncLinker
 from scanner.models import Level
 from scanner.scan import ScanOptions, run_scan
 from tests.conftest import DEVSET
@@ -104,6 +104,22 @@ def test_a_photo_on_screen_under_a_narrator_is_not_the_narrator(sample_data, nam
     assert len(analysis.voices.speakers) == 1 and len(analysis.faces.clusters) == 1
     assert LipSyncLinker().sole_face(analysis.faces, analysis.voices) is not None  # the rule applies ...
     assert analysis.links == []  # ... and the still mouth refuses it
+    # Screened among several faces or voices, the photo goes by its pixels, before any landmark,
+    # as it would by its landmarks.
+    path, linker = sample_data / "recordings" / name, LipSyncLinker()
+    windows = linker._screening_windows(analysis.voices)
+    assert linker.mouth_pixel_motion(path, analysis.media, analysis.faces.clusters, windows)[0] < STILL_PIXELS
+    assert linker.moving_mouths(path, analysis.media, analysis.faces, analysis.voices) == []
+    assert LipSyncLinker(still_pixels=None).moving_mouths(path, analysis.media, analysis.faces, analysis.voices) == []
+
+
+def test_the_pixel_screening_keeps_the_face_whose_lips_move(analysis, talking):
+    linker = LipSyncLinker()
+    windows = linker._screening_windows(analysis.voices)
+    assert {s for _, _, s in windows} == {0, 1}
+    (motion,) = linker.mouth_pixel_motion(talking[0], analysis.media, analysis.faces.clusters, windows)
+    assert motion >= 2 * STILL_PIXELS
+    assert linker.moving_mouths(talking[0], analysis.media, analysis.faces, analysis.voices) == [0]
 
 
 @pytest.mark.skipif(not AV.exists(), reason="../shared/devset/av is absent")
@@ -114,6 +130,10 @@ def test_real_talking_head_is_one_person_with_face_and_voice(clip):
     analysis = analyze_recording(path)
     (link,) = analysis.links
     assert link.evidence == "sole-face" and link.mouth_movement > STILL_MOUTH
+    # Real lips pass the pixel screening too (used where several faces or voices are on screen).
+    linker = LipSyncLinker()
+    windows = linker._screening_windows(analysis.voices)
+    assert linker.mouth_pixel_motion(path, analysis.media, analysis.faces.clusters, windows)[0] >= STILL_PIXELS
     result = run_scan([path], None, ScanOptions(as_of=dt.date(2026, 11, 27)))
     (person,) = result.people
     assert len(person.faces) == 1 and len(person.voices) == 1
