@@ -48,6 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 from gallery import build_gallery  # noqa: E402
+from memory import _hwm_mb  # noqa: E402
 
 LIKENESS = REPO / ".venv" / "bin" / "likeness"
 PEAK_LIMIT_MB = 1536.0
@@ -82,16 +83,6 @@ class Run:
     with_voice: int = 0
     unreadable: int = 0
     stderr: str = ""
-
-
-def _hwm_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        return None
-    return None
 
 
 def _own_cpu_s(pid: int) -> float | None:
