@@ -81,7 +81,7 @@ def main_options(
 def scan(
     paths: Annotated[list[str], typer.Argument(
         help="Recordings and folders to scan (folders recursively), or object-store URLs such as "
-        "s3://bucket/prefix/ (prefixes like folders).", show_default=False)],
+        "s3://bucket/prefix/ (prefixes like folders).", show_default=False, metavar="PATH_OR_URL")],
     consent: Annotated[
         Optional[Path],
         typer.Option("--consent", "-c", help="Consent file (YAML, or CSV of grants). Without one, everybody "
