@@ -421,7 +421,7 @@ def redact(
     people: Annotated[
         Optional[str],
         typer.Option("--people", help="Who to remove, comma-separated: subject ids (as in the consent file), "
-                     "person ids such as unknown-3, or 'unknown' for every unknown person. \[default: everyone "
+                     "person ids such as unknown-3, or 'unknown' for every unknown person. \\[default: everyone "
                      "with an open finding at or above --severity]"),
     ] = None,
     severity: Annotated[

@@ -14,6 +14,11 @@
 Covering (`cover_plane`): "blur" averages the region down to a few cells across and smooths it
 back (no detail of the face survives); "pixelate" shows those cells as blocks; "box" fills it.
 Silencing: "mute" sets the samples to zero; "noise" replaces them with white noise at -40 dBFS.
+
+Duration: lossy codecs (AAC, MP3, Opus) code whole frames of samples, so a decoder hands back the
+encoder's padding of the last frame (up to one frame: 21 ms of AAC at 48 kHz) beyond the duration
+the container declares. `TailTrim` drops that padding, so the copy's audio is as long as the
+source's declared audio (the re-encoded last frame's duration is written as its true length).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import av
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
+from scanner.media import declared_seconds
 from scanner.models import TimeRange
 from scanner.redaction.tracking import Box, FaceFollower, grow
 
@@ -41,7 +47,8 @@ NOISE_DBFS = -40.0
 _AUDIO_WRITERS = {
     "pcm_s16le": ("wav", "pcm_s16le"), "pcm_s24le": ("wav", "pcm_s24le"), "pcm_s32le": ("wav", "pcm_s32le"),
     "pcm_f32le": ("wav", "pcm_f32le"), "pcm_u8": ("wav", "pcm_u8"),
-    "flac": ("flac", "flac"), "mp3": ("mp3", "libmp3lame"), "aac": ("ipod", "aac"), "opus": ("ogg", "libopus"),
+    "flac": ("flac", "flac"), "mp3": ("mp3", "libmp3lame"), "mp3float": ("mp3", "libmp3lame"),
+    "aac": ("ipod", "aac"), "opus": ("ogg", "libopus"),
 }
 
 
@@ -167,6 +174,66 @@ class Silencer:
         return out
 
 
+class TailTrim:
+    """Drops decoded samples beyond a stream's declared length, when they are the last frame's padding.
+
+    `limit`: the declared length in samples (None: nothing dropped). `tolerance`: at most this many
+    samples beyond `limit` are taken for padding (one codec frame); when more are decoded, the
+    declaration was an estimate and every sample is kept. Samples past `limit` are therefore held
+    back (at most `tolerance` of them) until `finish()`.
+    """
+
+    def __init__(self, limit: int | None, tolerance: int):
+        self.limit = limit
+        self.tolerance = tolerance
+        self.position = 0
+        self.held: list[av.AudioFrame] = []
+        self.held_samples = 0
+        self.overflow = False
+
+    @classmethod
+    def for_stream(cls, container, stream) -> TailTrim:
+        rate = stream.codec_context.sample_rate
+        seconds = declared_seconds(container, stream)
+        frame_size = stream.codec_context.frame_size or 0
+        if seconds is None or not rate or frame_size <= 0:  # PCM and the like: no padding to trim
+            return cls(None, 0)
+        return cls(int(round(seconds * rate)), frame_size)
+
+    def process(self, frame: av.AudioFrame) -> list[av.AudioFrame]:
+        """The frames (or parts of `frame`) to encode now."""
+        start = self.position
+        self.position += frame.samples
+        if self.limit is None or self.overflow or self.position <= self.limit:
+            return [frame]
+        keep = max(0, self.limit - start)
+        out = [_slice_frame(frame, 0, keep)] if keep else []
+        self.held.append(_slice_frame(frame, keep, frame.samples) if keep else frame)
+        self.held_samples += frame.samples - keep
+        if self.held_samples > self.tolerance:  # more than padding: the declared length was wrong
+            self.overflow = True
+            out += self.held
+            self.held = []
+        return out
+
+    def finish(self) -> list[av.AudioFrame]:
+        """What is still held back and is not padding."""
+        return [] if not self.overflow else self.held
+
+
+def _slice_frame(frame: av.AudioFrame, a: int, b: int) -> av.AudioFrame:
+    """Samples [a, b) of an audio frame, with its format, layout, rate and a matching pts."""
+    data = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    part = data[:, a:b] if frame.format.is_planar else data[:, a * channels: b * channels]
+    out = av.AudioFrame.from_ndarray(np.ascontiguousarray(part), format=frame.format.name, layout=frame.layout.name)
+    out.sample_rate = frame.sample_rate
+    if frame.pts is not None and frame.time_base is not None:
+        out.time_base = frame.time_base
+        out.pts = frame.pts + int(round(a / frame.sample_rate / frame.time_base))
+    return out
+
+
 def audio_target(src: Path, dst: Path) -> tuple[Path, str, str, str | None]:
     """(output path, muxer, encoder, note) for the redacted copy of an audio-only recording."""
     with av.open(str(src)) as container:
@@ -189,8 +256,13 @@ def redact_audio(src: Path, dst: Path, muxer: str, encoder: str, silence: list[T
         ain = inp.streams.audio[0]
         aout = _audio_stream(out, ain, encoder)
         silencer = Silencer(silence, mode)
+        trim = TailTrim.for_stream(inp, ain)
         for frame in inp.decode(ain):
-            for packet in aout.encode(silencer.process(frame)):
+            for part in trim.process(frame):
+                for packet in aout.encode(silencer.process(part)):
+                    out.mux(packet)
+        for part in trim.finish():
+            for packet in aout.encode(silencer.process(part)):
                 out.mux(packet)
         for packet in aout.encode(None):
             out.mux(packet)
@@ -234,6 +306,7 @@ def redact_video(src: Path, dst: Path, follower: FaceFollower | None, silence: l
         vout.options = {"preset": preset, "crf": str(crf)}
         aout = _audio_stream(out, ain, "aac") if ain is not None else None
         silencer = Silencer(silence, voice_mode) if ain is not None else None
+        trim = TailTrim.for_stream(inp, ain) if ain is not None else None
         pending: collections.deque = collections.deque()
         lookahead = follower.lookahead_s if follower is not None else 0.0
         counter = 0
@@ -264,8 +337,9 @@ def redact_video(src: Path, dst: Path, follower: FaceFollower | None, silence: l
         for packet in inp.demux(*streams):
             for frame in packet.decode():
                 if packet.stream is ain:
-                    for p in aout.encode(silencer.process(frame)):
-                        out.mux(p)
+                    for part in trim.process(frame):
+                        for p in aout.encode(silencer.process(part)):
+                            out.mux(p)
                     continue
                 if frame.format.name != "yuv420p":
                     frame = frame.reformat(format="yuv420p")
@@ -289,6 +363,9 @@ def redact_video(src: Path, dst: Path, follower: FaceFollower | None, silence: l
         for packet in vout.encode(None):
             out.mux(packet)
         if aout is not None:
+            for part in trim.finish():
+                for packet in aout.encode(silencer.process(part)):
+                    out.mux(packet)
             for packet in aout.encode(None):
                 out.mux(packet)
     if follower is not None:

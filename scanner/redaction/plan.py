@@ -12,7 +12,16 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scanner.models import Level, MediaKind, Person, RecordingAnalysis, RecordingStatus, ScanResult, TimeRange, merge_ranges
+from scanner.models import (
+    Level,
+    MediaKind,
+    Person,
+    RecordingAnalysis,
+    RecordingStatus,
+    ScanResult,
+    TimeRange,
+    merge_ranges,
+)
 
 
 class SelectionError(ValueError):

@@ -88,7 +88,8 @@ def follower_for(plan: RecordingPlan, settings: RedactSettings) -> FaceFollower 
     if not plan.faces or faces is None or media is None:
         return None
     owner = {cid: person for person, cids in plan.faces.items() for cid in cids}
-    anchors = [Anchor(d.time_s, d.box, owner.get(c.cluster_id)) for c in faces.clusters for d in c.detections]
+    anchors = [Anchor(d.time_s, d.box, owner.get(c.cluster_id), c.cluster_id) for c in faces.clusters
+               for d in c.detections]
     interval = 1.0 / faces.sample_fps if faces.sample_fps else 1.0
     fps = media.fps or 25.0
     return FaceFollower(anchors, interval, 1.0 / fps, (media.height or 0, media.width or 0), settings.follow)

@@ -14,12 +14,22 @@ so `FaceFollower` follows each selected person's face between and around those s
   reaches its anchor: a track that is lost first (someone else sat there) is dropped.
 - A track ends when its face is lost for longer than one sample interval, when the pixels around
   it change abruptly (a cut, a gallery reshuffle), or when it lands on another person's anchor.
+  The search predicts where the face moved (its centre's motion) but keeps its recent size: a
+  size extrapolated from the detector's jittery boxes grows until the search no longer finds it.
 
-`covers(t)` then gives the boxes to cover on the frame at time t: the union of the face's boxes at
-the observations just before and after t, grown by a margin; one step's worth before the first
-and after the last observation of a track too (generous where unsure). Answers are final only for
-frames at least `lookahead_s` older than the last frame observed, so the caller holds that many
-frames back (see `scanner.redaction.media`).
+`covers(t)` then gives the boxes to cover on the frame at time t, grown by a margin, from two
+sources, both used (generous where unsure: the detector misses faces now and then):
+
+- tracks: the union of the face's boxes at the observations just before and after t; one step's
+  worth before the first and after the last observation of a track; while a track's searches
+  fail, its last box until its last failed search.
+- the scan's own detections (holds): between two consecutive detections of a cluster one sample
+  interval or so apart whose boxes are near each other, the union of the two boxes (the scan saw
+  the face there at both ends); one sample interval before a cluster's first detection and after
+  its last (and on both sides of a gap in it), the detection's box.
+
+Answers are final only for frames at least `lookahead_s` older than the last frame observed, so
+the caller holds that many frames back (see `scanner.redaction.media`).
 
 Boxes are (top, right, bottom, left) in original pixels, face_recognition's order.
 """
@@ -46,6 +56,7 @@ class Anchor:
     time_s: float
     box: Box
     person_id: str | None
+    cluster_id: int = -1  # the scan's face cluster (holds join consecutive detections of one cluster)
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,7 @@ class _Track:
     confirmed: bool = False  # started on, or reached, an anchor of its person
     ended: bool = False
     patch: np.ndarray | None = None  # 8x8 block means of the last box, for the cut test
+    searched_until: float = -1.0  # the last search for this face that did not end the track (found or not)
 
     def add(self, time_s: float, box: Box, grey: np.ndarray | None) -> None:
         self.times.append(time_s)
@@ -91,14 +103,19 @@ class _Track:
         return self.times[-1]
 
     def predicted(self, time_s: float) -> Box:
-        """The last box moved on by the motion between the last two observations."""
-        box = self.boxes[-1]
-        if len(self.times) < 2 or self.times[-1] - self.times[-2] <= 0:
-            return box
-        dt = (time_s - self.times[-1]) / (self.times[-1] - self.times[-2])
-        dt = min(dt, 2.0)
-        prev = self.boxes[-2]
-        return tuple(int(round(b + (b - p) * dt)) for b, p in zip(box, prev))  # type: ignore[return-value]
+        """The last box's centre moved on by its motion between the last two observations (at most
+        twice that motion), at the median size of the last five boxes."""
+        top, right, bottom, left = self.boxes[-1]
+        recent = self.boxes[-5:]
+        w = float(np.median([b[1] - b[3] for b in recent]))
+        h = float(np.median([b[2] - b[0] for b in recent]))
+        cx, cy = (left + right) / 2, (top + bottom) / 2
+        if len(self.times) >= 2 and self.times[-1] > self.times[-2]:
+            pt, pr, pb, pl = self.boxes[-2]
+            dt = min((time_s - self.times[-1]) / (self.times[-1] - self.times[-2]), 2.0)
+            cx += (cx - (pl + pr) / 2) * dt
+            cy += (cy - (pt + pb) / 2) * dt
+        return int(round(cy - h / 2)), int(round(cx + w / 2)), int(round(cy + h / 2)), int(round(cx - w / 2))
 
 
 def _blocks(grey: np.ndarray, box: Box) -> np.ndarray | None:
@@ -160,6 +177,9 @@ class FaceFollower:
         self._selected_times = [a.time_s for a in self.selected]
         self._other_times = [a.time_s for a in self.others]
         self.max_gap_s = self.sample_interval_s + settings.step_s + 2 * self.half_frame
+        self.holds = _holds(self.selected, self.sample_interval_s, self.max_gap_s + self.sample_interval_s / 2)
+        self._hold_starts = [h[0] for h in self.holds]
+        self._hold_span = max((h[1] - h[0] for h in self.holds), default=0.0)
         self.tracks: list[_Track] = []
         self._next_step = 0.0
         self._api = None
@@ -211,7 +231,7 @@ class FaceFollower:
             track.add(time_s, anchor.box, grey)
             updated.add(id(track))
         # 2. Every other live track: search where its face should be now.
-        for track in self.tracks:
+        for track in list(self.tracks):
             if track.ended or id(track) in updated:
                 continue
             if time_s - track.last_time > self.max_gap_s:
@@ -219,15 +239,18 @@ class FaceFollower:
                 continue
             box = self._find(grey, track.predicted(time_s), track.boxes[-1])
             if box is None:
+                track.searched_until = time_s  # lost for now: its last box stays covered
                 continue
             drifted = any(_centre_near(box, a.box, 0.3) for a in others)  # onto someone the scan saw there
             if drifted or self._cut(track, grey, box):
                 self._end(track)
                 continue
             track.add(time_s, box, grey)
+            track.searched_until = time_s
             updated.add(id(track))
         # 3. Anchors still to come: look for their face before the scan's sample showed it.
-        ahead = self._anchors_near(self._selected_times, self.selected, time_s, -self.half_frame, self.sample_interval_s)
+        ahead = self._anchors_near(self._selected_times, self.selected, time_s, -self.half_frame,
+                                   self.sample_interval_s)
         for anchor in ahead:
             if any(not t.ended and t.person_id == anchor.person_id and _centre_near(t.boxes[-1], anchor.box, 0.75)
                    for t in self.tracks):
@@ -293,6 +316,11 @@ class FaceFollower:
         """Boxes to cover on the frame at `time_s`, by person id (grown by the margins, clipped)."""
         out: dict[str, list[Box]] = {}
         reach = self.settings.step_s + 2 * self.half_frame
+        lo = bisect.bisect_left(self._hold_starts, time_s - self._hold_span - self.half_frame)
+        hi = bisect.bisect_right(self._hold_starts, time_s + self.half_frame)
+        for start, end, person_id, box in self.holds[lo:hi]:
+            if start - self.half_frame <= time_s <= end + self.half_frame:
+                out.setdefault(person_id, []).append(grow(box, self.settings, self.shape))
         for track in self.tracks:
             if not track.confirmed:
                 continue
@@ -306,7 +334,7 @@ class FaceFollower:
                 box = track.boxes[before]
             elif before is not None and after is not None and times[after] - times[before] <= self.max_gap_s:
                 box = union(track.boxes[before], track.boxes[after])
-            elif before is not None and time_s - times[before] <= reach:
+            elif before is not None and time_s - max(times[before], track.searched_until) <= reach:
                 box = track.boxes[before]
             elif after is not None and times[after] - time_s <= reach:
                 box = track.boxes[after]
@@ -318,4 +346,34 @@ class FaceFollower:
     def forget_before(self, time_s: float) -> None:
         """Drop ended tracks that can no longer cover a frame at or after `time_s` (memory stays bounded)."""
         reach = self.settings.step_s + 2 * self.half_frame
-        self.tracks = [t for t in self.tracks if not (t.ended and t.times[-1] + reach < time_s)]
+        self.tracks = [t for t in self.tracks if not (t.ended and max(t.times[-1], t.searched_until) + reach < time_s)]
+
+
+def _holds(selected: list[Anchor], interval_s: float, max_gap_s: float) -> list[tuple[float, float, str, Box]]:
+    """(start s, end s, person id, box) spans covered from the scan's detections alone, by start.
+
+    Two consecutive detections of one cluster at most `max_gap_s` apart with boxes near each other
+    (centres within 1.5 face widths, sizes within a factor 1.6) hold the union of their boxes
+    between them; a detection without such a neighbour holds its own box for `interval_s` on that side.
+    """
+    by_cluster: dict[tuple[str, int], list[Anchor]] = {}
+    for a in selected:
+        by_cluster.setdefault((a.person_id, a.cluster_id), []).append(a)
+    holds = []
+    for (person_id, _), anchors in by_cluster.items():
+        anchors.sort(key=lambda a: a.time_s)
+        for i, a in enumerate(anchors):
+            nxt = anchors[i + 1] if i + 1 < len(anchors) else None
+            prev = anchors[i - 1] if i > 0 else None
+            if nxt is not None and _bridged(a, nxt, max_gap_s):
+                holds.append((a.time_s, nxt.time_s, person_id, union(a.box, nxt.box)))
+            else:
+                holds.append((a.time_s, a.time_s + interval_s, person_id, a.box))
+            if prev is None or not _bridged(prev, a, max_gap_s):
+                holds.append((a.time_s - interval_s, a.time_s, person_id, a.box))
+    holds.sort(key=lambda h: h[0])
+    return holds
+
+
+def _bridged(a: Anchor, b: Anchor, max_gap_s: float) -> bool:
+    return b.time_s - a.time_s <= max_gap_s and _centre_near(a.box, b.box, 1.5)

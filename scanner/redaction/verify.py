@@ -89,8 +89,9 @@ def _references(plan: RedactionPlan, store) -> dict[str, _Reference]:
 
 
 def _scan_options(scan: ScanResult, files: int, media_s: float):
-    """The stored scan's analysis settings and purposes. A few short copies are analysed in this
-    process (a worker would load the models a second time); more, or longer, in worker processes."""
+    """The stored scan's analysis settings and purposes. Copies holding a minute of media or less
+    are analysed in this process, one after the other (a worker process would load the models
+    again, which costs more than analysing them); more, in worker processes."""
     from scanner.analyze import AnalysisSettings
     from scanner.execute import default_memory_ceiling, default_workers
     from scanner.scan import ScanOptions
@@ -100,8 +101,8 @@ def _scan_options(scan: ScanResult, files: int, media_s: float):
     analysis = AnalysisSettings(**{k: v for k, v in recorded.items() if k in fields})
     purposes = list(dict.fromkeys([*scan.purposes, *(p for c in scan.contexts.values() for p in c.purposes)]))
     small = media_s <= 60.0
-    workers = max(1, min(default_workers(), files)) if small else default_workers()
-    return ScanOptions(purposes=purposes, fail_on=Level.NONE, workers=workers, isolated=not small or workers > 1,
+    workers = 1 if small else max(1, min(default_workers(), files))
+    return ScanOptions(purposes=purposes, fail_on=Level.NONE, workers=workers, isolated=not small,
                        max_memory_bytes=default_memory_ceiling(workers), analysis=analysis, use_cache=False)
 
 
@@ -176,7 +177,8 @@ def residue(plan: RedactionPlan, records: list[OutputRecord], result: ScanResult
                             break
                 elif not ref.voiceprints:
                     turns = [t for s in ref.person.voices if s.recording == source for t in s.speaker.turns]
-                    inside = sum(max(0.0, min(a.end, b.end) - max(a.start, b.start)) for a in speaker.turns for b in turns)
+                    inside = sum(max(0.0, min(a.end, b.end) - max(a.start, b.start))
+                                 for a in speaker.turns for b in turns)
                     if inside >= 0.5:
                         how = f"{inside:.1f} s of speech inside their original turns (no stored voiceprint)"
                 if how:
