@@ -60,7 +60,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 from scipy import ndimage
 
+from scanner.clustering import average_linkage
 from scanner.media import iter_frames, load_image
+from scanner.model_cache import cache_path, store
 from scanner.models import (
     FaceAnalysis,
     FaceCluster,
@@ -133,18 +135,12 @@ _DETECTOR_FILE_VERSION = 1
 
 
 def _detector_cache_path() -> Path | None:
-    """Where dlib's frontal face detector is kept serialized between runs: under $XDG_CACHE_HOME (or
-    ~/.cache)/likeness, named by dlib's version; None when no home or cache folder is known."""
-    import os
-
+    """Where dlib's frontal face detector is kept serialized between runs (`model_cache`), named by
+    dlib's version; None when no cache folder is known."""
     import dlib
 
-    home = os.path.expanduser("~")
-    base = os.environ.get("XDG_CACHE_HOME") or (os.path.join(home, ".cache") if home != "~" else None)
-    if not base:
-        return None
     version = getattr(dlib, "__version__", "unknown")
-    return Path(base) / "likeness" / f"dlib-{version}-frontal-face-detector-v{_DETECTOR_FILE_VERSION}.svm"
+    return cache_path(f"dlib-{version}-frontal-face-detector-v{_DETECTOR_FILE_VERSION}.svm")
 
 
 @contextlib.contextmanager
@@ -158,8 +154,6 @@ def _stored_frontal_detector():
     about a millisecond (`dlib.fhog_object_detector(path)`; the tests check that it finds the same
     faces with the same scores). A cache that cannot be read or written is skipped.
     """
-    import os
-
     import dlib
 
     original = dlib.get_frontal_face_detector
@@ -172,14 +166,7 @@ def _stored_frontal_detector():
             except Exception:  # noqa: BLE001 - an unreadable copy is rebuilt below
                 pass
         detector = original()
-        if path is not None:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                partial = path.with_name(f"{path.name}.{os.getpid()}.part")
-                detector.save(str(partial))
-                os.replace(partial, path)
-            except (OSError, RuntimeError):
-                pass
+        store(path, lambda partial: detector.save(str(partial)))
         return detector
 
     dlib.get_frontal_face_detector = stored
@@ -1242,7 +1229,7 @@ class FaceAnalyzer:
         track.encoded_indices = [c.det_index for c in candidates]
         if len(encodings) < 2:
             return [track]
-        labels = _agglomerate(encodings, self.cluster_tolerance)
+        labels = average_linkage(encodings, self.cluster_tolerance)
         if len(set(labels)) == 1:
             return [track]
         # Two people in one track (rare): encode every candidate so that each detection goes to
@@ -1253,7 +1240,7 @@ class FaceAnalyzer:
             encodings = encode_faces([(c.crop, c.box_in_crop) for c in candidates])
             track.encodings = encodings
             track.encoded_indices = [c.det_index for c in candidates]
-            labels = _agglomerate(encodings, self.cluster_tolerance)
+            labels = average_linkage(encodings, self.cluster_tolerance)
         enc_times = np.array([track.detections[i].time_s for i in track.encoded_indices])
         pieces: dict[int, _Track] = {}
         new_index: dict[int, int] = {}  # detection index in `track` -> index in its piece
@@ -1284,7 +1271,7 @@ class FaceAnalyzer:
         if not tracks:
             return []
         means = np.stack([t.encodings.mean(axis=0) for t in tracks])
-        labels = _agglomerate(means, self.cluster_tolerance)
+        labels = average_linkage(means, self.cluster_tolerance)
         groups: dict[int, list[_Track]] = {}
         for track, label in zip(tracks, labels):
             groups.setdefault(int(label), []).append(track)
@@ -1312,19 +1299,6 @@ class FaceAnalyzer:
         return clusters
 
 
-def _agglomerate(vectors: np.ndarray, tolerance: float) -> np.ndarray:
-    """Average-linkage clustering of encodings; groups are closer than `tolerance` on average."""
-    if len(vectors) < 2:
-        return np.zeros(len(vectors), dtype=int)
-    # SciPy's hierarchy rather than scikit-learn's AgglomerativeClustering (the same partition):
-    # importing scikit-learn costs every worker process about 1.7 CPU s, SciPy's hierarchy 0.4 s.
-    from scipy.cluster.hierarchy import fcluster, linkage
-
-    tree = linkage(np.asarray(vectors, dtype=np.float64), method="average", metric="euclidean")
-    # fcluster keeps merges at distances <= t; groups are merged only below `tolerance`.
-    return fcluster(tree, t=np.nextafter(tolerance, -np.inf), criterion="distance") - 1
-
-
 def merge_analyses(parts: list[FaceAnalysis], tolerance: float = DEFAULT_CLUSTER_TOLERANCE) -> FaceAnalysis:
     """Join the analyses of consecutive windows of one video (`FaceAnalyzer.analyze(start_s=...)`).
 
@@ -1339,7 +1313,7 @@ def merge_analyses(parts: list[FaceAnalysis], tolerance: float = DEFAULT_CLUSTER
     if not clusters:
         return FaceAnalysis(clusters=[], frames_sampled=frames, sample_fps=fps)
     means = np.stack([c.encodings.mean(axis=0) for c in clusters])
-    labels = _agglomerate(means, tolerance)
+    labels = average_linkage(means, tolerance)
     groups: dict[int, list[int]] = {}
     for i, label in enumerate(labels):
         groups.setdefault(int(label), []).append(i)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scanner.clustering import average_linkage, label_groups
 from scanner.faces import DEFAULT_CLUSTER_TOLERANCE, MATCH_TOLERANCE, face_distance, face_match_confidence
 from scanner.models import (
     FaceSighting,
@@ -299,12 +300,4 @@ def _link(vectors: list[np.ndarray], metric: str, threshold: float) -> list[list
         return []
     if len(vectors) == 1:
         return [[0]]
-    from sklearn.cluster import AgglomerativeClustering  # imported here: a rescan that reuses its people skips ~1 s
-
-    labels = AgglomerativeClustering(
-        n_clusters=None, metric=metric, linkage="average", distance_threshold=threshold
-    ).fit_predict(np.vstack(vectors))
-    groups: dict[int, list[int]] = {}
-    for i, label in enumerate(labels):
-        groups.setdefault(int(label), []).append(i)
-    return list(groups.values())
+    return label_groups(average_linkage(np.vstack(vectors), threshold, metric))

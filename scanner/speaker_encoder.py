@@ -37,13 +37,14 @@ import functools
 import hashlib
 import importlib.util
 import io
-import os
 import pickle
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from scanner.model_cache import cache_path, store
 
 SAMPLE_RATE = 16000
 """Sample rate the encoder was trained on; every input must be 16 kHz mono float32 in [-1, 1]."""
@@ -312,8 +313,8 @@ _ONNX_GRAPH_VERSION = 1
 
 
 def _onnx_cache_path(state: dict[str, np.ndarray]) -> Path | None:
-    """Where the serialised graph of these weights is kept between runs: under $XDG_CACHE_HOME (or
-    ~/.cache)/likeness, named by a digest of the weights; None when no home or cache folder is known.
+    """Where the serialised graph of these weights is kept between runs (`model_cache`), named by a
+    digest of the weights; None when no cache folder is known.
 
     Building the graph needs the `onnx` package, whose import costs about a second of CPU in every
     worker process; the cached bytes load without it.
@@ -322,11 +323,7 @@ def _onnx_cache_path(state: dict[str, np.ndarray]) -> Path | None:
     for name in sorted(state):
         digest.update(name.encode())
         digest.update(np.ascontiguousarray(state[name], np.float32).tobytes())
-    base = os.environ.get("XDG_CACHE_HOME") or (os.path.join(os.path.expanduser("~"), ".cache")
-                                                 if os.path.expanduser("~") != "~" else None)
-    if not base:
-        return None
-    return Path(base) / "likeness" / f"ge2e-v{_ONNX_GRAPH_VERSION}-{digest.hexdigest()[:16]}.onnx"
+    return cache_path(f"ge2e-v{_ONNX_GRAPH_VERSION}-{digest.hexdigest()[:16]}.onnx")
 
 
 def _onnx_session(state: dict[str, np.ndarray]):
@@ -345,14 +342,7 @@ def _onnx_session(state: dict[str, np.ndarray]):
         model = cache.read_bytes()
     if model is None:
         model = _onnx_model_bytes(state)
-        if cache is not None:
-            try:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                partial = cache.with_name(f"{cache.name}.{os.getpid()}.part")
-                partial.write_bytes(model)
-                os.replace(partial, cache)
-            except OSError:
-                pass
+        store(cache, lambda partial: partial.write_bytes(model))
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scanner.clustering import average_linkage, label_groups
 from scanner.speaker_encoder import mean_embedding, mel_frames
 
 EMBEDDING_DIM = 256
@@ -314,14 +315,7 @@ def _average_linkage(distance: np.ndarray, threshold: float) -> list[list[int]]:
         return []
     if n == 1:
         return [[0]]
-    from sklearn.cluster import AgglomerativeClustering
-
-    labels = AgglomerativeClustering(n_clusters=None, metric="precomputed", linkage="average",
-                                     distance_threshold=threshold).fit_predict(distance)
-    groups: dict[int, list[int]] = {}
-    for i, label in enumerate(labels):
-        groups.setdefault(int(label), []).append(i)
-    return list(groups.values())
+    return label_groups(average_linkage(distance, threshold, metric="precomputed"))
 
 
 def link_voices(voiceprints: list[np.ndarray], speech_s: list[float], narrowband: list[bool] | None = None,

@@ -524,11 +524,12 @@ def test_cnn_detector_finds_the_face(devset):
 
 
 def test_encoding_clusters_are_scikit_learns_average_linkage_partition():
-    """`_agglomerate` (SciPy, cheaper to import in every worker) groups encodings exactly as
+    """`clustering.average_linkage` (SciPy, cheaper to import in every worker) groups encodings exactly as
     scikit-learn's AgglomerativeClustering with average linkage and the same threshold did."""
     from sklearn.cluster import AgglomerativeClustering
 
-    from scanner.faces import DEFAULT_CLUSTER_TOLERANCE, _agglomerate
+    from scanner.clustering import average_linkage
+    from scanner.faces import DEFAULT_CLUSTER_TOLERANCE
 
     rng = np.random.default_rng(7)
     for trial in range(40):
@@ -537,7 +538,7 @@ def test_encoding_clusters_are_scikit_learns_average_linkage_partition():
         centres = rng.normal(0.0, rng.uniform(0.02, 0.05), (people, 128))
         vectors = centres[rng.integers(0, people, rng.integers(2, 60))]
         vectors = vectors + rng.normal(0.0, rng.uniform(0.01, 0.025), vectors.shape)
-        ours = _agglomerate(vectors, DEFAULT_CLUSTER_TOLERANCE)
+        ours = average_linkage(vectors, DEFAULT_CLUSTER_TOLERANCE)
         theirs = AgglomerativeClustering(n_clusters=None, distance_threshold=DEFAULT_CLUSTER_TOLERANCE,
                                          linkage="average", metric="euclidean").fit_predict(vectors)
         same_ours = ours[:, None] == ours[None, :]
