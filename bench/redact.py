@@ -1,21 +1,27 @@
 """How fast `likeness redact` writes copies, and whether any frame of them still shows a removed face.
 
-    uv run python bench/redact.py --store SCAN.db [--scan latest] [--people unknown] [--every 1] [--out DIR]
+    uv run python bench/redact.py --store SCAN.db [--scan latest] [--people unknown] [--every 10] [--out DIR]
+        [--verify]
 
-Redacts the stored scan (no verification rescan: that is a scan, timed by the scan benches), then
-runs dlib's HOG detector with one upsampling (more sensitive than the scan) on every `--every`-th
-frame of every video copy and of its source. A face found in a copy counts as a leak when its
-encoding is within 0.6 (the enrolment match tolerance) of the encodings the scan stored for a
-removed person; a face of anyone else counts as kept. Prints one row per copy: media seconds,
-redaction wall and CPU seconds, speed (media seconds per wall second), frames checked, removed
-faces found before and after (leaks), other faces found before and after, and the copy's duration
-difference (ms).
+Runs the whole `likeness redact` command as a user does (a separate process; `--no-verify` unless
+`--verify`, since the verification rescan is a scan, timed by the scan benches) and times it: wall
+seconds and CPU seconds of the command's process and its children. Then runs dlib's HOG detector
+with one upsampling (more sensitive than the scan) on every `--every`-th frame of every video copy
+and of its source. A face found counts as a removed person's (a leak, in a copy) when its encoding
+is within 0.6 (the enrolment match tolerance) of the encodings the scan stored for a removed person
+and nearer to them than to anyone else's; any other face counts as kept. Prints one row per copy:
+media seconds, frames checked, removed faces found before and after (leaks), other faces found
+before and after, the copy's duration difference (ms, container and audio stream); then the
+command's wall and CPU seconds and its speed (media seconds per wall second).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,20 +29,28 @@ from pathlib import Path
 import av
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 from scanner.faces import _face_api, encode_faces, face_distance, grey_levels  # noqa: E402
 from scanner.media import probe  # noqa: E402
 from scanner.models import Level, MediaKind  # noqa: E402
 from scanner.redaction.plan import plan_redaction, select_people  # noqa: E402
-from scanner.redaction.run import RedactSettings, redact_recording  # noqa: E402
-from scanner.redaction.verify import _references  # noqa: E402
+from scanner.redaction.verify import _references, _stored_cluster  # noqa: E402
 from scanner.store import Store  # noqa: E402
 
 
-def cpu_s() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    return own.ru_utime + own.ru_stime
+def children_cpu_s() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def audio_seconds(path: Path) -> float | None:
+    with av.open(str(path)) as container:
+        for s in container.streams.audio:
+            if s.duration is not None:
+                return float(s.duration * s.time_base)
+    return None
 
 
 def faces_by_frame(path: Path, every: int, removed: np.ndarray, kept: np.ndarray) -> tuple[int, int, int]:
@@ -67,8 +81,9 @@ def main() -> None:
     ap.add_argument("--store", type=Path, required=True)
     ap.add_argument("--scan", default="latest")
     ap.add_argument("--people", default=None, help="comma-separated (default: findings at or above high)")
-    ap.add_argument("--every", type=int, default=1, help="check every N-th frame (default 1: all)")
+    ap.add_argument("--every", type=int, default=10, help="check every N-th frame (default 10)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/likeness-bench-redact"))
+    ap.add_argument("--verify", action="store_true", help="include the verification rescan in the timing")
     a = ap.parse_args()
 
     store = Store(a.store)
@@ -78,31 +93,47 @@ def main() -> None:
     refs = _references(plan, store)
     removed = np.vstack([r.encodings for r in refs.values() if len(r.encodings)] or [np.zeros((0, 128))])
     others = [s for p in scan.people if p.person_id not in refs for s in p.faces]
-    from scanner.redaction.verify import _stored_cluster
-
     by_path = {r.path: r for r in scan.recordings}
     kept = [e for s in others for e in [_stored_cluster(store, by_path[s.recording], s.cluster)] if e is not None]
     kept = np.vstack(kept) if kept else np.zeros((0, 128))
     print(f"removing {', '.join(p.person_id for p in selected)}; {len(removed)} stored encodings of them, "
           f"{len(kept)} of others")
-    print(f"{'copy':28} {'media s':>7} {'wall s':>7} {'cpu s':>6} {'x real':>6} {'frames':>6} "
-          f"{'removed before/after':>20} {'others before/after':>19} {'dur ms':>6}")
+
+    shutil.rmtree(a.out, ignore_errors=True)
+    command = [sys.executable, "-m", "scanner", "redact", a.scan, "--store", str(a.store), "--out", str(a.out)]
+    command += ["--people", a.people] if a.people else []
+    command += [] if a.verify else ["--no-verify"]
+    wall, cpu = time.monotonic(), children_cpu_s()
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    wall, cpu = time.monotonic() - wall, children_cpu_s() - cpu
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"likeness redact exited {done.returncode}:\n{done.stdout}{done.stderr}")
+    outputs = {Path(o["source"]): o for o in json.loads((a.out / "redaction.json").read_text())["outputs"]}
+
+    print(f"{'copy':28} {'media s':>7} {'frames':>6} {'removed before/after':>20} {'others before/after':>19} "
+          f"{'dur ms':>6} {'audio ms':>8}")
+    media_s = 0.0
     for rec in plan.changed():
-        wall, cpu = time.monotonic(), cpu_s()
-        record = redact_recording(rec, RedactSettings())
-        wall, cpu = time.monotonic() - wall, cpu_s() - cpu
-        if record.error:
-            print(f"{rec.path.name}: {record.error}")
+        entry = outputs.get(Path(rec.path))
+        if entry is None or entry.get("error"):
+            print(f"{rec.path.name}: {entry and entry.get('error') or 'no copy'}")
             continue
         seconds = rec.recording.media.duration_s
+        media_s += seconds
         if rec.kind is not MediaKind.VIDEO:
-            print(f"{rec.path.name:28} {seconds:7.1f} {wall:7.1f} {cpu:6.1f}")
+            print(f"{rec.path.name:28} {seconds:7.1f}")
             continue
+        output = Path(entry["output"])
         checked, removed_before, kept_before = faces_by_frame(rec.path, a.every, removed, kept)
-        _, removed_after, kept_after = faces_by_frame(Path(record.output), a.every, removed, kept)
-        delta_ms = (probe(Path(record.output)).duration_s - seconds) * 1000
-        print(f"{rec.path.name:28} {seconds:7.1f} {wall:7.1f} {cpu:6.1f} {seconds / wall:6.2f} {checked:6d} "
-              f"{removed_before:>9d} / {removed_after:<8d} {kept_before:>8d} / {kept_after:<8d} {delta_ms:6.1f}")
+        _, removed_after, kept_after = faces_by_frame(output, a.every, removed, kept)
+        delta_ms = (probe(output).duration_s - seconds) * 1000
+        src_audio, out_audio = audio_seconds(rec.path), audio_seconds(output)
+        audio_ms = f"{(out_audio - src_audio) * 1000:8.1f}" if src_audio is not None and out_audio is not None else ""
+        print(f"{rec.path.name:28} {seconds:7.1f} {checked:6d} {removed_before:>9d} / {removed_after:<8d} "
+              f"{kept_before:>8d} / {kept_after:<8d} {delta_ms:6.1f} {audio_ms}")
+    verdict = "" if not a.verify else f", exit {done.returncode}"
+    print(f"whole command{' with verification' if a.verify else ' (--no-verify)'}: {wall:.1f} s wall, "
+          f"{cpu:.1f} s CPU, {media_s / wall:.2f}x real time{verdict}")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from PIL import Image, ImageFilter, ImageOps
 
 from scanner.media import declared_seconds
 from scanner.models import TimeRange
-from scanner.redaction.tracking import Box, FaceFollower, grow
+from scanner.redaction.tracking import Box, FaceFollower, grow, merge_overlapping
 
 FACE_MODES = ("blur", "pixelate", "box")
 VOICE_MODES = ("mute", "noise")
@@ -91,16 +91,25 @@ def cover_plane(plane: np.ndarray, box: Box, mode: str, fill: int) -> None:
     region[...] = np.asarray(smooth.resize((w, h), Image.Resampling.BILINEAR))
 
 
-def cover_yuv420(frame: np.ndarray, height: int, width: int, boxes: list[Box], mode: str) -> None:
-    """Cover `boxes` in a yuv420p frame as `VideoFrame.to_ndarray()` gives it ((h * 3/2, w) uint8)."""
-    y = frame[:height]
-    u = frame[height: height + height // 4].reshape(height // 2, width // 2)
-    v = frame[height + height // 4: height + height // 2].reshape(height // 2, width // 2)
-    for top, right, bottom, left in boxes:
-        cover_plane(y, (top, right, bottom, left), mode, 16)
-        half = (top // 2, (right + 1) // 2, (bottom + 1) // 2, left // 2)
-        cover_plane(u, half, mode, 128)
-        cover_plane(v, half, mode, 128)
+def cover_frame(frame: av.VideoFrame, boxes: list[Box], mode: str) -> None:
+    """Cover `boxes` (full-size pixels) in a yuv420p `frame`, in place.
+
+    The frame's buffers are made writable first (a decoded frame may share them with the
+    decoder's reference frames, which must not change); boxes that mostly overlap are covered as
+    one (`merge_overlapping`).
+    """
+    frame.make_writable()
+    width, height = frame.width, frame.height
+    planes = [(_plane_array(frame.planes[0], height, width), 16, 1)]
+    planes += [(_plane_array(frame.planes[i], (height + 1) // 2, (width + 1) // 2), 128, 2) for i in (1, 2)]
+    for top, right, bottom, left in merge_overlapping(boxes):
+        for plane, fill, scale in planes:
+            cover_plane(plane, (top // scale, -(-right // scale), -(-bottom // scale), left // scale), mode, fill)
+
+
+def _plane_array(plane, height: int, width: int) -> np.ndarray:
+    """A writable (height, width) view of one plane of a writable frame."""
+    return np.frombuffer(plane, np.uint8, count=plane.line_size * height).reshape(height, -1)[:, :width]
 
 
 def redact_image(src: Path, dst: Path, boxes: list[Box], mode: str, margin_settings) -> MediaOutcome:
@@ -317,12 +326,7 @@ def redact_video(src: Path, dst: Path, follower: FaceFollower | None, silence: l
             time_s, frame = item
             covers = follower.covers(time_s) if follower is not None else {}
             if covers:
-                data = frame.to_ndarray()
-                boxes = [b for bs in covers.values() for b in bs]
-                cover_yuv420(data, frame.height, frame.width, boxes, face_mode)
-                fresh = av.VideoFrame.from_ndarray(data, format="yuv420p")
-                fresh.pts, fresh.time_base = frame.pts, frame.time_base
-                frame = fresh
+                cover_frame(frame, [b for bs in covers.values() for b in bs], face_mode)
                 outcome.frames_any_covered += 1
                 for person in covers:
                     outcome.frames_covered[person] = outcome.frames_covered.get(person, 0) + 1
