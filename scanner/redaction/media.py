@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import collections
 import os
+import queue
+import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -295,6 +297,53 @@ def _audio_stream(out, ain, encoder: str):
 # --------------------------------------------------------------------------------------------
 
 
+class _VideoEncoder:
+    """Encodes video frames and muxes their packets on a thread of its own.
+
+    x264 is most of a redaction's work; PyAV lets go of the GIL while it encodes, so decoding,
+    face searches and covering (the caller's thread) go on meanwhile. `mux` is the only way
+    either thread writes to the output container (it serialises the writes). At most `depth`
+    frames wait to be encoded.
+    """
+
+    def __init__(self, out, stream, depth: int = 8):
+        self.out, self.stream = out, stream
+        self.lock = threading.Lock()
+        self.frames: queue.Queue = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="likeness-redact-encoder", daemon=True)
+        self.thread.start()
+
+    def mux(self, packets) -> None:
+        with self.lock:
+            for packet in packets:
+                self.out.mux(packet)
+
+    def put(self, frame: av.VideoFrame) -> None:
+        if self.error is not None:
+            raise self.error
+        self.frames.put(frame)
+
+    def close(self) -> None:
+        """Flush the encoder and wait for it; raises what failed on the encoder's thread."""
+        self.frames.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        try:
+            while True:
+                frame = self.frames.get()
+                self.mux(self.stream.encode(frame))  # None flushes
+                if frame is None:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread by put()/close()
+            self.error = exc
+            while self.frames.get() is not None:  # keep put() from blocking until close()
+                pass
+
+
 def redact_video(src: Path, dst: Path, follower: FaceFollower | None, silence: list[TimeRange], face_mode: str,
                  voice_mode: str, crf: int = 20, preset: str = "veryfast") -> MediaOutcome:
     """Re-encode `src` to `dst` (H.264/AAC MP4) with followed faces covered and `silence` silenced.
@@ -313,14 +362,12 @@ def redact_video(src: Path, dst: Path, follower: FaceFollower | None, silence: l
         vout.time_base = vin.time_base
         vout.codec_context.time_base = vin.time_base
         vout.options = {"preset": preset, "crf": str(crf)}
+        vout.codec_context.thread_type = "AUTO"  # x264's frame threads: faster than its default slices here
         aout = _audio_stream(out, ain, "aac") if ain is not None else None
         silencer = Silencer(silence, voice_mode) if ain is not None else None
         trim = TailTrim.for_stream(inp, ain) if ain is not None else None
         pending: collections.deque = collections.deque()
         lookahead = follower.lookahead_s if follower is not None else 0.0
-        counter = 0
-        first_pts = None
-        frame_s = float(1 / rate)
 
         def emit(item) -> None:
             time_s, frame = item
@@ -333,45 +380,47 @@ def redact_video(src: Path, dst: Path, follower: FaceFollower | None, silence: l
             if frame.width != vout.width or frame.height != vout.height:
                 frame = frame.reformat(width=vout.width, height=vout.height)
             frame.pict_type = av.video.frame.PictureType.NONE
-            for packet in vout.encode(frame):
-                out.mux(packet)
+            encoder.put(frame)
             outcome.frames += 1
 
-        streams = [s for s in (vin, ain) if s is not None]
-        for packet in inp.demux(*streams):
-            for frame in packet.decode():
-                if packet.stream is ain:
-                    for part in trim.process(frame):
-                        for p in aout.encode(silencer.process(part)):
-                            out.mux(p)
-                    continue
-                if frame.format.name != "yuv420p":
-                    frame = frame.reformat(format="yuv420p")
-                if frame.pts is not None and first_pts is None:
-                    first_pts = vin.start_time if vin.start_time is not None else frame.pts
-                # seconds from the start of the stream, as the scan measured its samples
-                time_s = float((frame.pts - first_pts) * vin.time_base) if frame.pts is not None else counter * frame_s
-                counter += 1
-                if follower is not None and follower.wants(time_s):
-                    luma = np.frombuffer(frame.planes[0], np.uint8).reshape(-1, frame.planes[0].line_size)
-                    follower.observe(time_s, luma[: frame.height, : frame.width])
-                pending.append((time_s, frame))
-                while pending and pending[0][0] < time_s - lookahead:
-                    emit(pending.popleft())
-                if follower is not None and counter % 64 == 0:
-                    follower.forget_before(pending[0][0] if pending else time_s)
-        if follower is not None:
-            follower.finish()
-        while pending:
-            emit(pending.popleft())
-        for packet in vout.encode(None):
-            out.mux(packet)
+        encoder = _VideoEncoder(out, vout)
+        counter = 0
+        first_pts = None
+        frame_s = float(1 / rate)
+        try:
+            streams = [s for s in (vin, ain) if s is not None]
+            for packet in inp.demux(*streams):
+                for frame in packet.decode():
+                    if packet.stream is ain:
+                        for part in trim.process(frame):
+                            encoder.mux(aout.encode(silencer.process(part)))
+                        continue
+                    if frame.format.name != "yuv420p":
+                        frame = frame.reformat(format="yuv420p")
+                    if frame.pts is not None and first_pts is None:
+                        first_pts = vin.start_time if vin.start_time is not None else frame.pts
+                    # seconds from the start of the stream, as the scan measured its samples
+                    time_s = (float((frame.pts - first_pts) * vin.time_base) if frame.pts is not None
+                              else counter * frame_s)
+                    counter += 1
+                    if follower is not None and follower.wants(time_s):
+                        luma = np.frombuffer(frame.planes[0], np.uint8).reshape(-1, frame.planes[0].line_size)
+                        follower.observe(time_s, luma[: frame.height, : frame.width])
+                    pending.append((time_s, frame))
+                    while pending and pending[0][0] < time_s - lookahead:
+                        emit(pending.popleft())
+                    if follower is not None and counter % 64 == 0:
+                        follower.forget_before(pending[0][0] if pending else time_s)
+            if follower is not None:
+                follower.finish()
+            while pending:
+                emit(pending.popleft())
+        finally:
+            encoder.close()
         if aout is not None:
             for part in trim.finish():
-                for packet in aout.encode(silencer.process(part)):
-                    out.mux(packet)
-            for packet in aout.encode(None):
-                out.mux(packet)
+                encoder.mux(aout.encode(silencer.process(part)))
+            encoder.mux(aout.encode(None))
     if follower is not None:
         outcome.face_searches = follower.searches
     return outcome
