@@ -172,6 +172,26 @@ def test_a_bucket_that_cannot_be_listed_is_a_clear_error(server, aws_env):
         run_scan([ObjectURL("s3://archive/nothing-here/")], None, _options(workers=1, storage=storage))
 
 
+
+
+def test_credentials_come_from_a_named_profile(server, bucket, aws_env, tmp_path, monkeypatch):
+    """AWS_PROFILE picks a profile of the shared credentials file, as the AWS tools do; a profile
+    with a wrong key is refused."""
+    from tests.s3_server import ACCESS_KEY
+
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    credentials = tmp_path / "credentials"
+    credentials.write_text(f"[auditor]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"
+                           f"[intruder]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = wrong\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_PROFILE", "auditor")
+    listing = list_objects([ObjectURL(f"s3://{bucket}/rec/")], StorageSettings(retries=0))
+    assert sorted(url.name for url in listing.objects) == sorted(FILES)
+    monkeypatch.setenv("AWS_PROFILE", "intruder")
+    with pytest.raises(ObjectStoreError, match="cannot be listed"):
+        list_objects([ObjectURL(f"s3://{bucket}/rec/")], StorageSettings(retries=0))
 @pytest.fixture()
 def silent_endpoint():
     """A loopback TCP server that accepts connections and never answers (a stalled store)."""
