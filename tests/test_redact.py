@@ -291,3 +291,19 @@ def test_pixelate_leaves_blocks_and_no_face(call_and_photo):
     colours = np.unique(region.reshape(-1, 3), axis=0)
     assert 4 <= len(colours) <= 8 * 8 * 2  # a few cells across, each one flat colour
     assert not (out / "call.wav").exists()  # only the unknown face was asked for
+
+
+def test_recordings_not_analysed_whole_are_named_and_never_copied(tmp_path):
+    """A partial recording (decoded only in part) is not redacted: what its undecoded stretches show
+    is unknown, so no copy of it could be proven clean; the plan says so, as for an unreadable one."""
+    from scanner.models import Level, RecordingAnalysis, RecordingStatus, ScanResult
+    from scanner.redaction.plan import not_redacted_reason, plan_redaction
+
+    partial = RecordingAnalysis(tmp_path / "cut.wav", "ab" * 32, RecordingStatus.PARTIAL)
+    broken = RecordingAnalysis(tmp_path / "bad.mp4", "", RecordingStatus.UNREADABLE, error="not a media file")
+    scan = ScanResult("s", "t0", "t1", [str(tmp_path)], {}, ["recording"], "2026-12-03", None, None,
+                      [partial, broken], [], [], Level.HIGH, root=tmp_path)
+    plan = plan_redaction(scan, [], tmp_path / "out")
+    assert not plan.recordings and plan.unreadable == [partial, broken]
+    assert "only partly decoded" in not_redacted_reason(partial)
+    assert not_redacted_reason(broken) == "unreadable in the scan (not a media file)"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scanner.models import Level, MediaKind, ScanResult
-from scanner.redaction.plan import RedactionPlan, SelectionError, plan_redaction, select_people
+from scanner.redaction.plan import RedactionPlan, SelectionError, not_redacted_reason, plan_redaction, select_people
 from scanner.redaction.run import RedactSettings, carry_out, silence_ranges, write_report
 
 EXIT_OK, EXIT_LEFT, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
@@ -75,7 +75,7 @@ def describe_plan(plan: RedactionPlan, settings: RedactSettings) -> list[str]:
         for part in parts:
             lines.append(f"      {part}")
     for rec in plan.unreadable:
-        lines.append(f"  {rec.path}: unreadable in the scan, cannot be redacted ({rec.error})")
+        lines.append(f"  {rec.path}: not redacted: {not_redacted_reason(rec)}")
     return lines
 
 

@@ -76,7 +76,7 @@ class RedactionPlan:
     scan: ScanResult
     people: list[SelectedPerson]
     recordings: list[RecordingPlan]
-    unreadable: list[RecordingAnalysis]  # cannot be redacted (and were never proven clean)
+    unreadable: list[RecordingAnalysis]  # unreadable or partial in the scan: not redacted (never proven clean)
 
     def changed(self) -> list[RecordingPlan]:
         return [r for r in self.recordings if r.needs_change]
@@ -152,7 +152,9 @@ def _siblings(path: Path) -> set[str]:
 
 
 def plan_redaction(scan: ScanResult, selected: list[SelectedPerson], out_dir: Path) -> RedactionPlan:
-    """Per readable recording of `scan`: the face clusters and speaker turns of the `selected` people."""
+    """Per recording of `scan` analysed whole (`ok`): the face clusters and speaker turns of the
+    `selected` people. Recordings the scan could decode only in part (`partial`) are not redacted: who
+    appears in their undecoded stretches is unknown, so no copy of them could be proven clean."""
     chosen = {s.person_id for s in selected}
     persons: dict[str, Person] = {p.person_id: p for p in scan.people if p.person_id in chosen}
     plans, unreadable = [], []
@@ -170,3 +172,10 @@ def plan_redaction(scan: ScanResult, selected: list[SelectedPerson], out_dir: Pa
                 plan.silence[person_id] = merge_ranges(turns)
         plans.append(plan)
     return RedactionPlan(scan, selected, plans, unreadable)
+
+
+def not_redacted_reason(rec: RecordingAnalysis) -> str:
+    """Why `rec` (one of `RedactionPlan.unreadable`) gets no copy, in one line."""
+    if rec.status is RecordingStatus.PARTIAL:
+        return "only partly decoded in the scan: what its undecoded stretches show is unknown"
+    return f"unreadable in the scan ({rec.error})" if rec.error else "unreadable in the scan"

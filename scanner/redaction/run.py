@@ -24,7 +24,7 @@ from scanner.redaction.media import (
     redact_image,
     redact_video,
 )
-from scanner.redaction.plan import RecordingPlan, RedactionPlan
+from scanner.redaction.plan import RecordingPlan, RedactionPlan, not_redacted_reason
 from scanner.redaction.tracking import Anchor, FaceFollower, FollowSettings
 
 REPORT_NAME = "redaction.json"
@@ -215,7 +215,7 @@ def write_report(out_dir: Path, plan: RedactionPlan, settings: RedactSettings, r
             "video": {"codec": "h264", "crf": settings.crf, "preset": settings.preset, "audio": "aac"},
         },
         "outputs": [asdict(r) for r in records],
-        "not_redacted": [{"source": str(r.path), "reason": r.error or "unreadable in the scan"}
+        "not_redacted": [{"source": str(r.path), "reason": not_redacted_reason(r)}
                          for r in plan.unreadable],
         "verification": verification,
     }

@@ -232,5 +232,6 @@ def verify_outputs(plan: RedactionPlan, records: list[OutputRecord], out_dir: Pa
         "people": found,
         "identifiable": identifiable,
         "people_found": [{"person_id": p.person_id, "subject_id": p.subject_id} for p in result.people],
-        "unreadable": [str(r.path) for r in result.recordings if r.status.value != "ok"],
+        "unreadable": [str(r.path) for r in result.recordings if r.status.value == "unreadable"],
+        "partial": [str(r.path) for r in result.recordings if r.status.value == "partial"],
     }
