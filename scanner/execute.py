@@ -36,6 +36,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -475,6 +476,19 @@ class _Task:
         return self.owner if self.kind == "whole" else self.owner.job
 
 
+def _reaped(processes: list, timeout_s: float = 10.0) -> None:
+    """Wait until each of a broken pool's `processes` has an exit code (at most `timeout_s` in all).
+
+    The pool's own thread reaps its dead workers too; a join racing with it can return before the
+    exit code is recorded, so the code is polled until it is there.
+    """
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        process.join(timeout=max(0.0, deadline - time.monotonic()))
+        while process.exitcode is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
 class _LocalPool:
     """A pool of spawned worker processes that survives one of them dying.
 
@@ -549,8 +563,7 @@ class _LocalPool:
             processes = list((getattr(pool, "_processes", None) or {}).values())  # started by submit
             return future.result(), None
         except BrokenProcessPool:
-            for process in processes:
-                process.join(timeout=5)
+            _reaped(processes)
             if any(process.exitcode == -signal.SIGALRM for process in processes):
                 return None, WorkerCrashed(
                     f"stuck past the {self.settings.time_limit_s:g} s per-file limit and stopped twice "
