@@ -50,16 +50,8 @@ ROOT_REASON = "running as root: chmod 000 does not stop root from reading"
 SR = 16000
 
 
-# Until scanner/scan.py takes `discover_recordings` from scanner.discover, the command line is run
-# with it swapped in (the old walker crashes on a symlink loop). Once wired, this is plain
-# `python -m scanner`.
-_CLI = (
-    "import sys, scanner.scan, scanner.discover\n"
-    "scanner.scan.discover_recordings = scanner.discover.discover_recordings\n"
-    "from scanner.cli import main\n"
-    "sys.argv[0] = 'likeness'\n"
-    "main()\n"
-)
+# The command line as installed: `likeness` names itself in usage messages.
+_CLI = "import sys; from scanner.cli import main; sys.argv[0] = 'likeness'; main()"
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

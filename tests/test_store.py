@@ -10,6 +10,7 @@ import pickle
 import shutil
 import sqlite3
 import stat
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -298,7 +299,7 @@ def test_report_refuses_an_ambiguous_scan_id_prefix(scanned, tmp_path):
 # ------------------------------------------------------------------------------- people reused
 
 def test_rescan_reuses_the_stored_people_and_rebuilds_them_on_its_own_recordings(corpus, tmp_path, monkeypatch):
-    import scanner.scan
+    stage = sys.modules["scanner.scan"]  # the module; `scanner.scan` is the library function
 
     with Store(tmp_path / "scan.db") as store:
         cold, _ = scan(corpus, store)
@@ -307,7 +308,7 @@ def test_rescan_reuses_the_stored_people_and_rebuilds_them_on_its_own_recordings
         def refuse(*args, **kwargs):
             raise AssertionError("an unchanged rescan resolved people again")
 
-        monkeypatch.setattr(scanner.scan, "resolve_people", refuse)
+        monkeypatch.setattr(stage, "resolve_people", refuse)
         warm, _ = scan(corpus, store)
         assert build_document(warm)["people"] == build_document(cold)["people"]
         by_path = {r.path: r for r in warm.recordings}
@@ -375,15 +376,15 @@ def test_rescan_reads_only_files_whose_stat_facts_changed(sample_data, tmp_path,
     import hashlib
     import time
 
-    import scanner.scan
+    stage = sys.modules["scanner.scan"]  # the module; `scanner.scan` is the library function
 
     folder = tmp_path / "recordings"
     folder.mkdir()
     for name in ("team_photo.jpg", "phone_call.wav"):
         shutil.copy(sample_data / "recordings" / name, folder / name)
     read: list[list[str]] = []
-    real = scanner.scan.hash_files
-    monkeypatch.setattr(scanner.scan, "hash_files",
+    real = stage.hash_files
+    monkeypatch.setattr(stage, "hash_files",
                         lambda paths: read.append(sorted(p.name for p in paths)) or real(paths))
 
     def rescan(store: Store, **kw):
