@@ -247,7 +247,8 @@ def main() -> None:
         peaks = f"parent {max(r.parent_mb for r in runs) / 1024:.2f}, workers " + ", ".join(
             f"{mb / 1024:.2f}" for mb in last.worker_mb) if last.worker_mb else f"{peak / 1024:.2f}"
         print(f"| {case.label} | {load:.1f} | {_spread(walls)} | {case.media_s / statistics.median(walls):.1f} "
-              f"| {_spread([r.cpu_s for r in runs])} | {_spread([r.parent_cpu_s for r in runs])} | {peaks}{' **over 1.5 GB**' if peak > PEAK_LIMIT_MB else ''} "
+              f"| {_spread([r.cpu_s for r in runs])} | {_spread([r.parent_cpu_s for r in runs])} "
+              f"| {peaks}{' **over 1.5 GB**' if peak > PEAK_LIMIT_MB else ''} "
               f"| {last.people} ({last.with_face}/{case.faces}, {last.with_voice}/{case.voices}) "
               f"| {'yes' if found else '**no**'} |", flush=True)
         raw[case.key] = {"label": case.label, "media_s": case.media_s, "runs": [r.__dict__ for r in runs]}

@@ -7,7 +7,8 @@ face_recognition.face_locations(upsample 1) on frames at most 1280 px wide; ever
 identified by comparing its encoding with encodings of the original source photos (tolerance 0.6).
 A frame "hits" when every face the ground truth lists as fully visible is found and identified;
 any detection that is not an expected face is counted as spurious.
-Speech: librosa.effects.split regions (top_db 30, 12 for the noisy meeting) compared with the\nground-truth speech intervals on a 10 ms grid (recall and precision of speech time).
+Speech: librosa.effects.split regions (top_db 30, 12 for the noisy meeting) compared with the
+ground-truth speech intervals on a 10 ms grid (recall and precision of speech time).
 """
 
 from __future__ import annotations

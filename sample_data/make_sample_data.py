@@ -504,7 +504,7 @@ def make_meeting_grid(photos, tmp):
     sprites = {k: Sprite(photos, FACES[k], max_scale=face_w[k] / FACES[k].face_w * 1.05)
                for k in tiles}
     bg = Image.new("RGB", (W, H), (12, 12, 14))
-    for who, (box, c0, c1) in tiles.items():
+    for box, c0, c1 in tiles.values():
         g = gradient(box[2] - box[0] - 4, box[3] - box[1] - 4, c0, c1, side=0.3)
         bg.paste(g, (box[0] + 2, box[1] + 2))
     # camera-off tile: dark, initials avatar and a name label, no face
@@ -793,7 +793,7 @@ def write_ground_truth(recs: dict, enrol: dict) -> None:
                           sort_keys=False, default_flow_style=None, width=110)
     (OUT / "ground_truth.yaml").write_text(head + body)
 
-
+# SOURCES.md, word for word (Markdown tables cannot wrap their rows).
 SOURCES_MD = """\
 # Sample data: sources and licences
 
@@ -848,7 +848,7 @@ noise (numpy, fixed seeds).
 Reproducibility: two runs on the same machine give identical bytes for every file. The WAV files
 depend only on flite/festival, numpy and soxr; the MP4/M4A/JPEG bytes can differ with other
 versions of FFmpeg/x264 (PyAV) or Pillow, the rendered content and ground truth do not.
-"""
+"""  # noqa: E501 - Markdown table rows, written to SOURCES.md as they stand
 
 
 def main() -> None:

@@ -19,8 +19,8 @@ from scanner.models import Coverage, MediaError, RecordingStatus, StreamCoverage
 from tests.media_factory import (
     bitflip_copy,
     make_aac,
-    make_video,
     make_vfr_video,
+    make_video,
     make_wav,
     packet_offsets,
     sine,
@@ -100,7 +100,8 @@ def test_a_damaged_file_goes_through_analysis_and_policy_as_partial_with_a_findi
     assert near(rec.coverage.missing, at)
 
     contexts = {rec.path: RecordingContext(purposes=("recording",))}
-    findings = check_policy([], [rec], ConsentRecords(tmp_path / "consent.yaml", ConsentDocument()), contexts, dt.date(2026, 6, 1))
+    no_consent = ConsentRecords(tmp_path / "consent.yaml", ConsentDocument())
+    findings = check_policy([], [rec], no_consent, contexts, dt.date(2026, 6, 1))
     (finding,) = [f for f in findings if f.rule_id == PARTIAL_RECORDING.id]
     assert finding.severity is Level.MEDIUM and finding.rule_name == "partial-recording"
     assert finding.time_ranges[str(rec.path)] == list(rec.coverage.missing)
@@ -108,10 +109,10 @@ def test_a_damaged_file_goes_through_analysis_and_policy_as_partial_with_a_findi
     assert any(e.startswith("video: ") and "damaged packet" in e for e in finding.evidence)
 
     # Configurable like every rule: another severity, or off.
-    raised = check_policy([], [rec], ConsentRecords(tmp_path / "consent.yaml", ConsentDocument()), contexts, dt.date(2026, 6, 1),
+    raised = check_policy([], [rec], no_consent, contexts, dt.date(2026, 6, 1),
                           PolicySettings(severities={"LK011": Level.HIGH}))
     assert [f.severity for f in raised if f.rule_id == "LK011"] == [Level.HIGH]
-    off = check_policy([], [rec], ConsentRecords(tmp_path / "consent.yaml", ConsentDocument()), contexts, dt.date(2026, 6, 1),
+    off = check_policy([], [rec], no_consent, contexts, dt.date(2026, 6, 1),
                        PolicySettings(disabled=frozenset({"LK011"})))
     assert not [f for f in off if f.rule_id == "LK011"]
 

@@ -270,7 +270,8 @@ def build_view(doc: dict, result: ScanResult) -> dict:
                          "bars": _bars(face, voice, r["media"]["duration_s"] if r["media"] else 0.0, len(rows))})
         missing = (r.get("coverage") or {}).get("missing") or []
         if missing and r["media"]:  # the stretches a partial recording's analysis could not see
-            rows.append({"person_id": None, "label": "not analysed", "name": None, "missing_text": format_ranges(missing),
+            rows.append({"person_id": None, "label": "not analysed", "name": None,
+                         "missing_text": format_ranges(missing),
                          "bars": _bars([], [], r["media"]["duration_s"], len(rows), missing)})
         recording_views.append({"index": i, "rows": rows, "open_findings": open_per_rec.get(i, 0)})
 
