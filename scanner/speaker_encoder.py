@@ -443,11 +443,13 @@ class SpeakerEncoder:
         if mels.ndim != 3 or mels.shape[2] != N_MELS:
             raise ValueError(f"expected mel windows of shape (batch, frames, {N_MELS}), got {mels.shape}")
         out = np.empty((len(mels), EMBEDDING_DIM), np.float32)
+        if self._session is not None:  # onnxruntime keeps to its own one thread
+            for a in range(0, len(mels), self.batch_size):
+                out[a:a + self.batch_size] = self._forward_onnx(mels[a:a + self.batch_size])
+            return out
         with _one_blas_thread():
             for a in range(0, len(mels), self.batch_size):
-                batch = mels[a:a + self.batch_size]
-                out[a:a + self.batch_size] = (self._forward_onnx(batch) if self._session is not None
-                                              else self._forward_batch(batch))
+                out[a:a + self.batch_size] = self._forward_batch(mels[a:a + self.batch_size])
         return out
 
     def _forward_onnx(self, mels: np.ndarray) -> np.ndarray:
