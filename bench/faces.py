@@ -14,6 +14,12 @@ identify  Enrol every subject of ``../shared/devset/faces/knn_examples/train`` (
           who are not enrolled that were (wrongly) assigned.
 ladder    Detection and measured face size on the resolution ladder (obama-240p ... 1080p,
           obama_small) with the default analyzer.
+small     Smallest faces found per resolution: the 20 faces of the devset photos, each scaled so
+          dlib's face box measures 50-80 px, composited into short 720p, 1080p and 2160p videos;
+          faces found by the default analyzer (a detection with box IoU >= 0.3 on the first
+          sample), against the search before (frames decoded at 1280 px at most and searched
+          at that size, `search_face_px` set so no enlargement happens). Then the CPU cost per
+          minute of a 1080p30 video of these faces (60 px, drifting slowly) both ways.
 speed     A generated 60 s, 1280x720, 30 fps H.264 meeting video with 4 to 8 visible faces
           (gallery 2x2, gallery 3x3 with a late joiner visible for 2.5 s, speaker view with a
           filmstrip of small faces): wall time and peak memory of `FaceAnalyzer` at default
@@ -626,6 +632,102 @@ def section_ladder() -> list[str]:
     return out
 
 
+def _devset_face_crops(face_px: int) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
+    """Every face of the devset photos (HOG, upsampled once) as a head-and-shoulders crop scaled so
+    its box is `face_px` wide, with that box in crop pixels (top, right, bottom, left)."""
+    import face_recognition
+    from PIL import Image
+
+    names = sorted(p for p in DEVSET.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")
+                   and p.name not in ("obama-240p.jpg", "obama-480p.jpg", "obama-1080p.jpg", "obama_small.jpg"))
+    seen: set[str] = set()
+    crops = []
+    for path in names:
+        digest = _sha(path)
+        if digest in seen:  # byte-identical copies (biden.jpg, obama.jpg ...)
+            continue
+        seen.add(digest)
+        photo = np.asarray(Image.open(path).convert("RGB"))
+        for top, right, bottom, left in face_recognition.face_locations(photo, 1):
+            pad = int(0.8 * (right - left))
+            t0, l0 = max(0, top - pad), max(0, left - pad)
+            crop = Image.fromarray(photo[t0: bottom + pad, l0: right + pad])
+            f = face_px / (right - left)
+            crop = np.asarray(crop.resize((max(1, round(crop.width * f)), max(1, round(crop.height * f))),
+                                          Image.Resampling.LANCZOS))
+            box = (round((top - t0) * f), round((right - l0) * f), round((bottom - t0) * f), round((left - l0) * f))
+            crops.append((crop, box))
+    return crops
+
+
+def _composite(crops, width: int, height: int, shift: tuple[int, int] = (0, 0)):
+    """A frame with the crops on a 5x4 grid (grey background) and the face boxes in frame pixels."""
+    canvas = np.full((height, width, 3), 110, dtype=np.uint8)
+    boxes = []
+    for i, (crop, (t, r, b, l)) in enumerate(crops[:20]):
+        x = (i % 5) * width // 5 + width // 40 + shift[0]
+        y = (i // 5) * height // 4 + height // 40 + shift[1]
+        h, w = min(crop.shape[0], height - y), min(crop.shape[1], width // 5 - width // 40)
+        canvas[y: y + h, x: x + w] = crop[:h, :w]
+        boxes.append((y + t, x + r, y + b, x + l))
+    return canvas, boxes
+
+
+def _box_iou(a, b) -> float:
+    inter = max(0, min(a[1], b[1]) - max(a[3], b[3])) * max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    union = (a[1] - a[3]) * (a[2] - a[0]) + (b[1] - b[3]) * (b[2] - b[0]) - inter
+    return inter / union if union else 0.0
+
+
+def section_small(work: Path) -> list[str]:
+    from scanner.faces import _HOG_SURE_FACE, FaceAnalyzer
+    from scanner.media import probe
+    from tests.media_factory import make_video
+
+    work.mkdir(parents=True, exist_ok=True)
+    sizes = (50, 55, 60, 65, 70, 80)
+    resolutions = ((1280, 720), (1920, 1080), (3840, 2160))
+
+    def before(width: int) -> FaceAnalyzer:
+        # The search before: frames at 1280 px at most, searched at that size (no enlargement).
+        return FaceAnalyzer(search_face_px=_HOG_SURE_FACE * max(1.0, width / 1280))
+
+    out = ["## Smallest faces found per resolution", "",
+           "Faces found on the first sample (of 20 devset faces, box width in original pixels); "
+           "before: frames searched at 1280 px at most without enlargement.", "",
+           "| resolution | detection width | " + " | ".join(f"{s} px" for s in sizes) + " |",
+           "|---|---|" + "---|" * len(sizes)]
+    for width, height in resolutions:
+        for label, analyzer in (("before", before(width)), ("now", FaceAnalyzer())):
+            cells = []
+            for size in sizes:
+                frame, truth = _composite(_devset_face_crops(size), width, height)
+                video = make_video(work / f"small_{width}_{size}.mp4", [frame] * 2, fps=1, size=(width, height))
+                analysis = analyzer.analyze(video, probe(video))
+                found = [d.box for c in analysis.clusters for d in c.detections if d.time_s == 0.0]
+                hits = sum(any(_box_iou(t, f) >= 0.3 for f in found) for t in truth)
+                cells.append(f"{hits}/{len(truth)}")
+            out.append(f"| {width}x{height} {label} | {analyzer.frame_width(width)} | " + " | ".join(cells) + " |")
+    # Cost: 60 s of 1080p30, the 20 faces at 60 px drifting 40 px back and forth (tracked, not still).
+    crops = _devset_face_crops(60)
+    video = work / "small_1080p_60s.mp4"
+    if not video.exists():
+        frames = (_composite(crops, 1920, 1080, (round(20 * math.sin(i / 45)), 0))[0] for i in range(60 * 30))
+        make_video(video, frames, fps=30, size=(1920, 1080))
+    out += ["", "CPU cost of the face stage on 60 s of 1080p30 with these 20 faces at 60 px (one process, "
+            "`FaceAnalyzer.analyze`, median of 3):", "",
+            "| search | CPU s per minute | faces found (people) |", "|---|---|---|"]
+    for label, analyzer in (("before", before(1920)), ("now", FaceAnalyzer())):
+        cpus, people = [], 0
+        for _ in range(3):
+            c0 = _cpu()
+            analysis = analyzer.analyze(video, probe(video))
+            cpus.append(_cpu() - c0)
+            people = len(analysis.clusters)
+        out.append(f"| {label} | {sorted(cpus)[1]:.2f} ({min(cpus):.2f}-{max(cpus):.2f}) | {people} |")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -637,15 +739,17 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=None, help="folder holding the downloaded sdist/wheels")
     ap.add_argument("--skip-naive", action="store_true", help="leave out the (slow) naive baseline")
     ap.add_argument("--repeats", type=int, default=3, help="1-worker speed runs per setting (median shown)")
-    ap.add_argument("--only", nargs="*", choices=["identify", "ladder", "speed"], default=None)
+    ap.add_argument("--only", nargs="*", choices=["identify", "ladder", "small", "speed"], default=None)
     args = ap.parse_args()
-    sections = args.only or ["identify", "ladder", "speed"]
+    sections = args.only or ["identify", "ladder", "small", "speed"]
     lines = [f"# Face pipeline bench ({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start)", ""]
     if DEVSET.is_dir():
         if "identify" in sections:
             lines += section_identify() + [""]
         if "ladder" in sections:
             lines += section_ladder() + [""]
+        if "small" in sections:
+            lines += section_small(args.work) + [""]
     else:
         lines += [f"(devset not found at {DEVSET}: identification and ladder skipped)", ""]
     if "speed" in sections:

@@ -36,7 +36,9 @@ class AnalysisSettings:
 
     sample_fps: video frames searched for faces per second; faces are tracked in between, and
         1 a second finds everyone visible for 2 s or more (bench/faces.md).
-    max_width: frames are downscaled to this width before face detection (speed vs small faces).
+    max_width: frames are downscaled to this width before face detection, never so far that a face of
+        60 px measures under 40 px (`FaceAnalyzer.frame_width`; faces of 60 px and more are found at
+        any resolution).
     face_detector: "hog" (fast, default) or "cnn" (much slower, finds harder faces).
     audio_sample_rate: analysis rate for speech; 16 kHz keeps everything a voice clone needs.
     link_voices: watch lips to tie voices to faces in videos (about 10 mouth samples a second).

@@ -2,14 +2,16 @@
 
 Pipeline for one recording (`FaceAnalyzer.analyze`):
 
-1. Sample frames (`scanner.media.iter_frames`, default 1 per second, at most 1280 px wide) in a
+1. Sample frames (`scanner.media.iter_frames`, default 1 per second, at most 1280 px wide unless
+   a 60 px face would shrink under 40 px, `FaceAnalyzer.frame_width`) in a
    background thread, a couple of frames ahead of the analysis (decoding runs on a second
    core). The decoder skips non-reference frames, and every B-frame where the stream's P-frames
    are shown not to depend on them (x264 output): a minute of 720p30 decodes in ~0.6 CPU s.
 2. Detect faces with dlib's HOG detector (via face_recognition) on the frame's grey levels
    (`FaceAnalyzer._detector_input`: a quarter cheaper than on RGB and as sensitive). A full-frame
    search runs on the first sample, after every shot change and every `search_s` (10) seconds;
-   it finds faces of 60 px and more at the frame's size. In between, each sample searches only
+   it finds faces of 60 px (original pixels) and more at any resolution, the frame enlarged so
+   such a face measures 72 detector pixels (`search_face_px`). In between, each sample searches only
    around the faces being tracked (where their motion puts them, crops rescaled so each face
    measures 60-96 px) and in the 40 px blocks that changed since they were last searched
    (someone joining, a camera turned on). On a 720p gallery view this costs about a seventh of
@@ -95,6 +97,15 @@ DEFAULT_CLUSTER_TOLERANCE = 0.5
 #: on the bench meeting video at 1280x720: faces with a 60-70 px box are found at native size,
 #: none under ~58 px.
 _HOG_MIN_FACE = 60.0
+#: Face size (detector pixels) at which HOG finds faces reliably. Measured on 20 devset faces
+#: composited into 1920x1080 frames (bench/faces.py --small-faces): at native size 18 of 20 faces
+#: of 60 px and 12 of 20 of 55 px are found; with the frame enlarged 1.2x (60 px -> 72 px), 20 of
+#: 20 from 55 px on.
+_HOG_SURE_FACE = 72.0
+#: Smallest size (detector pixels) from which an enlarged search still finds a face: the same
+#: composited faces in a 1080p frame downscaled to 1280 px (60 px -> 40 px) and enlarged 1.8x are
+#: found as in the native frame enlarged 1.2x (20 of 20 from 55 px on), at 1.5x instead 18 of 20.
+_HOG_ENLARGED_FACE = 40.0
 _THUMBNAIL_PX = 96
 
 
@@ -781,7 +792,9 @@ class FaceAnalyzer:
         face to the quality counts). People rarely appear for less than a second; 1 fps finds
         everyone visible for 2 s or more (bench/faces.md).
     max_width : int, default=1280
-        Frames are downscaled to at most this width before detection.
+        Frames are downscaled to at most this width before detection, but never so far that a
+        face of `search_face_px` measures less than 40 px (`_HOG_ENLARGED_FACE`): 1280 px up
+        to 1920x1080, 2560 px for 3840x2160 (`frame_width`).
     detector : {"hog", "cnn"}, default="hog"
         dlib detector. "cnn" (dlib's MMOD CNN) is far more robust to pose and small faces but
         takes 1.4-5.5 s per 720p frame on a CPU: opt-in for hard material only.
@@ -793,6 +806,12 @@ class FaceAnalyzer:
         in video the full-frame search looks for faces of `max(min_face_px, 60)` px (60 px is
         what HOG finds without upsampling, see `_HOG_MIN_FACE`), smaller ones are found
         wherever a regional search or a track upsamples.
+    search_face_px : float, default=60.0
+        Smallest face (original pixels) that every full-frame search and every search of a
+        changed region is sized to find in video, at any resolution: the searched pixels are
+        enlarged so that such a face measures `_HOG_SURE_FACE` (72) detector pixels (1.2x at
+        1280x720, 1.8x for 1920x1080 decoded at 1280 px). This is the recall promise: everyone
+        visible for 2 s or more with a face of this size is found.
     encodings_per_cluster : int, default=5
         Encodings kept per person, from the best detections of all their tracks.
     encode_batch : int, default=32
@@ -889,6 +908,7 @@ class FaceAnalyzer:
         detector: str = "hog",
         upsample: int = 1,
         min_face_px: int = 40,
+        search_face_px: float = 60.0,
         encodings_per_cluster: int = 5,
         encodings_per_track: int = 3,
         cluster_tolerance: float = DEFAULT_CLUSTER_TOLERANCE,
@@ -914,6 +934,7 @@ class FaceAnalyzer:
         self.detector = detector
         self.upsample = upsample
         self.min_face_px = min_face_px
+        self.search_face_px = search_face_px
         self.encodings_per_cluster = encodings_per_cluster
         self.encodings_per_track = encodings_per_track
         self.cluster_tolerance = cluster_tolerance
@@ -940,6 +961,20 @@ class FaceAnalyzer:
             needed += 1
         return needed
 
+    def frame_width(self, width: int) -> int:
+        """Width (pixels) the frames of a `width` px wide video are decoded at for detection:
+        `max_width`, widened where a face of `search_face_px` would measure under
+        `_HOG_ENLARGED_FACE` pixels, never wider than the video."""
+        if not width:
+            return self.max_width
+        needed = int(math.ceil(width * _HOG_ENLARGED_FACE / self.search_face_px))
+        return min(width, max(self.max_width, needed + needed % 2))
+
+    def _search_factor(self, scale: float) -> float:
+        """Enlargement of a frame whose pixels are `scale` original pixels each, so that a face of
+        `search_face_px` original pixels measures `_HOG_SURE_FACE` detector pixels (>= 1)."""
+        return max(1.0, _HOG_SURE_FACE * scale / self.search_face_px)
+
     def _locate(self, api, image: np.ndarray, upsample: int) -> list[tuple[int, int, int, int]]:
         """Face boxes in `image`: the frame's `grey_levels` for HOG, RGB for the CNN."""
         return api.face_locations(image, upsample, self.detector)
@@ -956,22 +991,27 @@ class FaceAnalyzer:
         lower on grey levels (median), non-faces no higher: none above -0.3 either way."""
         return grey if self.detector == "hog" else image
 
-    def _locate_region(self, api, image, rect, face_px: float, target: float | None = None):
+    def _locate_region(
+        self, api, image, rect, face_px: float = _HOG_MIN_FACE, target: float | None = None,
+        factor: float | None = None,
+    ):
         """Detect inside rect = (top, right, bottom, left) of `image`; boxes in image pixels.
 
         The crop is rescaled so that a face of `face_px` (detector pixels) reaches the HOG
         window (a 1.2x enlargement costs 1.4x, where the detector's own upsampling costs 4x),
-        and so that a tracked face of `target` px measures ~100 px (a short pyramid).
+        and so that a tracked face of `target` px measures ~100 px (a short pyramid); or by
+        `factor` when given.
         """
         top, right, bottom, left = _clip_box(rect, image.shape)
         if bottom - top < 24 or right - left < 24:
             return []
         crop = image[top:bottom, left:right]
-        factor = 1.0
-        if face_px < _HOG_MIN_FACE:
-            factor = min(4.0, _HOG_MIN_FACE * 1.05 / max(face_px, 1.0))
-        elif target is not None and target > 1.2 * self.track_face_px:
-            factor = self.track_face_px / target
+        if factor is None:
+            factor = 1.0
+            if face_px < _HOG_MIN_FACE:
+                factor = min(4.0, _HOG_MIN_FACE * 1.05 / max(face_px, 1.0))
+            elif target is not None and target > 1.2 * self.track_face_px:
+                factor = self.track_face_px / target
         if factor != 1.0:
             h, w = crop.shape[:2]
             size = (max(1, int(round(w * factor))), max(1, int(round(h * factor))))
@@ -1010,7 +1050,7 @@ class FaceAnalyzer:
         frames = 0
         window = {"start_s": start_s, "end_s": end_s}
         frame_iter = iter_frames(
-            path, info, self.sample_fps, self.max_width, prefetch=self.prefetch_frames, skip_bframes=True, **window
+            path, info, self.sample_fps, self.frame_width(info.width or 0), prefetch=self.prefetch_frames, skip_bframes=True, **window
         )
         pending = None
         encoded: list[_Track] = []  # tracks that ended, encoded, their crops released
@@ -1039,11 +1079,12 @@ class FaceAnalyzer:
                     if shot:
                         tracker.cut()
                     if shot or last_full is None or frame.time_s - last_full >= self.search_s - 1e-6:
-                        boxes = self._locate(api, searched, self._upsample_needed(max(min_px, _HOG_MIN_FACE)))
+                        whole = (0, searched.shape[1], searched.shape[0], 0)
+                        boxes = self._locate_region(api, searched, whole, factor=self._search_factor(frame.scale))
                         reference, last_full = signature, frame.time_s
                     else:
                         boxes, found_carried = self._search_tracked_and_changed(
-                            api, image, searched, tracker, signature, reference, min_px, sample_index
+                            api, image, searched, tracker, signature, reference, min_px, sample_index, frame.scale
                         )
                 boxes = [b for b in boxes if (b[1] - b[3]) * frame.scale >= self.min_face_px]
                 owners = tracker.associate(sample_index, boxes)
@@ -1098,11 +1139,13 @@ class FaceAnalyzer:
             track.add_detection(measure_face(grey, box, pts, frame.time_s, frame.scale), box, image)
 
     def _search_tracked_and_changed(
-        self, api, image, searched, tracker: "_Tracker", signature, reference, min_px: float, sample_index: int
+        self, api, image, searched, tracker: "_Tracker", signature, reference, min_px: float, sample_index: int,
+        scale: float = 1.0,
     ):
         """Detections between full searches: around every tracked face, and in changed regions.
 
-        `image` is the RGB frame, `searched` what the detector reads (`_detector_input`)."""
+        `image` is the RGB frame, `searched` what the detector reads (`_detector_input`), `scale`
+        the original pixels per frame pixel (`Frame.scale`)."""
         boxes: list[tuple[int, int, int, int]] = []
         covered = np.zeros(signature.shape, dtype=bool)
         bh, bw = image.shape[0] / signature.shape[0], image.shape[1] / signature.shape[1]
@@ -1145,7 +1188,7 @@ class FaceAnalyzer:
                 r0, r1 = max(0, rows.start - grow), min(signature.shape[0], rows.stop + grow)
                 c0, c1 = max(0, cols.start - grow), min(signature.shape[1], cols.stop + grow)
                 rect = (r0 * bh, c1 * bw, r1 * bh, c0 * bw)
-                boxes.extend(self._locate_region(api, searched, rect, max(min_px, _HOG_MIN_FACE)))
+                boxes.extend(self._locate_region(api, searched, rect, factor=self._search_factor(scale)))
                 reference[r0:r1, c0:c1] = signature[r0:r1, c0:c1]
         return _dedupe(boxes), carried
 

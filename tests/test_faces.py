@@ -580,3 +580,38 @@ def test_the_stored_frontal_detector_is_dlibs_own(tmp_path, monkeypatch):
                 assert list(got[1]) == list(expected[1]) and list(got[2]) == list(expected[2])
             found += len(expected[0])
     assert found >= 6
+
+
+def _faces_at(devset: Path, names: list[str], face_px: int) -> list[np.ndarray]:
+    """Head-and-shoulders crops of real photos, scaled so dlib's face box is `face_px` wide."""
+    import face_recognition
+
+    crops = []
+    for name in names:
+        photo = _photo(devset, name)
+        top, right, bottom, left = face_recognition.face_locations(photo, 1)[0]
+        pad = (right - left) // 2
+        crop = Image.fromarray(photo[max(0, top - pad): bottom + pad, max(0, left - pad): right + pad])
+        factor = face_px / (right - left)
+        crops.append(np.asarray(crop.resize((round(crop.width * factor), round(crop.height * factor)),
+                                            Image.Resampling.LANCZOS)))
+    return crops
+
+
+def test_60_px_faces_in_1080p_video_are_found(devset, tmp_path):
+    """Recall at any resolution: five real faces of 60 px in a 1920x1080 video (decoded at 1280 px,
+    where they measure 40 px, under HOG's window) are each found, measured in original pixels."""
+    names = ["knn_examples/train/obama/obama2.jpg", "knn_examples/train/biden/biden2.jpg",
+             "knn_examples/train/kit_harington/john1.jpeg", "knn_examples/train/rose_leslie/img2.jpg",
+             "knn_examples/train/alex_lacamoire/img1.jpg"]
+    canvas = np.full((1080, 1920, 3), 110, dtype=np.uint8)
+    for i, crop in enumerate(_faces_at(devset, names, 60)):
+        y, x = 200 + 400 * (i % 2), 150 + 350 * i
+        canvas[y: y + crop.shape[0], x: x + crop.shape[1]] = crop
+    video = make_video(tmp_path / "small_faces_1080p.mp4", [canvas] * 4, fps=2, size=(1920, 1080))
+    analyzer = FaceAnalyzer()
+    assert analyzer.frame_width(1920) == 1280 and analyzer.frame_width(3840) == 2560
+    analysis = analyzer.analyze(video, probe(video))
+    first = [d for c in analysis.clusters for d in c.detections if d.time_s == 0.0]
+    assert len(analysis.clusters) == len(names) and len(first) == len(names)
+    assert all(50 <= d.size_px <= 75 for d in first), [d.size_px for d in first]
