@@ -1050,7 +1050,8 @@ class FaceAnalyzer:
         frames = 0
         window = {"start_s": start_s, "end_s": end_s}
         frame_iter = iter_frames(
-            path, info, self.sample_fps, self.frame_width(info.width or 0), prefetch=self.prefetch_frames, skip_bframes=True, **window
+            path, info, self.sample_fps, self.frame_width(info.width or 0), prefetch=self.prefetch_frames,
+            skip_bframes=True, **window,
         )
         pending = None
         encoded: list[_Track] = []  # tracks that ended, encoded, their crops released
