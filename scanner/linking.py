@@ -83,6 +83,10 @@ class LipSyncLinker:
         the landmarks of every face.
     min_pixel_pairs: least pairs of consecutive samples of one speaker's windows for that judgement; a
         face seen less in some speaker's windows is left to the landmarks.
+    screen_crops_mb: the pixel screening keeps every face's landmark crop of every sample it decodes, up
+        to this much memory (default 96 MB; 52 MB for the nine faces of a 720p gallery), so the landmark
+        screening of the faces it leaves over needs no second decoding of the windows (`_ScreenedCrops`;
+        0 decodes them again).
     """
 
     mouth_fps: float = 10.0
@@ -99,6 +103,7 @@ class LipSyncLinker:
     screen_window_s: float = 2.0
     still_pixels: float | None = STILL_PIXELS
     min_pixel_pairs: int = 8
+    screen_crops_mb: float = 96.0
 
     def link(self, path, info: MediaInfo, faces: FaceAnalysis, voices: VoiceAnalysis) -> list[FaceVoiceLink]:
         if info.kind is not MediaKind.VIDEO or not faces.clusters or not voices.speakers:
@@ -213,13 +218,18 @@ class LipSyncLinker:
         """
         windows = self._screening_windows(voices)
         candidates = list(range(len(faces.clusters)))
+        kept = None
         if self.still_pixels is not None:
-            motion = self.mouth_pixel_motion(path, info, faces.clusters, windows)
+            kept = _ScreenedCrops(self.screen_crops_mb)
+            motion = self.mouth_pixel_motion(path, info, faces.clusters, windows, kept)
             candidates = [c for c in candidates if not (motion[c] < self.still_pixels)]  # NaN: not judged
         if not candidates:
             return []
-        spans = sorted((start, end) for start, end, _ in windows)
-        shapes = self._shape_tracks(path, info, [faces.clusters[c] for c in candidates], spans)
+        if kept is not None and kept.complete:
+            shapes = kept.shape_tracks(candidates)
+        else:
+            spans = sorted((start, end) for start, end, _ in windows)
+            shapes = self._shape_tracks(path, info, [faces.clusters[c] for c in candidates], spans)
         keep = []
         for c, track in zip(candidates, shapes):
             ratio = lip_movement_ratio(track)
@@ -239,10 +249,14 @@ class LipSyncLinker:
         return sorted(windows)
 
     def mouth_pixel_motion(self, path, info: MediaInfo, clusters: list[FaceCluster],
-                           windows: list[tuple[float, float, int]]) -> np.ndarray:
+                           windows: list[tuple[float, float, int]],
+                           kept: "_ScreenedCrops | None" = None) -> np.ndarray:
         """Per cluster, the largest over speakers of its mouth pixel motion in that speaker's windows
         (`_mouth_and_eyes_change`: mean mouth change over mean eye change between consecutive samples);
-        NaN where some speaker's windows gave fewer than `min_pixel_pairs` pairs (not judged)."""
+        NaN where some speaker's windows gave fewer than `min_pixel_pairs` pairs (not judged).
+
+        `kept`, when given, receives every sample's landmark crops (`_landmark_crop`), so that the
+        landmark screening of the faces left over need not decode the windows again."""
         speakers = 1 + max((s for _, _, s in windows), default=-1)
         if not speakers:
             return np.full(len(clusters), np.nan)
@@ -251,11 +265,15 @@ class LipSyncLinker:
         lookups = [_BoxLookup(cluster) for cluster in clusters]
         for start, end, s in windows:
             previous: list[np.ndarray | None] = [None] * len(clusters)
+            if kept is not None:
+                kept.start_window()
             for frame in iter_frames(path, info, self.mouth_fps, self.max_width, start_s=start, end_s=end + 1e-3):
-                for c, lookup in enumerate(lookups):
-                    box = lookup.at(frame.time_s, max_gap=1.0)
-                    face = None if box is None else _face_patch(
-                        frame.image, tuple(int(round(v / frame.scale)) for v in box))
+                boxes = [lookup.at(frame.time_s, max_gap=1.0) for lookup in lookups]
+                boxes = [None if box is None else tuple(int(round(v / frame.scale)) for v in box) for box in boxes]
+                if kept is not None:
+                    kept.add_sample(frame.image, boxes)
+                for c, box in enumerate(boxes):
+                    face = None if box is None else _face_patch(frame.image, box)
                     if face is not None and previous[c] is not None:
                         sums[c, s] += _mouth_and_eyes_change(previous[c], face)
                         pairs[c, s] += 1
@@ -363,18 +381,80 @@ def _mouth_openness_in(api, image: np.ndarray, box: tuple[int, int, int, int]) -
     return mouth_openness(_landmarks_in(api, image, box))
 
 
-def _landmarks_in(api, image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """The 68 landmarks (x, y) of the face at `box` (top, right, bottom, left), shape (68, 2), in crop pixels.
-
-    The landmarks run on a crop around the face: dlib's predictor costs about twice as much on a
-    whole 720p frame as on the face's neighbourhood.
-    """
+def _landmark_crop(image: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The neighbourhood of the face at `box` (top, right, bottom, left) that its landmarks are measured
+    on (the box grown by half its size on every side, within the image), and the box in its pixels."""
     top, right, bottom, left = box
     margin = max(bottom - top, right - left) // 2
     y0, x0 = max(0, top - margin), max(0, left - margin)
     crop = np.ascontiguousarray(image[y0:bottom + margin, x0:right + margin])
-    shapes = api._raw_face_landmarks(crop, [(top - y0, right - x0, bottom - y0, left - x0)], "large")
+    return crop, (top - y0, right - x0, bottom - y0, left - x0)
+
+
+def _landmarks_in(api, image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The 68 landmarks (x, y) of the face at `box` (top, right, bottom, left), shape (68, 2), in crop pixels.
+
+    The landmarks run on a crop around the face (`_landmark_crop`): dlib's predictor costs about twice
+    as much on a whole 720p frame as on the face's neighbourhood. Given a crop `_landmark_crop` made,
+    with its box, the result is the same (cropping it again changes nothing).
+    """
+    crop, inside = _landmark_crop(image, box)
+    shapes = api._raw_face_landmarks(crop, [inside], "large")
     return np.array([(p.x, p.y) for p in shapes[0].parts()], dtype=float)
+
+
+def _dlib_intensity(rgb: np.ndarray) -> np.ndarray:
+    """The grey levels dlib reads from an RGB image, (r + g + b) // 3 (dlib's `get_pixel_intensity`):
+    dlib's predictors give the same result on these as on the RGB pixels, from a third of the memory."""
+    return (rgb.astype(np.uint16).sum(axis=2) // 3).astype(np.uint8)
+
+
+class _ScreenedCrops:
+    """The landmark crops (`_landmark_crop`, in `_dlib_intensity` grey levels) of every face on every
+    sample of the screening windows, kept while the pixel screening decodes them so the landmark
+    screening can run without decoding the windows a second time (`LipSyncLinker.moving_mouths`).
+
+    Holds at most `budget_mb` of pixels: past it, everything is let go and `complete` turns False
+    (the landmark screening then decodes the windows again, as it would without this store).
+    """
+
+    def __init__(self, budget_mb: float):
+        self.budget = budget_mb * 1e6
+        self.used = 0
+        self.complete = budget_mb > 0
+        self.windows: list[list[list[tuple[np.ndarray, tuple[int, int, int, int]] | None]]] = []
+
+    def start_window(self) -> None:
+        if self.complete:
+            self.windows.append([])
+
+    def add_sample(self, image: np.ndarray, boxes: list[tuple[int, int, int, int] | None]) -> None:
+        """One sample of the current window: per cluster its box in `image` pixels, or None (not seen)."""
+        if not self.complete:
+            return
+        crops = [None if box is None else _landmark_crop(image, box) for box in boxes]
+        crops = [None if kept is None else (_dlib_intensity(kept[0]), kept[1]) for kept in crops]
+        self.used += sum(crop.nbytes for crop, _ in filter(None, crops))
+        if self.used > self.budget:
+            self.complete, self.windows = False, []
+            return
+        self.windows[-1].append(crops)
+
+    def shape_tracks(self, clusters: list[int]) -> list[list[np.ndarray | None]]:
+        """Per cluster index, its 68 landmarks at every kept sample, None before each window and where
+        unseen: what `LipSyncLinker._shape_tracks` gives from decoding the same windows."""
+        from scanner.faces import _face_api
+
+        api = _face_api()
+        tracks: list[list[np.ndarray | None]] = [[] for _ in clusters]
+        for window in self.windows:
+            for track in tracks:
+                track.append(None)
+            for crops in window:
+                for c, track in zip(clusters, tracks):
+                    kept = crops[c]
+                    track.append(None if kept is None else _landmarks_in(api, *kept))
+        return tracks
 
 
 #: Side of the grey face patch the pixel screening compares (`_face_patch`), and how far (in patch

@@ -6,11 +6,12 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from scanner.analyze import analyze_recording
 from scanner.consent import load_consent
-from scanner.linking import STILL_MOUTH, STILL_PIXELS, LipSyncLinker
+from scanner.linking import STILL_MOUTH, STILL_PIXELS, LipSyncLinker, _ScreenedCrops
 from scanner.models import Level
 from scanner.scan import ScanOptions, run_scan
 from tests.conftest import DEVSET
@@ -120,6 +121,27 @@ def test_the_pixel_screening_keeps_the_face_whose_lips_move(analysis, talking):
     (motion,) = linker.mouth_pixel_motion(talking[0], analysis.media, analysis.faces.clusters, windows)
     assert motion >= 2 * STILL_PIXELS
     assert linker.moving_mouths(talking[0], analysis.media, analysis.faces, analysis.voices) == [0]
+
+
+def test_the_landmark_screening_reads_the_crops_the_pixel_screening_kept(analysis, talking):
+    """The landmarks of the kept crops equal those of decoding the windows again, sample for sample;
+    over the memory budget nothing is kept and the windows are decoded again."""
+    linker = LipSyncLinker()
+    windows = linker._screening_windows(analysis.voices)
+    kept = _ScreenedCrops(linker.screen_crops_mb)
+    linker.mouth_pixel_motion(talking[0], analysis.media, analysis.faces.clusters, windows, kept)
+    assert kept.complete and 0 < kept.used <= linker.screen_crops_mb * 1e6
+    (from_crops,) = kept.shape_tracks([0])
+    (decoded,) = linker._shape_tracks(talking[0], analysis.media, analysis.faces.clusters,
+                                      sorted((start, end) for start, end, _ in windows))
+    assert len(from_crops) == len(decoded) and sum(shape is not None for shape in decoded) >= 20
+    assert all((a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
+               for a, b in zip(from_crops, decoded))
+    tiny = _ScreenedCrops(0.01)
+    linker.mouth_pixel_motion(talking[0], analysis.media, analysis.faces.clusters, windows, tiny)
+    assert not tiny.complete and tiny.windows == []
+    assert LipSyncLinker(screen_crops_mb=0.01).moving_mouths(
+        talking[0], analysis.media, analysis.faces, analysis.voices) == [0]
 
 
 @pytest.mark.skipif(not AV.exists(), reason="../shared/devset/av is absent")
