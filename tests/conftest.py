@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,23 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 900) -> subpro
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_store(tmp_path_factory) -> Path:
+    """The scan database every command without `--store` uses in this test session (LIKENESS_STORE).
+
+    Tests never write into the checkout, and a recording analysed by one test is a cache hit for the
+    next, as it is for a user who scans an archive again.
+    """
+    path = tmp_path_factory.mktemp("store") / "scan.db"
+    saved = os.environ.get("LIKENESS_STORE")
+    os.environ["LIKENESS_STORE"] = str(path)
+    yield path
+    if saved is None:
+        os.environ.pop("LIKENESS_STORE", None)
+    else:
+        os.environ["LIKENESS_STORE"] = saved
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from scanner.manifest import load_manifest
 from scanner.models import Level
 from scanner.policy import RULES, PolicySettings
 from scanner.scan import ScanOptions, run_scan
+from scanner.store import Store
 from scanner.waivers import load_waivers
 
 AS_OF = dt.date(2026, 11, 27)
@@ -40,7 +42,9 @@ def consent(sample_data):
 
 
 def scan(root: Path, consent, **options):
-    return run_scan([root], consent, ScanOptions(as_of=AS_OF, **options))
+    """Scan with the session's database, so each test analyses only what no test analysed before."""
+    with Store(os.environ["LIKENESS_STORE"]) as store:
+        return run_scan([root], consent, ScanOptions(as_of=AS_OF, **options), store=store)
 
 
 def rules_of(result) -> set[tuple[str, str | None]]:
@@ -255,8 +259,8 @@ def test_html_report_lists_waived_findings(corpus, consent, tmp_path):
 def test_report_shows_what_changed_since_the_previous_scan(corpus, sample_data, tmp_path):
     from tests.conftest import run_cli
 
-    store = tmp_path / "scan.db"
-    common = ["scan", str(corpus), "--as-of", AS_OF.isoformat(), "--store", str(store), "--purpose", "ai-training"]
+    # The session's database (LIKENESS_STORE): the corpus's folder is new, so the first scan has no previous one.
+    common = ["scan", str(corpus), "--as-of", AS_OF.isoformat(), "--purpose", "ai-training"]
     first = run_cli(*common, "--out", str(tmp_path / "first"))
     assert first.returncode == 1, first.stderr
     assert "since the previous scan" not in (tmp_path / "first" / "report.html").read_text()
