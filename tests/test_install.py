@@ -265,6 +265,16 @@ def test_install_files_match_the_lock_and_pyproject():
     assert overrides == pyproject["tool"]["uv"]["override-dependencies"]
 
 
+def test_the_wheel_holds_every_module_of_the_package(release):
+    """Every module under scanner/ ships in the wheel (a sub-package left out of pyproject's list
+    would install a tool whose commands fail on import)."""
+    import zipfile
+
+    shipped = set(zipfile.ZipFile(release.wheel).namelist())
+    modules = {path.relative_to(REPO).as_posix() for path in (REPO / "scanner").rglob("*.py")}
+    assert modules and modules <= shipped, sorted(modules - shipped)
+
+
 def test_version_is_single_sourced_and_released_in_the_changelog(release):
     """`likeness --version`, the wheel's metadata and the CHANGELOG all carry scanner.__version__."""
     assert f"\n## [{VERSION}]" in (REPO / "CHANGELOG.md").read_text()
