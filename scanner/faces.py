@@ -98,9 +98,11 @@ DEFAULT_CLUSTER_TOLERANCE = 0.5
 #: none under ~58 px.
 _HOG_MIN_FACE = 60.0
 #: Face size (detector pixels) at which HOG finds faces reliably. Measured on 20 devset faces
-#: composited into 1920x1080 frames (bench/faces.py --small-faces): at native size 18 of 20 faces
-#: of 60 px and 12 of 20 of 55 px are found; with the frame enlarged 1.2x (60 px -> 72 px), 20 of
-#: 20 from 55 px on.
+#: composited into frames (bench/faces.py --only small): in a 1920x1080 frame at native size 18 of
+#: 20 faces of 60 px and 12 of 20 of 55 px are found, enlarged 1.2x 20 of 20 from 55 px on. Which
+#: face HOG misses depends on where its size falls in the detector's pyramid, not only on the size:
+#: at 75 px instead, 720p faces of 50-60 px were all found but one of 20 was missed at 70 px, and a
+#: face sliding across a 360p frame (tests) was missed on one more sample.
 _HOG_SURE_FACE = 72.0
 #: Smallest size (detector pixels) from which an enlarged search still finds a face: the same
 #: composited faces in a 1080p frame downscaled to 1280 px (60 px -> 40 px) and enlarged 1.8x are
