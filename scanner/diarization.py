@@ -279,7 +279,7 @@ class SpeakerDiarizer:
         poor two-way partition does not stop a good six-way one: stopping at the first failure gave the
         six-speaker conversation of bench/voices.md one speaker on some turn orders).
         """
-        from spectralcluster import RefinementName, RefinementOptions, SpectralClusterer, ThresholdType
+        from spectralcluster import RefinementName, RefinementOptions, ThresholdType
 
         steps = [RefinementName.CropDiagonal, RefinementName.RowWiseThreshold, RefinementName.Symmetrize,
                  RefinementName.Diffuse, RefinementName.RowWiseNormalize]
