@@ -1,7 +1,8 @@
 """Average-linkage clustering, shared by the face, voice and people stages.
 
 SciPy's hierarchy rather than scikit-learn's AgglomerativeClustering (the same partition, checked by
-tests/test_faces.py): importing scikit-learn costs a process about 1.7 CPU s, SciPy's hierarchy 0.4 s.
+tests/test_faces.py) because it is much cheaper to import in every worker process (bench/voices.md,
+"Speed and memory").
 """
 
 from __future__ import annotations

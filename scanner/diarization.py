@@ -15,9 +15,9 @@ mel frames on the same grid (`scanner.speaker_encoder`). The steps:
    cluster centroid, so time and memory stay bounded on long recordings.
 3. **How many speakers.** The partition is made for 2, 3, ... speakers, and the largest number is kept
    whose clusters are all distinct voices: every pair of centroids (mean embeddings) less than
-   `distinct_similarity` alike, every cluster at least `min_cluster_windows` windows. Calibrated on
-   real speech (bench/voices.md); the eigengap of the refined affinity, the paper's count, found one
-   speaker where six took turns of 3 s.
+   `distinct_similarity` alike, every cluster at least `min_cluster_windows` windows, and no cluster
+   a mixture of two others (`mixture_margin`). Calibration, and why not the paper's eigengap count:
+   bench/voices.md, "Diarization on real speech".
 4. **Turns.** Every speech frame takes the speaker whose centroid is closest on average over the
    windows that cover it; runs shorter than `min_turn_s` go to a neighbour; a speaker left holding
    less than `min_speaker_s` in all is dropped and its frames go to the next closest.
@@ -148,55 +148,37 @@ class SpeakerDiarizer:
     ----------
     window_s, hop_s : embedding windows over the speech (pauses left out) and their step (default
         1.6 s every 0.77 s: the windows GE2E was trained on, laid as resemblyzer's `embed_utterance`
-        lays them, so that a speaker's voiceprint can be the mean of its windows). Measured on the
-        devset: 1.5 s every 0.75 s gave `sample.wav` 1.2% DER and the far-field clips 33.9% with 5 of
-        15 speaker counts exact; 1.6 s every 0.77 s 4.0%, 33.7% and 8 of 15; every 0.5 s 2.9%, 41.2%.
+        lays them; other steps: bench/voices.md, "Diarization on real speech").
     frame_s : seconds per frame of the speech mask and the mel frames (default 0.01).
-    max_speakers : most speakers the eigengap may choose (default 8).
+    max_speakers : most speakers a recording is split into (k = 2 .. max_speakers are tried; default 8).
     p_percentile : row-wise thresholding of the refined affinity (default 0.95, as the paper): each
         row keeps its values above this fraction of its sorted values; the rest are scaled by 0.01.
-    gaussian_blur_sigma : blur of the affinity along time, in windows (default 0: off). The paper's
-        blur (1) mixes neighbouring windows, which in turns of about 3 s (four windows) belong to
-        other speakers; with it `sample.wav` came out as one speaker at the chosen `distinct_similarity`.
+    gaussian_blur_sigma : blur of the affinity along time, in windows (default 0: off; the paper uses
+        1). Off because in turns of about 3 s (four windows) neighbouring windows belong to other
+        speakers.
     distinct_similarity : how many speakers: the recording is split into k = 2, 3, ... clusters and
         the largest k is kept whose cluster centroids are all less than this alike (cosine of the
         mean embeddings; default 0.88), and whose clusters all hold `min_cluster_windows` windows.
-        Measured (bench/voices.md): different real voices of one recording reach 0.82 in the
-        six-speaker devset conversation, 0.895 between the two voices of `sample.wav` when the
-        clustering is forced to two; pieces of one voice reach 0.92 (the sample recordings'
-        synthetic voices). 0.88 gives `sample.wav` 2 speakers, the six-speaker conversations 5 and 6,
-        every sample recording, devset talking head and enrolment sample its right count; 0.9 splits
-        `sample.wav` into 4, 0.85 finds 3 of 6 speakers. The eigengap count of Wang et al. found one
-        speaker in the six-speaker conversations. A thin margin: thresholds of this kind do not
-        transfer perfectly between recordings.
+        Calibrated on real speech, with a thin margin (bench/voices.md, "Diarization on real speech").
     narrowband_distinct_similarity : `distinct_similarity` for telephone-band recordings (`fit` with
-        `narrowband`; default 0.90): through a 300-3400 Hz band different voices come closer. Measured
-        (bench/voices.md): real speech band-passed so, at 0.88 / 0.90, `sample.wav` 1 / 3 speakers found
-        (DER 46% / 19%), the six-speaker conversation 3 / 4, the far-field clips 33.7% / 37.4%; the
-        generated phone-band conversations 10.0% / 3.3%.
+        `narrowband`; default 0.90): through a 300-3400 Hz band different voices come closer
+        (bench/voices.md, "Generated conversations").
     min_cluster_windows : a split is refused when one cluster would hold fewer windows (default 4,
         about 4 s of speech).
     mixture_margin : a split is also refused when one cluster's centroid is closer to each of two
         other clusters than they are to each other by this much (default 0.14): windows laid across
-        quick exchanges of two voices hold both and gather into a cluster between them (measured on
-        exchanges of 1.5-3.5 s turns of two recorded voices: 0.154-0.25 above the two voices' own
-        similarity). Real voices come close: at 0.12 the six-speaker devset conversation (seed 0) was
-        refused its split into four and came out as three speakers; at 0.14 and 0.15 as five. Only
-        with `mixture_between` of the cluster's windows between the two voices in time.
+        quick exchanges of two voices hold both and gather into a cluster between them. Only with
+        `mixture_between` of the cluster's windows between the two voices in time.
     mixture_between : share of a would-be mixture cluster's windows that must lie between the two
         voices' windows in time (runs preceded by one, followed by the other) for the split to be
-        refused (default 0.15). Measured (bench/voices.md): the mixtures of the quick exchanges 0.71-1.0,
-        a generated four-voice conversation's real fourth voice 0.06 (refused by the margin alone, it
-        came out as two speakers), pieces of one generated voice 0.17-0.33, pieces of one far-field
-        voice (tst00) 0.0: a thin margin on few cases. Applied only where every pair of clusters is
-        less than `mixture_distinct` alike (default 0.83); otherwise a cluster flagged by
-        `mixture_margin` refuses the split whatever its timing. Over-splits of one voice that time
-        alone lets through are all at 0.84-0.88 (tst00 as 5 speakers, the six far-field voices as 8,
-        pieces of generated voices), the real fourth voice's split at 0.775.
+        refused (default 0.15). Applied only where every pair of clusters is less than
+        `mixture_distinct` alike (default 0.83); otherwise a cluster flagged by `mixture_margin`
+        refuses the split whatever its timing. These three values: bench/voices.md, "Diarization on
+        real speech" (the mixture rule).
     min_speaker_s : a speaker holding less speech than this after frame assignment is dropped and
-        its frames go to the next closest speaker (default 3.0 s: too little to tell a new voice from
-        a variation of a known one; with 1.5 s, one synthetic voice came out as 2-3 speakers). Turns of
-        2-3 s survive: what is dropped is a speaker, not a turn.
+        its frames go to the next closest speaker (default 3.0 s: less is too little to tell a new
+        voice from a variation of a known one). Turns of 2-3 s survive: what is dropped is a speaker,
+        not a turn.
     min_turn_s : runs of one speaker shorter than this are given to a neighbour (default 0.5 s).
     max_cluster_windows : most windows clustered at once (default 800): the affinity matrix and its
         eigen decomposition grow with its square and cube; beyond it, windows spread evenly over the
@@ -239,8 +221,7 @@ class SpeakerDiarizer:
         embeddings, window length in frames).
 
         The windows are embedded `embed_batch` at a time, each batch from its own stretch of speech
-        frames, so memory stays bounded however long the speech is (an hour of speech is some 4700
-        windows, 120 MB of mel frames if gathered at once).
+        frames, so memory stays bounded however long the speech is.
         """
         idx = np.flatnonzero(speech)
         starts, win = self.window_starts(len(idx))
@@ -275,9 +256,8 @@ class SpeakerDiarizer:
         The partition for each k is `spectralcluster`'s (refined affinity, eigenvectors, k-means); the
         largest k whose clusters all hold at least `min_cluster_windows` windows, whose centroids are
         all less than `distinct` alike and among which no cluster is a mixture of two others
-        (`mixture_margin`) is kept; 1 when no k qualifies. Every k up to `max_speakers` is tried (a
-        poor two-way partition does not stop a good six-way one: stopping at the first failure gave the
-        six-speaker conversation of bench/voices.md one speaker on some turn orders).
+        (`mixture_margin`) is kept; 1 when no k qualifies. Every k up to `max_speakers` is tried: a
+        poor two-way partition does not stop a good six-way one.
         """
         from spectralcluster import RefinementName, RefinementOptions, ThresholdType
 
@@ -318,10 +298,10 @@ class SpeakerDiarizer:
 
         The same as one `SpectralClusterer(min_clusters=k, max_clusters=k).predict` per k, whose
         refined affinity and eigenvectors do not depend on k: the clusterer is run once for `top`
-        clusters and its k-means step is repeated on the first k eigenvectors for each smaller k
-        (on an hour of speech, 800 windows, the eigen decomposition is 0.3 CPU s; it was made once per k).
-        One thread for k-means (OpenMP) and BLAS: on tens of windows, threads cost more in hand-offs and
-        spinning than they save (25 ms per k-means on 40 windows on the busy 2-core machine, 2 ms on one).
+        clusters and its k-means step is repeated on the first k eigenvectors for each smaller k, so
+        the affinity is refined and decomposed once. One thread for k-means (OpenMP) and BLAS: on tens
+        of windows, threads cost more in hand-offs and spinning than they save (bench/voices.md,
+        "Speed and memory").
         """
         from spectralcluster import SpectralClusterer
         from spectralcluster.custom_distance_kmeans import run_kmeans

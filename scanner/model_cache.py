@@ -2,7 +2,8 @@
 
 Each worker process loads the face detector and the speaker encoder. Preparing them from the files
 their packages ship (dlib decoding its detector, the speaker encoder's graph built with the `onnx`
-package) costs about a CPU second each; a prepared copy loads in milliseconds. The copies live under
+package) is slow in every worker process (bench/voices.md, "Speed and memory"); a prepared copy
+loads quickly. The copies live under
 `$XDG_CACHE_HOME/likeness` (or `~/.cache/likeness`). They are derived only from installed packages,
 never downloaded, hold no data from any recording, and are named by what they were made from, so a
 new package version gets new copies. A cache that is missing, unreadable or unwritable is skipped:

@@ -3,8 +3,8 @@
 The network is the GE2E speaker encoder (Wan et al. 2018) trained and published by the
 `resemblyzer` package (Apache-2.0), whose wheel ships the weights as `resemblyzer/pretrained.pt`.
 The scanner reads that file from the installed distribution without importing resemblyzer (which
-imports torch) and runs the forward pass on onnxruntime (an LSTM graph built in memory from those
-weights) or, as a readable reference, on numpy:
+imports torch; the file is read by `scanner.torch_checkpoint`) and runs the forward pass on
+onnxruntime (an LSTM graph built in memory from those weights) or, as a readable reference, on numpy:
 
 - front end: a power mel spectrogram of 16 kHz mono audio, 40 mel bands, 25 ms windows
   (n_fft 400, Hann), 10 ms hop, centred frames, exactly as resemblyzer's `wav_to_mel_spectrogram`
@@ -36,15 +36,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
-import io
-import pickle
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from scanner.model_cache import cache_path, store
+from scanner.torch_checkpoint import read_legacy_torch
 
 SAMPLE_RATE = 16000
 """Sample rate the encoder was trained on; every input must be 16 kHz mono float32 in [-1, 1]."""
@@ -80,136 +78,6 @@ would invalidate every cached voiceprint."""
 
 _LSTM_LAYERS = 3
 _HIDDEN = 256
-
-
-# --------------------------------------------------------------------------------------------
-# Reading torch's legacy serialisation without torch
-# --------------------------------------------------------------------------------------------
-
-_STORAGE_DTYPES = {
-    "FloatStorage": np.dtype("<f4"),
-    "DoubleStorage": np.dtype("<f8"),
-    "HalfStorage": np.dtype("<f2"),
-    "LongStorage": np.dtype("<i8"),
-    "IntStorage": np.dtype("<i4"),
-    "ShortStorage": np.dtype("<i2"),
-    "CharStorage": np.dtype("i1"),
-    "ByteStorage": np.dtype("u1"),
-    "BoolStorage": np.dtype("?"),
-}
-
-_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-
-
-@dataclass(frozen=True)
-class _StorageRef:
-    key: str
-    dtype: np.dtype
-    size: int
-
-
-@dataclass(frozen=True)
-class _TensorRef:
-    storage: _StorageRef
-    offset: int
-    shape: tuple[int, ...]
-    stride: tuple[int, ...]
-
-
-def _rebuild_tensor(storage, offset, shape, stride, *_rest):
-    return _TensorRef(storage, int(offset), tuple(int(s) for s in shape), tuple(int(s) for s in stride))
-
-
-def _rebuild_parameter(data, *_rest):
-    return data
-
-
-class _LegacyUnpickler(pickle.Unpickler):
-    """Unpickles a legacy torch checkpoint with an allowlist: tensors become `_TensorRef`s, nothing runs."""
-
-    def find_class(self, module: str, name: str):
-        if module == "collections" and name == "OrderedDict":
-            import collections
-
-            return collections.OrderedDict
-        if module == "torch._utils" and name == "_rebuild_tensor_v2":
-            return _rebuild_tensor
-        if module == "torch._utils" and name == "_rebuild_parameter":
-            return _rebuild_parameter
-        if module == "torch" and name in _STORAGE_DTYPES:
-            return _STORAGE_DTYPES[name]
-        raise pickle.UnpicklingError(f"unexpected object {module}.{name} in a weights file")
-
-    def persistent_load(self, pid):
-        # ('storage', storage type, key, location, number of elements, view metadata)
-        if not isinstance(pid, tuple) or len(pid) < 5 or pid[0] != "storage":
-            raise pickle.UnpicklingError(f"unexpected persistent id {pid!r}")
-        if pid[5:] and pid[5] is not None:
-            raise pickle.UnpicklingError("storage views are not supported")
-        return _StorageRef(str(pid[2]), np.dtype(pid[1]), int(pid[4]))
-
-
-def read_legacy_torch(data: bytes) -> dict:
-    """The object saved by torch's legacy (pre-1.6, non-zip) `torch.save`, tensors as numpy arrays.
-
-    The format: four pickles (a magic number, the protocol version, system information, then the
-    object, whose tensors refer to storages by persistent id), a pickled list of storage keys, then
-    each storage in that order as an 8-byte little-endian element count followed by its raw
-    little-endian values. Only an allowlist of globals is accepted (no code runs while reading).
-    Raises ValueError on anything else.
-    """
-    f = io.BytesIO(data)
-    try:
-        magic = pickle.load(f)
-        if magic != _LEGACY_MAGIC:
-            raise ValueError("not a legacy torch file (bad magic number)")
-        pickle.load(f)  # protocol version
-        pickle.load(f)  # system info (endianness, type sizes)
-        obj = _LegacyUnpickler(f).load()
-        keys = pickle.load(f)
-    except (pickle.UnpicklingError, EOFError) as exc:
-        raise ValueError(f"not a readable legacy torch file: {exc}") from exc
-
-    refs: dict[str, _StorageRef] = {}
-
-    def collect(o):
-        if isinstance(o, _TensorRef):
-            refs[o.storage.key] = o.storage
-        elif isinstance(o, dict):
-            for v in o.values():
-                collect(v)
-        elif isinstance(o, (list, tuple)):
-            for v in o:
-                collect(v)
-
-    collect(obj)
-    storages: dict[str, np.ndarray] = {}
-    for key in keys:
-        (count,) = struct.unpack("<q", f.read(8))
-        ref = refs.get(key)
-        if ref is None:
-            raise ValueError(f"storage {key} is not referenced by any tensor")
-        raw = f.read(count * ref.dtype.itemsize)
-        if len(raw) != count * ref.dtype.itemsize:
-            raise ValueError("weights file is truncated")
-        storages[key] = np.frombuffer(raw, dtype=ref.dtype)
-
-    def resolve(o):
-        if isinstance(o, _TensorRef):
-            base = storages[o.storage.key]
-            item = base.itemsize
-            view = np.lib.stride_tricks.as_strided(base[o.offset:], shape=o.shape,
-                                                   strides=tuple(s * item for s in o.stride))
-            return np.array(view)  # a contiguous copy, writable
-        if isinstance(o, dict):
-            return type(o)((k, resolve(v)) for k, v in o.items())
-        if isinstance(o, list):
-            return [resolve(v) for v in o]
-        if isinstance(o, tuple):
-            return tuple(resolve(v) for v in o)
-        return o
-
-    return resolve(obj)
 
 
 def weights_path() -> Path:
@@ -296,12 +164,10 @@ def _prepare_layer(w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray, b_hh: n
 
 
 def _one_blas_thread():
-    """BLAS on one thread for the LSTM's small per-step matrix products.
+    """BLAS on one thread for the LSTM's small per-step matrix products (numpy backend).
 
-    Split over threads, a (batch, 256) x (256, 1024) product costs more in hand-offs than it saves,
-    and on a busy machine the idle threads' spinning is counted as CPU time: the voice stage of a
-    30 s sample clip measured 17-19 CPU s per minute of audio with OpenBLAS's default two threads on
-    the 2-core machine under load, against 2-3 s on one thread. Scans run one worker process per core.
+    Split over threads, a (batch, 256) x (256, 1024) product costs more in hand-offs and spinning than
+    it saves, and scans already run one worker process per core (bench/voices.md, "Speed and memory").
     """
     from threadpoolctl import threadpool_limits
 
@@ -316,8 +182,8 @@ def _onnx_cache_path(state: dict[str, np.ndarray]) -> Path | None:
     """Where the serialised graph of these weights is kept between runs (`model_cache`), named by a
     digest of the weights; None when no cache folder is known.
 
-    Building the graph needs the `onnx` package, whose import costs about a second of CPU in every
-    worker process; the cached bytes load without it.
+    Building the graph needs the `onnx` package, whose import is slow in every worker process; the
+    cached bytes load without it (bench/voices.md, "Speed and memory").
     """
     digest = hashlib.sha256()
     for name in sorted(state):
@@ -400,8 +266,8 @@ class SpeakerEncoder:
     batch_size : windows pushed through the LSTM together (default 64: large enough for efficient
         matrix products, small enough to keep the per-layer buffers at a few tens of MB).
     backend : "onnxruntime" (default: the same network as an ONNX graph of three LSTM operators, built
-        in memory from these weights and run on one thread; about 1.5-2x faster than the numpy loop,
-        bench/voices.md) or "numpy" (the forward pass written out step by step, the readable reference).
+        in memory from these weights and run on one thread; the faster one, bench/voices.md, "Speed and
+        memory") or "numpy" (the forward pass written out step by step, the readable reference).
         Both match resemblyzer's torch model to 1e-4 (tests/test_speaker_encoder.py).
     """
 

@@ -6,14 +6,10 @@ that gives each 32 ms of 16 kHz audio a speech probability. Its ONNX export ship
 with onnxruntime from the installed distribution without importing the package (whose `__init__`
 imports torch) and never downloads anything. The "sequence" export takes many frames per call
 (each with the 64 samples before it as context) and carries the LSTM state between calls, so an hour
-of audio is a few hundred calls, about 0.1 CPU s per minute of audio.
+of audio is a few hundred calls.
 
-Why a model instead of an energy detector (bench/voices.md, "Speech detection"): measured against the
-devset's reference speaker turns (15 real recordings), instrumental music (Debian's
-`singularity-music`, 13 tracks) and generated noises, the energy-and-flatness detector that preceded
-it marked 73% of the far-field meetings' non-speech as speech (room noise, breathing, rustle) and
-41% of the music; Silero at the default settings marks 2% and none, and misses more of the
-faintest far-field speech (14% of reference speech against 3%).
+A model rather than an energy detector because room noise, breathing and music are not speech;
+accuracy and cost: bench/voices.md, "Speech detection".
 """
 
 from __future__ import annotations
@@ -122,11 +118,8 @@ class SpeechDetector:
     ----------
     threshold : probability at which speech starts (default 0.5, Silero's own default). Speech goes on
         while the probability stays above `threshold - release` (default release 0.15, as Silero's
-        `get_speech_timestamps`), so a word's softer middle does not end it. Measured on the devset's
-        reference turns (bench/voices.md): 0.5 misses 13.6% of the reference speech and marks 2.0%
-        of its non-speech; 0.35 10.5% and 2.5%; 0.25 8.6% and 3.6%; what is missed is mostly the
-        faintest far-field talker (trn01, trn07, tst01). Music and generated noise: no speech at any
-        of these.
+        `get_speech_timestamps`), so a word's softer middle does not end it. Other thresholds:
+        bench/voices.md, "Speech detection".
     pad_s : speech is extended by this much on both sides, to keep soft onsets and endings (default 0.15 s).
     min_gap_s : pauses shorter than this inside speech are bridged (default 0.3 s).
     min_speech_s : speech stretches shorter than this are dropped (default 0.25 s).

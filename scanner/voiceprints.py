@@ -1,23 +1,19 @@
-"""Voice matching: GE2E voiceprints compared by cosine similarity, with thresholds measured on real speech.
+"""Voiceprints: how they are made, compared, matched to enrolled subjects and linked across recordings.
 
-A voiceprint (`SpeakerCluster.voiceprint`, and every enrolment voiceprint) holds two of the speaker
-encoder's L2-normalised 256-d embeddings (`scanner.speaker_encoder`, resemblyzer's GE2E network run on
-numpy) of a voice's speech (`voiceprint_from_speech`): as recorded, and through a 300-3400 Hz
-telephone band (`phone_band`). The encoder is channel-sensitive: real speech through a phone band
-never reached the threshold against its wideband enrolment (0 of 26 probes, bench/voice_id.md), so a
-pair where either side is narrowband (`NARROWBAND_HZ`) is compared by the telephone-band parts, and
-every other pair by the parts as recorded. Two voiceprints are compared by cosine similarity
-(`voice_similarity`). What a similarity means depends on how much speech is behind the voiceprints:
-an embedding averaged over many windows sits closer to every other voice's average than that of a
-3 s probe does (measured on real speech, bench/voice_id.md), so the acceptance threshold rises with
-the speech behind the longer of the two (`VoiceMatchSettings.threshold`).
+A voiceprint (`SpeakerCluster.voiceprint`, and every enrolment voiceprint; `VOICEPRINT_DIM` values)
+holds two of the speaker encoder's L2-normalised 256-d embeddings (`scanner.speaker_encoder`) of a
+voice's speech (`voiceprint_from_speech`): as recorded, and through a 300-3400 Hz telephone band
+(`phone_band`). The encoder is channel-sensitive, so a pair where either side is narrowband
+(`NARROWBAND_HZ`) is compared by the telephone-band parts and every other pair by the parts as
+recorded, by cosine similarity (`voice_similarity`). An embedding averaged over much speech sits
+closer to every other voice's than a short one does, so the acceptance threshold rises with the
+speech behind the longer of the two (`VoiceMatchSettings.threshold`).
 
 `resolve_voices`, used when people are resolved over a whole scan: a speaker is the enrolled subject
 whose closest sample is the most similar, when that similarity clears the threshold; speakers that
 match nobody are linked across recordings by average linkage of the same thresholds (`link_voices`).
-Thresholds come from real speech only (the development set's meeting speakers and talking-head clips;
-generated voices are never used to set them). `voiceprint_from_speech` makes voiceprints (the voice
-stage and enrolment call it) exactly as those thresholds were measured (bench/voice_id.py).
+The thresholds are set on real speech only, with voiceprints made exactly as `voiceprint_from_speech`
+makes them: bench/voice_id.md ("Thresholds", "Telephone band").
 """
 
 from __future__ import annotations
@@ -52,16 +48,13 @@ TARGET_DBFS = -30.0
 """Level a voice's speech is raised to before embedding (as resemblyzer does; `normalize_volume`)."""
 
 WINDOW_RATE = 0.625
-"""Encoder windows (1.6 s) per second of speech in a voiceprint: 0.625 lays them end to end. On the real
-devset speech (bench/voice_id.md) it told voices apart as well as resemblyzer's 1.3 (1.3 at 0.84: 21/26
-probes, 2/29 impostors; 0.625 at 0.83: 21/26, 1/29) for half the encoder time (0.65 against 1.18 CPU s
-per minute of speech on one core, both bands)."""
+"""Encoder windows (1.6 s) per second of speech in a voiceprint: 0.625 lays them end to end, half the
+encoder time of resemblyzer's 1.3 for the same accuracy (bench/voice_id.md, "What else was measured")."""
 
 MAX_WINDOWS = 32
 """Most encoder windows one voiceprint band averages (about 51 s of speech end to end); longer speech
-gives that many, spread evenly over it, so a voiceprint costs at most about 0.25 CPU s per band
-however long the speaker talks. The mean of 16 windows spread over 14-24 windows' worth of real
-devset speech measured 0.9945-1.0 cosine to the mean of all of them."""
+gives that many, spread evenly over it, so the cost of a voiceprint is bounded however long the
+speaker talks (bench/voice_id.md, "Speed")."""
 
 NOISE_OVERSUBTRACTION = 2.0
 """How many times the background's mel spectrum is taken off the speech's before embedding (`denoise_mel`)."""
@@ -103,8 +96,7 @@ def denoise_mel(mel: np.ndarray, background: np.ndarray | None, over: float = NO
     """Mel frames with a steady background taken off: max(mel - over * background, floor * mel).
 
     The encoder was trained on clean speech, and steady noise under a voice moves its embedding a long
-    way (bench/voice_id.md: the same generated voice under 20 dB pink noise 0.73-0.85 against its clean
-    enrolment, 0.95-0.96 with the noise taken off; real meeting speech measured the same either way).
+    way (bench/voice_id.md, "What else was measured").
     """
     if background is None:
         return mel
@@ -141,8 +133,8 @@ def voiceprint_from_speech(samples: np.ndarray, sample_rate: int = ENCODER_RATE,
     `speaker_encoder.normalize_volume`); its mel frames have the recording's `background` (from
     `background_mel`, at the recording's own level) taken off (`denoise_mel`) and are embedded in
     1.6 s windows laid as resemblyzer's `embed_utterance` lays them, `rate` a second (default
-    `WINDOW_RATE`, end to end: the same accuracy on real speech as resemblyzer's 1.3, at half the
-    cost), averaged. The same again through the telephone band gives the second half. For
+    `WINDOW_RATE`, end to end), at most `MAX_WINDOWS` of them, averaged. The same again through the
+    telephone band gives the second half. For
     `narrowband` speech (the recording holds no more than the telephone band) only the
     telephone-band embedding is made, and stands for both halves. Under 0.1 s of samples give zeros
     (similarity 0 to everything).
@@ -191,30 +183,20 @@ class VoiceMatchSettings:
     """When two voiceprints are taken to be one voice: a cosine threshold that depends on their speech.
 
     The threshold rises linearly from `short_threshold`, where the longer of the two voiceprints was
-    made from `short_s` seconds of speech or less, to `long_threshold` at `long_s` seconds or more.
-    Measured on real far-field meeting speech and talking-head clips (bench/voice_id.md, volume-levelled
-    GE2E embeddings): averaging more speech pulls every voice's embedding towards the common mean, so
-    different voices score higher against a long voiceprint than against a 3 s one.
+    made from `short_s` seconds of speech or less, to `long_threshold` at `long_s` seconds or more:
+    averaging more speech pulls every voice's embedding towards the common mean, so different voices
+    score higher against a long voiceprint than against a 3 s one. The defaults are set on real
+    speech (bench/voice_id.md, "Thresholds"), preferring a missed match (an unknown person, which is
+    reported) to a false one (which would credit a voice with someone else's consent).
 
-    Measured with voiceprints as `voiceprint_from_speech` makes them (windows end to end,
-    `WINDOW_RATE`); 29 impostor probes of 3 s come from 15 held-out real speakers.
-
-    short_threshold: default 0.79 (3 s against 3 s: 2,081 pairs of different real speakers, 1.6% of
-        them at 0.78 and above, 0.6% at 0.80; 197 same-speaker pairs, 25% below 0.78, 39% below 0.80).
-    long_threshold: default 0.83 (10 s enrolment against 3 s probes of 4 real speakers: 21 of 26
-        probes accepted as the right speaker, none as another, 1 of 29 impostor probes accepted; at
-        0.81 25/26 and 2/29, at 0.82 23/26 and 2/29, at 0.84 18/26 and 1/29; 10 s against 10 s: 6 of
-        6 accepted, no impostor).
+    short_threshold: cosine similarity, default 0.79 (short against short).
+    long_threshold: cosine similarity, default 0.83 (3 s probe against a 10 s enrolment, and longer).
     short_s, long_s: the speech durations (s) where the two thresholds apply (defaults 3 and 10).
     narrowband_margin: added to the threshold of a pair compared in the telephone band (default 0.07;
-        the band holds less of what tells voices apart). Real speakers, 3 s probes through the
-        telephone band against the telephone-band part of 10 s wideband enrolments: top-1 25/26; at
-        0.86 16/26 accepted and 1/29 impostor probes (3 probes above it for another enrolled
-        speaker), 0.87 15/26 and 1/29, 0.88 12/26 and 1/29 (none for another speaker), 0.90 2/26 and
-        0/29. 0.90 (0.83 + 0.07) is the lowest that accepted no impostor: a phone voice is matched
-        only when it is very close to its enrolment, and otherwise becomes an unknown person.
+        the band holds less of what tells voices apart, so a phone voice is matched only when very
+        close to its enrolment; bench/voice_id.md, "Telephone band").
     scale: width of the logistic map from similarity to confidence (`confidence`; default 0.02:
-        0.5 at the threshold, 0.92 at 0.05 above it). Not fitted: too few real trials to fit it on.
+        0.5 at the threshold, 0.92 at 0.05 above it; chosen, not fitted, bench/voice_id.md).
     """
 
     short_threshold: float = 0.79

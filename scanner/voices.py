@@ -1,24 +1,18 @@
 """Find the voices in a recording: where people speak, who speaks when, and how usable each voice is.
 
-The voice stage works on one `AudioTrack` (mono float32; resampled to 16 kHz if it is not):
+`VoiceAnalyzer.analyze(AudioTrack) -> VoiceAnalysis`, on mono float32 audio (resampled to 16 kHz):
 
-1. **Speech detection** (`scanner.vad.SpeechDetector`): Silero VAD's speech probability every 32 ms,
-   turned into a speech mask on a 10 ms frame grid (padding, short pauses bridged, blips dropped).
-   Music, hum, hiss and room noise give no speech (bench/voices.md).
-2. **Frames** (`measure_frames`): one pass over the audio, a minute at a time, measures each 10 ms
-   frame (speech-band energy, flatness, peak level), the speaker encoder's mel frames and the
-   background spectrum; no spectrum of the whole recording is ever held, so memory stays bounded
-   on long recordings (about 60 MB of mel frames per hour on top of the samples).
-3. **Diarization** (`scanner.diarization.SpeakerDiarizer`): GE2E speaker embeddings
-   (`scanner.speaker_encoder`) of 1.6 s windows over the speech, spectral clustering with the
-   number of speakers from the eigengap, clusters of one voice merged, then a speaker per frame and
-   turns. Frames that resemble no speaker well and two about equally count as overlapped speech.
-4. **Per speaker**: a voiceprint, GE2E embeddings of the speaker's usable speech as recorded and
-   through a telephone band, levelled on its own and with the recording's background taken off
-   (`scanner.voiceprints.voiceprint_from_speech`, which also matches voices across recordings and to
-   enrolled subjects), and quality: usable
-   seconds (speech without overlap, clipping or noise), the longest clean stretch, SNR, effective
-   bandwidth (`spectrum_means`, a second pass), clipping.
+1. Speech: `scanner.vad.SpeechDetector`, a speech mask on a 10 ms frame grid.
+2. Frames: `measure_frames`, one pass a minute at a time (memory stays bounded on long recordings):
+   per frame speech-band energy, flatness and peak, the speaker encoder's mel frames, and the
+   background spectrum.
+3. Diarization: `scanner.diarization.SpeakerDiarizer`, a speaker per frame and turns; frames that
+   resemble no speaker well and two about equally count as overlapped speech.
+4. Per speaker: a voiceprint (`scanner.voiceprints.voiceprint_from_speech`) and quality: usable
+   seconds (speech without overlap, clipping or noise), longest clean stretch, SNR, effective
+   bandwidth (`spectrum_means`, a second pass), clipping ratio.
+
+Accuracy, speed and memory of the stage: bench/voices.md.
 """
 
 from __future__ import annotations
@@ -52,8 +46,7 @@ from scanner.voiceprints import (
 class Frames:
     """Short-time measurements of one recording, one value per 10 ms frame (frame i centred on sample i * hop).
 
-    Computed chunk by chunk (`measure_frames`), so that no spectrum of the whole recording is ever held:
-    an hour of audio keeps about 100 MB here (mostly the encoder's mel frames), however long it is.
+    Computed chunk by chunk (`measure_frames`): no spectrum of the whole recording is ever held.
 
     energy_db: speech-band (100-4000 Hz) energy per frame in dB.
     flatness: spectral flatness of the speech band per frame (0 tonal ... 1 white noise).
@@ -254,27 +247,21 @@ class VoiceAnalyzer:
     chunk_s : audio measured at once (default 60 s; see `measure_frames`): memory stays bounded on
         recordings of any length.
     max_voiceprint_s : a speaker's voiceprint is made from at most this much of its speech (default
-        120 s, whole stretches spread over the recording): the encoder's average has settled long before
-        (enrolments of 10 s are the reference), and embedding all of a speaker's speech of an hour-long
-        recording again held its whole spectrum at once (60 minutes of speech: 1.44 GB peak instead of
-        about 0.9).
+        120 s, whole stretches spread over the recording): the encoder's average has settled long
+        before, and it bounds memory on long recordings (bench/voices.md, "Speed and memory").
     turn_gap_s : pauses shorter than this between two stretches of one speaker stay one turn (default 0.5 s).
     overlap_margin, overlap_depth : a speech frame whose closest and second closest speakers (average
         cosine similarity of the covering windows to each speaker's centroid) differ by less than
         `overlap_margin` (default 0.05), while the closest lies more than `overlap_depth` (default 1.5)
         standard deviations below that speaker's typical similarity, for at least `min_overlap_s`
-        (default 0.5 s) in a row, is counted as overlapped speech: a mixture of two voices resembles
-        neither voice and both about equally (a cheap, weak detector).
+        (default 0.5 s) in a row, is overlapped speech: a mix of two voices resembles both a little.
     clip_level : sample magnitude counted as clipped (default 0.99 of full scale).
     min_usable_snr_db : speech whose local level is less than this above the noise floor is too noisy
         to be usable (default 6 dB).
     bandwidth_range_db : `bandwidth_hz` is the highest frequency where the speaker's long-term
-        spectrum (noise removed) is within this many dB of its strong low band (default 50 dB).
-        Measured: wideband voices reach 7-8 kHz, 8 kHz-sampled ones 3.8-3.9 kHz. An energy fraction
-        (the "99% of the energy" rule) does not separate them: speech energy is so concentrated
-        below 3 kHz that 99% of it lies below 2-3.5 kHz even in wideband recordings.
-    max_snr_db : SNR values are capped here (default 60 dB; digitally silent pauses would otherwise
-        give infinity).
+        spectrum (noise removed) is within this many dB of its strong low band (default 50 dB; why not
+        an energy fraction: bench/voices.md, "Effective bandwidth").
+    max_snr_db : SNR values are capped here (default 60 dB; digital silence would give infinity).
     """
 
     detector: SpeechDetector = field(default_factory=SpeechDetector)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from scanner import speaker_encoder as se
+from scanner import torch_checkpoint
 from tests.conftest import REPO
 
 FIXTURES = REPO / "tests" / "fixtures"
@@ -62,13 +63,13 @@ def test_weights_come_from_the_installed_wheel_and_are_checked(tmp_path):
 
 def test_legacy_reader_refuses_code_in_the_pickle():
     buf = io.BytesIO()
-    for obj in (se._LEGACY_MAGIC, 1001, {}):
+    for obj in (torch_checkpoint.LEGACY_MAGIC, 1001, {}):
         pickle.dump(obj, buf, protocol=2)
     pickle.dump(subprocess.Popen, buf, protocol=2)  # a global outside the allowlist
     with pytest.raises(ValueError, match="unexpected object .*Popen"):
-        se.read_legacy_torch(buf.getvalue())
+        torch_checkpoint.read_legacy_torch(buf.getvalue())
     with pytest.raises(ValueError, match="magic"):
-        se.read_legacy_torch(pickle.dumps(123, protocol=2))
+        torch_checkpoint.read_legacy_torch(pickle.dumps(123, protocol=2))
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "numpy"])
@@ -132,7 +133,7 @@ def test_normalize_volume():
 
 def test_onnx_graph_is_cached_and_a_damaged_copy_is_rebuilt(tmp_path, monkeypatch, encoder):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    state = se.read_legacy_torch(se.weights_path().read_bytes())["model_state"]
+    state = torch_checkpoint.read_legacy_torch(se.weights_path().read_bytes())["model_state"]
     mels = np.random.default_rng(2).random((3, 160, se.N_MELS)).astype(np.float32)
     expected = encoder.forward(mels)
     first = se.SpeakerEncoder(state)
