@@ -373,7 +373,7 @@ def section_speed(work: Path, cache: Path | None, naive: bool, repeats: int = 3)
     load = os.getloadavg()[0]
     path, truth = build_meeting(work, cache)
     ctx = mp.get_context("spawn")  # dlib deadlocks in forked workers
-    from scanner.execute import huge_pages_for_workers
+    from scanner.worker_setup import huge_pages_for_workers
 
     huge_pages_for_workers()  # as the scan's worker pool does
     out = ["## Speed on the generated meeting video", ""]

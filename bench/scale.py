@@ -200,7 +200,7 @@ def main() -> None:
     if "dask" not in skip:
         from distributed import LocalCluster
 
-        from scanner.execute import huge_pages_for_workers
+        from scanner.worker_setup import huge_pages_for_workers
 
         huge_pages_for_workers()  # what the README asks of Dask workers, as local workers get it
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",

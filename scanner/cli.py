@@ -10,6 +10,7 @@ Exit codes (as security scanners use them):
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import sys
 import time
@@ -29,10 +30,22 @@ from rich.progress import (
 
 from scanner import __version__
 from scanner.analyze import AnalysisSettings
+from scanner.config import LikenessConfig, find_config, load_config
 from scanner.consent import ConsentFileError, ConsentRecords, load_consent
+from scanner.diff import changes_since_previous, describe_changes, scan_changes
+from scanner.execute import default_memory_ceiling, default_workers
+from scanner.fileformat import FileFormatError
+from scanner.manifest import find_manifest, load_manifest
 from scanner.models import Level, RecordingAnalysis, RecordingStatus, ScanResult
+from scanner.objstore import ObjectStoreError, ObjectURL, parse_input
 from scanner.outputs import write_reports, writers
-from scanner.store import DEFAULT_STORE, STORE_ENV
+from scanner.policy import PolicySettings
+from scanner.store import DEFAULT_STORE, STORE_ENV, Store, StoreError, default_store_path
+from scanner.waivers import load_waivers
+
+# scanner.scan, scanner.enrolment and scanner.redaction are imported inside the commands that use them:
+# they load the analysis stack (dlib, scipy.ndimage: most of a second), which --version, --help,
+# history, diff and purge do not need.
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
 
@@ -197,7 +210,6 @@ def scan(
 ) -> None:
     """Scan recordings, write the reports, and exit with a status CI can act on."""
     _setup_logging(quiet, verbose)
-    from scanner.objstore import ObjectStoreError, ObjectURL, parse_input
 
     try:
         paths = [parse_input(text) for text in paths]
@@ -217,16 +229,12 @@ def scan(
     waivers_path = waivers or from_file(table.waivers)
     manifest_path = manifest or from_file(table.manifest)
     if manifest_path is None:
-        from scanner.manifest import find_manifest
-
         manifest_path = find_manifest(paths)
     format_list = _parse_formats(formats) if formats else _parse_formats(",".join(table.formats or ["html", "json"]))
     detector = face_detector or cfg.analysis.face_detector or AnalysisSettings.face_detector
     if detector not in ("hog", "cnn"):
         _usage_error(f"--face-detector must be 'hog' or 'cnn', not '{detector}'")
 
-    from scanner.execute import default_memory_ceiling, default_workers
-    from scanner.policy import PolicySettings
     from scanner.scan import ScanOptions
 
     policy_defaults = PolicySettings()
@@ -265,7 +273,7 @@ def scan(
     records = _load_consent_or_exit(consent_path) if consent_path else None
     with _open_store_or_exit(store) as database:
         result = _run_with_progress(paths, records, options, quiet, database)
-        changes = _changes_since_previous(database, result)
+        changes = changes_since_previous(database, result)
     _write_and_exit(
         result,
         out_dir or (base / table.out if table.out else Path("likeness-report")),
@@ -274,16 +282,6 @@ def scan(
         quiet,
         changes,
     )
-
-
-def _changes_since_previous(database, result: ScanResult) -> dict | None:
-    """What changed since the last complete scan of the same inputs in the store, if there is one."""
-    previous = next(
-        (row for row in database.scans()
-         if row.scan_id != result.scan_id and row.status == "complete" and row.inputs == result.inputs),
-        None,
-    )
-    return _scan_changes(database, previous.scan_id, result.scan_id) if previous else None
 
 
 def _first(*values):
@@ -310,7 +308,6 @@ def demo(
         _usage_error("sample_data/ not found: run `likeness demo` from a checkout of the project")
     records = _load_consent_or_exit(sample / "consent.yaml")
 
-    from scanner.execute import default_memory_ceiling, default_workers
     from scanner.scan import ScanOptions
 
     worker_count = workers or default_workers()
@@ -362,8 +359,6 @@ def history(
     with _open_store_or_exit(store, must_exist=True) as database:
         rows = database.scans(limit)
     if as_json:
-        import json
-
         out.print(json.dumps([row.__dict__ for row in rows], indent=2), soft_wrap=True)
         return
     if not rows:
@@ -396,7 +391,6 @@ def report(
 ) -> None:
     """Write the reports of a stored scan again, in any format (nothing is re-analysed)."""
     format_list = _parse_formats(formats)
-    from scanner.store import StoreError
 
     with _open_store_or_exit(store, must_exist=True) as database:
         try:
@@ -454,7 +448,6 @@ def redact(
     from scanner.redaction.command import RedactRequest, UsageError, run_redact
     from scanner.redaction.media import FACE_MODES, VOICE_MODES
     from scanner.redaction.run import RedactSettings
-    from scanner.store import StoreError
 
     if face not in FACE_MODES:
         _usage_error(f"--face must be one of {', '.join(FACE_MODES)}, not '{face}'")
@@ -488,60 +481,17 @@ def diff(
 ) -> None:
     """What changed between two scans: new and resolved findings (by fingerprint), new and gone people,
     recordings whose status changed (ok, partial, unreadable)."""
-    from scanner.store import StoreError
-
     with _open_store_or_exit(store, must_exist=True) as database:
         try:
             a, b = database.scan(old), database.scan(new)
         except StoreError as exc:
             _usage_error(str(exc))
-        changes = _scan_changes(database, a.scan_id, b.scan_id)
+        changes = scan_changes(database, a.scan_id, b.scan_id)
     if as_json:
-        import json
-
         out.print(json.dumps(changes, indent=2), soft_wrap=True)
         return
-    out.print(f"{a.scan_id} -> {b.scan_id}")
-    for label, key in (("new findings", "new_findings"), ("resolved findings", "resolved_findings")):
-        out.print(f"{label}: {len(changes[key])}")
-        for f in changes[key]:
-            who = f.get("person_id") or "-"
-            out.print(f"  {f.get('severity', ''):8} {f.get('rule_id', '')} {who}: {f.get('title', '')} "
-                      f"[{f['fingerprint'][:12]}]")
-    out.print(f"unchanged findings: {changes['unchanged_findings']}")
-    for label, key in (("new people", "new_people"), ("people no longer found", "gone_people")):
-        out.print(f"{label}: {len(changes[key])}")
-        for p in changes[key]:
-            name = f" ({p['name']})" if p.get("name") else ""
-            out.print(f"  {p['person_id']}{name} {p.get('combined_tier') or ''}")
-    out.print(f"recordings that changed status: {len(changes['status_changes'])}")
-    for change in changes["status_changes"]:
-        out.print(f"  {change['path']}: {change['old']} -> {change['new']}")
-
-
-def _scan_changes(database, old_id: str, new_id: str) -> dict:
-    before = {f["fingerprint"]: f for f in database.findings(old_id)}
-    after = {f["fingerprint"]: f for f in database.findings(new_id)}
-
-    def key(person: dict) -> str:
-        return f"subject:{person['subject_id']}" if person["subject_id"] else f"person:{person['person_id']}"
-
-    people_before = {key(p): p for p in database.people(old_id)}
-    people_after = {key(p): p for p in database.people(new_id)}
-    status_before, status_after = database.recording_statuses(old_id), database.recording_statuses(new_id)
-    return {
-        "old": old_id,
-        "new": new_id,
-        "new_findings": [f for fp, f in after.items() if fp not in before],
-        "resolved_findings": [f for fp, f in before.items() if fp not in after],
-        "unchanged_findings": len(set(before) & set(after)),
-        "new_people": [p for k, p in people_after.items() if k not in people_before],
-        "gone_people": [p for k, p in people_before.items() if k not in people_after],
-        # a recording analysed whole before and only partly now (or the other way round)
-        "status_changes": [{"path": path, "old": status_before[path], "new": status}
-                           for path, status in status_after.items()
-                           if path in status_before and status_before[path] != status],
-    }
+    for line in describe_changes(changes):
+        out.print(line)
 
 
 @app.command()
@@ -580,7 +530,6 @@ def purge(
         ]
     if older_than is None and not subjects and not everything:
         cfg, _ = _load_config_or_exit(config)
-        from scanner.policy import PolicySettings
 
         older_than = _first(cfg.policy.retention_days, PolicySettings().retention_days)
     with _open_store_or_exit(store, must_exist=True) as database:
@@ -597,8 +546,6 @@ def purge(
 
 
 def _open_store_or_exit(path: Path | None, must_exist: bool = False):
-    from scanner.store import Store, StoreError, default_store_path
-
     path = path or default_store_path()
     if must_exist and not path.is_file():
         _usage_error(f"no scan database at {path} (run a scan first, or give --store PATH)")
@@ -616,7 +563,6 @@ def _open_store_or_exit(path: Path | None, must_exist: bool = False):
 def _run_with_progress(
     paths: list[Path], records: ConsentRecords | None, options, quiet: bool, store=None
 ) -> ScanResult:
-    from scanner.objstore import ObjectStoreError
     from scanner.scan import ScanInterrupted, ScanStats
 
     stats = ScanStats()
@@ -715,9 +661,6 @@ def _write_and_exit(
 
 
 def _load_config_or_exit(path: Path | None):
-    from scanner.config import LikenessConfig, find_config, load_config
-    from scanner.fileformat import FileFormatError
-
     path = path or find_config()
     if path is None:
         return LikenessConfig(), Path(".")
@@ -728,10 +671,6 @@ def _load_config_or_exit(path: Path | None):
 
 
 def _load_or_exit(path: Path, kind: str):
-    from scanner.fileformat import FileFormatError
-    from scanner.manifest import load_manifest
-    from scanner.waivers import load_waivers
-
     try:
         return load_manifest(path) if kind == "manifest" else load_waivers(path)
     except FileFormatError as exc:

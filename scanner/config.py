@@ -56,6 +56,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from scanner.fileformat import FileFormatError, Problem, read_text
 from scanner.models import Level
 from scanner.objstore import StorageSettings
+from scanner.policy import RULES_BY_ID
 from scanner.risk import Rubric
 
 CONFIG_NAME = "likeness.toml"
@@ -124,8 +125,6 @@ class PolicyTable(_Table):
 
 
 def _check_rule_ids(ids: list[str]) -> None:
-    from scanner.policy import RULES_BY_ID
-
     unknown = [i for i in ids if i not in RULES_BY_ID]
     if unknown:
         raise ValueError(f"unknown rule id(s) {', '.join(unknown)} (known: {', '.join(RULES_BY_ID)})")

@@ -12,10 +12,12 @@ import enum
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from scanner.consent_csv import read_grant_table
 from scanner.fileformat import FileFormatError, Problem, dotted, line_of, load_yaml_model
 from scanner.media import sha256_file
 from scanner.models import Level, Modality
@@ -95,8 +97,9 @@ class Subject(_Strict):
         return value
 
 
-class RecordingConsent(_Strict):
-    """Consent given for particular recordings (who consented to this meeting, for what).
+class RecordingConsent(Grant):
+    """Consent given for particular recordings (who consented to this meeting, for what): a grant's
+    terms plus the recordings and subjects it is about.
 
     `path` is a glob matched against recording paths relative to the scan root (`**` crosses
     folders); `sha256`, when given, must match the recording's content as well.
@@ -105,23 +108,12 @@ class RecordingConsent(_Strict):
     path: str = Field(min_length=1)
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     subjects: list[str] = Field(min_length=1)
-    purposes: list[str] = Field(min_length=1)
-    given: dt.date
-    expires: dt.date | None = None
-    withdrawn: dt.date | None = None
-    max_risk: MaxRisk | None = None
-    evidence: str | None = None
-    evidence_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
     def as_grant(self) -> Grant:
-        return Grant(
-            purposes=self.purposes, given=self.given, expires=self.expires, withdrawn=self.withdrawn,
-            max_risk=self.max_risk, evidence=self.evidence, evidence_sha256=self.evidence_sha256,
-        )
+        """The grant's terms alone, as a subject's own grant states them."""
+        return Grant(**{name: getattr(self, name) for name in Grant.model_fields})
 
     def covers(self, relative_path: str, sha256: str) -> bool:
-        from fnmatch import fnmatchcase
-
         if self.sha256 is not None and self.sha256 != sha256:
             return False
         return fnmatchcase(relative_path, self.path) or fnmatchcase(relative_path, self.path.replace("**/", ""))
@@ -190,22 +182,37 @@ class ConsentRecords:
 # --------------------------------------------------------------------------------------------
 
 
-def load_consent(path: Path) -> ConsentRecords:
-    """Read and validate a consent file (YAML, or CSV of grants); raise ConsentFileError by line."""
-    path = Path(path)
-    if path.suffix.lower() == ".csv":
-        from scanner.consent_csv import read_consent_csv
+def load_consent(path: Path | str) -> ConsentRecords:
+    """Read and validate a consent file (YAML, or a CSV of grants when its name ends in .csv).
 
-        return read_consent_csv(path)
+    Raises ConsentFileError listing every problem with the file, its line (the CSV line for a
+    spreadsheet) and the field; what is usable but doubtful is in the result's `warnings`.
+    """
+    path = Path(path)
     try:
-        document, root = load_yaml_model(path, ConsentDocument, max_bytes=_MAX_CONSENT_BYTES)
+        if path.suffix.lower() == ".csv":
+            document, locate = _document_from_csv(path)
+        else:
+            document, root = load_yaml_model(path, ConsentDocument, max_bytes=_MAX_CONSENT_BYTES)
+            locate = lambda loc: line_of(root, loc)  # noqa: E731
     except FileFormatError as exc:
         raise ConsentFileError(exc.problems) from None
-    problems, warnings = semantic_problems(path, lambda loc: line_of(root, loc), document)
+    problems, warnings = semantic_problems(path, locate, document)
     if problems:
         raise ConsentFileError(problems)
-    return ConsentRecords(path=path, document=document, warnings=tuple(warnings),
-                          locate=lambda loc: line_of(root, loc))
+    return ConsentRecords(path=path, document=document, warnings=tuple(warnings), locate=locate)
+
+
+def _document_from_csv(path: Path) -> tuple[ConsentDocument, Locator]:
+    """A CSV of grants validated as a consent document; problems name the CSV line and column."""
+    table = read_grant_table(path)
+    try:
+        return ConsentDocument.model_validate(table.data), table.locate
+    except ValidationError as exc:
+        raise FileFormatError([
+            Problem(path, table.locate(err["loc"]), table.column(err["loc"]), err["msg"].removeprefix("Value error, "))
+            for err in exc.errors()
+        ]) from None
 
 
 def semantic_problems(path: Path, locate: Locator, document: ConsentDocument) -> tuple[list[Problem], list[Problem]]:

@@ -15,16 +15,10 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from scanner.consent import (
-    ConsentDocument,
-    ConsentFileError,
-    ConsentRecords,
-    semantic_problems,
-)
 from scanner.fileformat import FileFormatError, Problem, dotted, read_text
 
 COLUMNS = (
@@ -39,12 +33,26 @@ def _split(cell: str) -> list[str]:
     return [part.strip() for part in cell.split(";") if part.strip()]
 
 
-def read_consent_csv(path: Path) -> ConsentRecords:
-    """Read a CSV of grants as consent records; raise ConsentFileError with CSV line numbers."""
-    try:
-        text = read_text(path)
-    except FileFormatError as exc:
-        raise ConsentFileError(exc.problems) from None
+@dataclass(frozen=True)
+class GrantTable:
+    """A CSV of grants as the data of a consent document, before validation.
+
+    data: {"subjects": [...]} in the YAML format's shape.
+    locate: the CSV line of a field, by its location in `data` (None when no row holds it).
+    column: the CSV column behind a field location, for naming it in a problem.
+    """
+
+    data: dict
+    locate: Callable[[tuple], int | None]
+    column: Callable[[tuple], str]
+
+
+def read_grant_table(path: Path) -> GrantTable:
+    """Read a CSV of grants; raise FileFormatError (by CSV line) for an unreadable file or bad header.
+
+    Validating the rows (dates, purposes, ids) is `scanner.consent.load_consent`'s job.
+    """
+    text = read_text(path)
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = reader.fieldnames or []
     unknown = [c for c in header if c not in COLUMNS]
@@ -55,7 +63,7 @@ def read_consent_csv(path: Path) -> ConsentRecords:
             parts.append(f"missing column(s) {', '.join(missing)}")
         if unknown:
             parts.append(f"unknown column(s) {', '.join(unknown)}")
-        raise ConsentFileError([Problem(path, 1, "", "; ".join(parts) + f" (columns: {', '.join(COLUMNS)})")])
+        raise FileFormatError([Problem(path, 1, "", "; ".join(parts) + f" (columns: {', '.join(COLUMNS)})")])
 
     subjects: dict[str, dict] = {}
     lines: dict[tuple, int] = {}  # key path -> CSV line
@@ -96,18 +104,7 @@ def read_consent_csv(path: Path) -> ConsentRecords:
                 return lines[tuple(loc[:depth])]
         return None
 
-    try:
-        document = ConsentDocument.model_validate({"subjects": list(subjects.values())})
-    except ValidationError as exc:
-        problems = [
-            Problem(path, locate(err["loc"]), _csv_field(err["loc"]), err["msg"].removeprefix("Value error, "))
-            for err in exc.errors()
-        ]
-        raise ConsentFileError(problems) from None
-    problems, warnings = semantic_problems(path, locate, document)
-    if problems:
-        raise ConsentFileError(problems)
-    return ConsentRecords(path=path, document=document, warnings=tuple(warnings), locate=locate)
+    return GrantTable({"subjects": list(subjects.values())}, locate, _csv_field)
 
 
 def _csv_field(loc: tuple) -> str:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,7 +115,7 @@ def discover_inputs(
     Raises `objstore.ObjectStoreError` when a URL cannot be listed at all (nothing is scanned then).
     """
     urls = [p for p in inputs if isinstance(p, ObjectURL)]
-    listing = list_objects(urls, storage or StorageSettings()) if urls else None
+    listing = list_objects(urls, storage or StorageSettings(), pass_over_object) if urls else None
     found, skipped = discover_recordings([p for p in inputs if not isinstance(p, ObjectURL)], exclude)
     if listing is None:
         return Discovery(found, skipped)
@@ -284,6 +285,24 @@ def _looks_like_media(dir_fd: int | None, name: str) -> bool:
     finally:
         os.close(fd)
     return looks_like_media(head)
+
+
+def pass_over_object(relative: str, url: ObjectURL, read_head: Callable[[int], bytes]) -> str | None:
+    """Why an object listed under a prefix is not scanned, by the rules for files in a folder: hidden
+    names (a path segment starting with '.') and the scanner's metadata files are left out silently
+    (""), objects neither named nor sniffed as media are passed over as `REASON_NOT_MEDIA`; None: scan it.
+    `read_head(n)` reads the object's first n bytes."""
+    if any(part.startswith(".") for part in relative.split("/")):
+        return ""
+    if is_metadata_file(url):
+        return ""
+    if url.suffix.lower() in MEDIA_EXTENSIONS:
+        return None
+    try:
+        head = read_head(SNIFF_BYTES)
+    except Exception:  # noqa: BLE001 - unreadable: scan it, so that the problem is reported
+        return None
+    return None if looks_like_media(head) else REASON_NOT_MEDIA
 
 
 def looks_like_media(head: bytes) -> bool:

@@ -67,6 +67,16 @@ class TimeRange:
         return max(0.0, self.end - self.start)
 
 
+def timecode(seconds: float) -> str:
+    """A time in a recording as people read it: 0:01.0, 12:05.3, 1:02:03.4 (from seconds)."""
+    seconds = max(0.0, float(seconds))
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    if hours:
+        return f"{hours}:{minutes:02d}:{secs:04.1f}"
+    return f"{minutes}:{secs:04.1f}"
+
+
 # --------------------------------------------------------------------------------------------
 # Decoding
 # --------------------------------------------------------------------------------------------
@@ -433,14 +443,6 @@ class RecordingAnalysis:
     size_bytes: int = 0
     links: list[FaceVoiceLink] = field(default_factory=list)
     coverage: Coverage | None = None  # None: not accounted (unreadable before decoding, or an older scan)
-
-
-@dataclass
-class Evidence:
-    """A measured fact and the conclusion drawn from it, in plain words."""
-
-    tier: Level
-    reasons: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------

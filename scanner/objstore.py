@@ -32,11 +32,12 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from scanner.analyze import AnalysisSettings, analyze_recording
 from scanner.models import RecordingAnalysis, RecordingStatus, SkippedFile
 
 #: `scheme://...`: what makes a command-line input a URL rather than a local path.
@@ -283,13 +284,17 @@ def _credential_fingerprint() -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def list_objects(urls: list[ObjectURL], storage: StorageSettings) -> ObjectListing:
+#: Why an object under a prefix is not scanned ("" to leave it out silently), or None to scan it; given
+#: the object's path relative to the prefix, its URL, and a function that reads its first n bytes.
+PassOver = Callable[[str, ObjectURL, Callable[[int], bytes]], str | None]
+
+
+def list_objects(urls: list[ObjectURL], storage: StorageSettings, pass_over: PassOver) -> ObjectListing:
     """Every object under `urls` with its facts, plus the objects passed over and why.
 
     A URL naming one object is always scanned (as a file named on the command line is); under a
-    prefix, hidden names (a path segment starting with '.'), the scanner's metadata files and
-    objects that are neither named nor sniffed as media are passed over, each listed with the reason.
-    Raises ObjectStoreError when a URL cannot be listed at all or holds nothing.
+    prefix, `pass_over` decides (`scanner.discover.pass_over_object` applies the rules for files
+    in folders). Raises ObjectStoreError when a URL cannot be listed at all or holds nothing.
     """
     listing = ObjectListing()
     for url in urls:
@@ -308,7 +313,8 @@ def list_objects(urls: list[ObjectURL], storage: StorageSettings) -> ObjectListi
             if single:
                 listing.objects[object_url] = facts
                 continue
-            reason = _pass_over(fs, path[len(root.rstrip("/")):].lstrip("/"), path, object_url)
+            relative = path[len(root.rstrip("/")):].lstrip("/")
+            reason = pass_over(relative, object_url, lambda n, path=path: fs.cat_file(path, start=0, end=n))
             if reason is None:
                 listing.objects[object_url] = facts
             elif reason:
@@ -331,24 +337,6 @@ def _entries(fs, root: str) -> list[tuple[str, dict]]:
     if not found and denied is not None:
         raise denied
     return sorted((p, i) for p, i in found.items() if i.get("type", "file") == "file")
-
-
-def _pass_over(fs, relative: str, path: str, url: ObjectURL) -> str | None:
-    """Why an object under a prefix is not scanned ("" to drop it silently), None to scan it."""
-    from scanner.discover import MEDIA_EXTENSIONS, REASON_NOT_MEDIA, SNIFF_BYTES, looks_like_media
-    from scanner.manifest import is_metadata_file
-
-    if any(part.startswith(".") for part in relative.split("/")):
-        return ""  # hidden, as hidden local files are
-    if is_metadata_file(url):
-        return ""
-    if url.suffix.lower() in MEDIA_EXTENSIONS:
-        return None
-    try:
-        head = fs.cat_file(path, start=0, end=SNIFF_BYTES)
-    except Exception:  # noqa: BLE001 - unreadable: scan it, so that the problem is reported
-        return None
-    return None if looks_like_media(head) else REASON_NOT_MEDIA
 
 
 @dataclass(frozen=True)
@@ -408,14 +396,13 @@ def spooled(url: ObjectURL, storage: StorageSettings, expected_size: int | None 
 
 
 def analyze_object(
-    url: ObjectURL, settings, storage: StorageSettings, sha256: str | None = None, size: int | None = None
+    url: ObjectURL, settings: AnalysisSettings, storage: StorageSettings, sha256: str | None = None,
+    size: int | None = None,
 ) -> RecordingAnalysis:
     """Analyse one object as a local recording (see `scanner.analyze.analyze_recording`); never raises
     for a bad or unreachable object. The analysis names the object by its URL and carries the
     SHA-256 of the bytes read (`sha256`, the digest known from an earlier scan, is not trusted over
     what is read now)."""
-    from scanner.analyze import analyze_recording
-
     try:
         with spooled(url, storage, size) as local:
             analysis = analyze_recording(local.path, settings, local.sha256)

@@ -24,6 +24,7 @@ from scanner.models import (
     RecordingStatus,
     TimeRange,
     merge_ranges,
+    timecode,
 )
 from scanner.risk import DEFAULT_RUBRIC, Rubric, plan_reduction
 
@@ -222,7 +223,7 @@ def _person_findings(
     who = f"{person.display_name} ({person.person_id})" if person.display_name else person.person_id
     hits: dict[object, _Hits] = {}
     for rec in recs:
-        relative = _relative(rec.path, root)
+        relative = relative_path(rec.path, root)
         extra = consent.recording_grants(person.subject_id, relative, rec.sha256)
         for purpose in contexts.get(rec.path, _DEFAULT_CONTEXT).purposes:
             decision = decide_consent(subject, purpose, on, extra)
@@ -399,8 +400,6 @@ def _unreadable_finding(rec: RecordingAnalysis) -> Finding:
 def _partial_finding(rec: RecordingAnalysis) -> Finding:
     """LK011 for a recording decoded only in part: what was decoded of each stream, the stretches
     that were not (the finding's time ranges) and why."""
-    from scanner.outputs.document import timecode
-
     coverage = rec.coverage
     shown = merge_ranges(coverage.missing, gap=1.0)  # neighbouring damage read as one stretch
     where = ", ".join(f"{timecode(r.start)}-{timecode(r.end)}" for r in shown[:5])
@@ -461,7 +460,9 @@ def fingerprint(rule_id: str, who: str, detail: str, content_hashes: list[str]) 
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
-def _relative(path: Path, root: Path | None) -> str:
+def relative_path(path: Path, root: Path | None) -> str:
+    """`path` relative to the scan root `root` in forward-slash form, as globs and reports name it;
+    the path as given when it is not under `root` (or there is no root)."""
     if root is not None:
         try:
             return path.resolve().relative_to(root.resolve()).as_posix()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import stat
 import time
@@ -15,19 +16,19 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from scanner import __version__, media
 from scanner.analyze import AnalysisSettings
 from scanner.consent import ConsentDocument, ConsentRecords
 from scanner.discover import discover_inputs
-from scanner.enrolment import enrol_subjects
+from scanner.enrolment import EnrolmentResult, enrol_subjects
 from scanner.execute import Job, Splitting, run_jobs
 from scanner.fileformat import FileFormatError
 from scanner.manifest import Manifest, recording_context
 from scanner.models import (
     Level,
     MediaError,
+    Modality,
     Person,
     RecordingAnalysis,
     RecordingContext,
@@ -35,6 +36,7 @@ from scanner.models import (
     ScanResult,
 )
 from scanner.objstore import ObjectFacts, ObjectURL, StorageSettings
+from scanner.outputs.document import build_document
 from scanner.people import (
     EnrolledSubject,
     ResolverSettings,
@@ -45,10 +47,9 @@ from scanner.people import (
 )
 from scanner.policy import PolicySettings, apply_settings, check_policy
 from scanner.risk import DEFAULT_RUBRIC, Rubric, score_person
+from scanner.store import FileFacts, Store, analysis_version, dumps, loads, settings_hash
 from scanner.waivers import WaiverFile, apply_waivers
 
-if TYPE_CHECKING:
-    from scanner.store import Store
 
 @dataclass
 class ScanOptions:
@@ -135,8 +136,6 @@ def run_scan(
     scan_id = _scan_id(started, [d for d in digests.values() if isinstance(d, str)])
     stats.scan_id = scan_id
     options_record = _options_record(options)
-
-    from scanner.store import analysis_version, settings_hash
 
     key = (settings_hash(options.analysis), analysis_version())
     if store is not None:
@@ -254,19 +253,14 @@ def run_scan(
         suppressed=suppressed,
     )
     if store is not None:
-        store.finish_scan(result, *key)
+        store.finish_scan(result, build_document(result), *key)
     return result
 
 
 def _enrol(consent: ConsentRecords, options: ScanOptions, store: Store | None):
     """Enrol the consent file's subjects, reusing stored references when the enrolment media are unchanged."""
-    from scanner.enrolment import EnrolmentResult
-    from scanner.models import Modality
-
     if store is None or not consent.subjects:
         return enrol_subjects(consent, options.analysis.audio_sample_rate)
-    from scanner.store import analysis_version
-
     key_parts: list = [analysis_version(), options.analysis.audio_sample_rate,
                        hashlib.sha256(Path(__file__).with_name("enrolment.py").read_bytes()).hexdigest()]
     try:
@@ -278,8 +272,6 @@ def _enrol(consent: ConsentRecords, options: ScanOptions, store: Store | None):
             ])
     except MediaError:
         return enrol_subjects(consent, options.analysis.audio_sample_rate)  # reports the problem
-    import json
-
     key = hashlib.sha256(json.dumps(key_parts).encode()).hexdigest()
     if options.use_cache:
         subjects = store.lookup_enrolment(key)
@@ -315,8 +307,6 @@ def _file_digests(paths: list[Path], store: Store | None, use_cache: bool) -> di
     """
     if store is None:
         return hash_files(paths)
-    from scanner.store import FileFacts
-
     where = {p: os.fsencode(os.path.abspath(p)) for p in paths}  # bytes: any file name
     known = store.known_digests(list(where.values())) if use_cache else {}
     digests: dict[Path, str | MediaError] = {}
@@ -378,8 +368,6 @@ def hash_files(paths: list[Path]) -> dict[Path, str | MediaError]:
 
 def _copy_for(analysis: RecordingAnalysis, path: Path) -> RecordingAnalysis:
     """The analysis of an identical file at another path (the measurements are the same)."""
-    from scanner.store import dumps, loads
-
     twin = loads(dumps(analysis))
     twin.path = path
     return twin

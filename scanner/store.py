@@ -50,14 +50,12 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from scanner import __version__
 from scanner.models import RecordingAnalysis, RecordingStatus, ScanResult
-
-if TYPE_CHECKING:
-    from scanner.objstore import ObjectFacts
+from scanner.objstore import ObjectFacts
 
 DEFAULT_STORE = Path(".likeness") / "scan.db"
 STORE_ENV = "LIKENESS_STORE"
@@ -548,15 +546,9 @@ class Store:
 
     def known_digests(self, paths: list[bytes]) -> dict[bytes, tuple[FileFacts, str]]:
         """The remembered (facts, sha256) of each of `paths` (absolute, `os.fsencode`d) that has an entry."""
-        known: dict[bytes, tuple[FileFacts, str]] = {}
-        for start in range(0, len(paths), 500):  # SQLite's limit on bound parameters
-            chunk = paths[start:start + 500]
-            rows = self.db.execute(
-                "SELECT path, size, mtime_ns, ctime_ns, inode, device, sha256 FROM file_digests "
-                f"WHERE path IN ({','.join('?' * len(chunk))})", chunk).fetchall()
-            for path, *facts, sha256 in rows:
-                known[path] = (FileFacts(*facts), sha256)
-        return known
+        rows = self._select_in("SELECT path, size, mtime_ns, ctime_ns, inode, device, sha256 FROM file_digests "
+                               "WHERE path IN ({marks})", paths)
+        return {path: (FileFacts(*facts), sha256) for path, *facts, sha256 in rows}
 
     def remember_digests(self, entries: list[tuple[bytes, FileFacts, str]]) -> None:
         """Remember (path, facts, sha256) entries; entries reused by this scan are marked as used."""
@@ -569,17 +561,18 @@ class Store:
 
     def known_object_digests(self, urls: list[str]) -> dict[str, tuple[ObjectFacts, str]]:
         """The remembered (facts, sha256) of each of the object `urls` that has an entry."""
-        from scanner.objstore import ObjectFacts
+        rows = self._select_in("SELECT url, etag, size, modified, sha256 FROM object_digests WHERE url IN ({marks})",
+                               urls)
+        return {url: (ObjectFacts(etag, size, modified), sha256) for url, etag, size, modified, sha256 in rows}
 
-        known: dict[str, tuple[ObjectFacts, str]] = {}
-        for start in range(0, len(urls), 500):  # SQLite's limit on bound parameters
-            chunk = urls[start:start + 500]
-            rows = self.db.execute(
-                "SELECT url, etag, size, modified, sha256 FROM object_digests "
-                f"WHERE url IN ({','.join('?' * len(chunk))})", chunk).fetchall()
-            for url, etag, size, modified, sha256 in rows:
-                known[url] = (ObjectFacts(etag, size, modified), sha256)
-        return known
+    def _select_in(self, query: str, keys: list) -> list[tuple]:
+        """The rows of `query`, whose condition ends in `IN ({marks})`, for all of `keys`: asked 500 keys
+        at a time (SQLite's limit on bound parameters)."""
+        rows: list[tuple] = []
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            rows += self.db.execute(query.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
+        return rows
 
     def remember_object_digests(self, entries: list[tuple[str, ObjectFacts, str]]) -> None:
         """Remember (url, facts, sha256) entries; only facts with an ETag can vouch for content."""
@@ -653,11 +646,12 @@ class Store:
         ).fetchall()
         return {sha256 for (sha256,) in rows}
 
-    def finish_scan(self, result: ScanResult, settings_hash: str, tool_version: str) -> None:
-        """Store the scan's decisions (people, findings, document, snapshot) in one transaction."""
-        from scanner.outputs.document import build_document
+    def finish_scan(self, result: ScanResult, document: dict, settings_hash: str, tool_version: str) -> None:
+        """Store the scan's decisions (people, findings, snapshot) in one transaction.
 
-        document = build_document(result)
+        `document` is the scan's results document (`scanner.outputs.document.build_document`), which
+        `likeness report` and `diff` read back.
+        """
         snapshot = dumps(strip_biometrics(result))
         people_docs = {p["person_id"]: p for p in document["people"]}
         with self._transaction():
@@ -793,23 +787,12 @@ class Store:
             moment = (now or dt.datetime.now(dt.timezone.utc)) - dt.timedelta(days=older_than_days)
             cutoff = moment.replace(microsecond=0).isoformat()
         with self._transaction():
-            where, args = [], []
-            if everything:
-                where.append("1")
-            if cutoff is not None:
-                where.append("last_used_at < ?")
-                args.append(cutoff)
-            if subjects:
-                marks = ",".join("?" * len(subjects))
-                where.append(
-                    "(sha256, settings_hash, tool_version) IN (SELECT sha256, settings_hash, tool_version "
-                    f"FROM analysis_subjects WHERE subject_id IN ({marks}))"
-                )
-                args += subjects
+            where, args = _purge_condition(
+                everything, cutoff, "last_used_at", subjects,
+                "(sha256, settings_hash, tool_version) IN (SELECT sha256, settings_hash, tool_version "
+                "FROM analysis_subjects WHERE subject_id IN ({marks}))")
             if where:
-                stats.analyses = self.db.execute(
-                    f"DELETE FROM analyses WHERE {' OR '.join(where)}", args
-                ).rowcount
+                stats.analyses = self.db.execute(f"DELETE FROM analyses WHERE {where}", args).rowcount
             # Enrolment references and resolutions: all of them for a subject purge (cheap to compute again).
             if everything or subjects:
                 stats.enrolments = self.db.execute("DELETE FROM enrolments").rowcount
@@ -820,24 +803,15 @@ class Store:
             elif cutoff is not None:
                 stats.enrolments = self.db.execute("DELETE FROM enrolments WHERE last_used_at < ?",
                                                    (cutoff,)).rowcount
-                self.db.execute("DELETE FROM resolutions WHERE last_used_at < ?", (cutoff,))
-                self.db.execute("DELETE FROM file_digests WHERE last_used_at < ?", (cutoff,))
-                self.db.execute("DELETE FROM object_digests WHERE last_used_at < ?", (cutoff,))
+                for table in ("resolutions", "file_digests", "object_digests"):
+                    self.db.execute(f"DELETE FROM {table} WHERE last_used_at < ?", (cutoff,))
             # Thumbnails are face images: take them out of the snapshots of the scans concerned.
-            scan_where, scan_args = [], []
-            if everything:
-                scan_where.append("1")
-            if cutoff is not None:
-                scan_where.append("started_at < ?")
-                scan_args.append(cutoff)
-            if subjects:
-                marks = ",".join("?" * len(subjects))
-                scan_where.append(f"scan_id IN (SELECT scan_id FROM people WHERE subject_id IN ({marks}))")
-                scan_args += subjects
-            if scan_where:
+            where, args = _purge_condition(
+                everything, cutoff, "started_at", subjects,
+                "scan_id IN (SELECT scan_id FROM people WHERE subject_id IN ({marks}))")
+            if where:
                 rows = self.db.execute(
-                    f"SELECT scan_id, snapshot FROM scans WHERE snapshot IS NOT NULL AND ({' OR '.join(scan_where)})",
-                    scan_args,
+                    f"SELECT scan_id, snapshot FROM scans WHERE snapshot IS NOT NULL AND ({where})", args
                 ).fetchall()
                 for scan_id, blob in rows:
                     result = loads(blob)
@@ -864,6 +838,24 @@ class Store:
             except OSError:
                 pass
         return total
+
+
+def _purge_condition(
+    everything: bool, cutoff: str | None, time_column: str, subjects: list[str], about_subjects: str
+) -> tuple[str, list]:
+    """The SQL condition (and its arguments) for the rows a purge concerns: every row (`everything`),
+    rows whose `time_column` is before `cutoff` (ISO time), or rows `about_subjects` selects (a
+    condition with `{marks}` where the subject ids' placeholders go). "" when nothing is concerned."""
+    where, args = [], []
+    if everything:
+        where.append("1")
+    if cutoff is not None:
+        where.append(f"{time_column} < ?")
+        args.append(cutoff)
+    if subjects:
+        where.append(about_subjects.format(marks=",".join("?" * len(subjects))))
+        args += subjects
+    return " OR ".join(where), args
 
 
 def _older(started_at: str, days: int, now: dt.datetime | None) -> bool:
@@ -936,8 +928,6 @@ _ANALYSIS_MODULES = ("analyze.py", "faces.py", "voices.py", "voiceprints.py", "s
 
 def analysis_version() -> str:
     """The tool version plus a hash of the analysis code: any change to it invalidates cached analyses."""
-    from scanner import __version__
-
     digest = hashlib.sha256()
     here = Path(__file__).resolve().parent
     for name in _ANALYSIS_MODULES:

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from scanner.fileformat import Problem, line_of, load_yaml_model
 from scanner.models import Finding, SuppressedFinding, Waiver
-from scanner.policy import RULES_BY_ID, WAIVER_EXPIRED, fingerprint
+from scanner.policy import RULES_BY_ID, WAIVER_EXPIRED, fingerprint, relative_path
 
 
 class WaiverEntry(BaseModel):
@@ -127,21 +127,12 @@ def _matches(waiver: Waiver, finding: Finding, root: Path | None) -> bool:
     if waiver.person_id is not None and waiver.person_id not in (finding.person_id, finding.subject_id):
         return False
     if waiver.path_glob is not None:
-        return any(_glob(_relative(p, root), waiver.path_glob) for p in finding.recordings)
+        return any(_glob(relative_path(p, root), waiver.path_glob) for p in finding.recordings)
     return True
 
 
 def _glob(relative: str, pattern: str) -> bool:
     return fnmatchcase(relative, pattern) or fnmatchcase(relative, pattern.replace("**/", ""))
-
-
-def _relative(path: Path, root: Path | None) -> str:
-    if root is not None:
-        try:
-            return path.resolve().relative_to(root.resolve()).as_posix()
-        except ValueError:
-            pass
-    return path.as_posix()
 
 
 def _expired_finding(waiver: Waiver, where: str, waivers_path: Path) -> Finding:

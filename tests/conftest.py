@@ -1,28 +1,18 @@
-"""Shared test fixtures: locations of the sample data and the optional development set."""
+"""Shared test fixtures: the sample data and the optional development set (skipping when absent).
+
+Plain helpers (paths, `run_cli`) are in tests/helpers.py. Markers (registered in pyproject.toml):
+`devset` and `browser` are given here to every test that uses the fixture of that name; tests that
+read ../shared/devset without the fixture, and `slow` tests, carry the marker themselves.
+"""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE_DATA = REPO / "sample_data"
-DEVSET = REPO.parent / "shared" / "devset"
-
-
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
-    """Run the real command line in a fresh interpreter, as a user would."""
-    return subprocess.run(
-        [sys.executable, "-m", "scanner", *args],
-        cwd=cwd or REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+from tests.helpers import DEVSET, SAMPLE_DATA
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -54,3 +44,10 @@ def devset() -> Path:
     if not DEVSET.is_dir():
         pytest.skip(f"development set not present at {DEVSET}")
     return DEVSET
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture in ("devset", "browser"):
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(fixture)

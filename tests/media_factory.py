@@ -6,7 +6,7 @@ decoder under test must read like any recording.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 
@@ -128,23 +128,6 @@ def truncate_copy(src: Path, dst: Path, fraction: float) -> Path:
     data = Path(src).read_bytes()
     Path(dst).write_bytes(data[: int(len(data) * fraction)])
     return Path(dst)
-
-
-def slideshow(
-    images: list[np.ndarray],
-    seconds_each: float,
-    fps: int,
-    size: tuple[int, int],
-    transform: Callable[[np.ndarray], np.ndarray] | None = None,
-) -> Iterable[np.ndarray]:
-    """Frames showing each image (letterboxed to `size`) for `seconds_each` seconds."""
-    width, height = size
-    for img in images:
-        canvas = letterbox(img, width, height)
-        if transform is not None:
-            canvas = transform(canvas)
-        for _ in range(int(round(seconds_each * fps))):
-            yield canvas
 
 
 def letterbox(img: np.ndarray, width: int, height: int) -> np.ndarray:

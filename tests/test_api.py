@@ -12,7 +12,7 @@ import pytest
 
 import scanner
 from scanner.consent import ConsentFileError
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def readme_example() -> str:

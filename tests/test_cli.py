@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 from tests.media_factory import make_video, make_wav
 
 
+@pytest.mark.slow
 def test_broken_files_are_unreadable_findings_and_the_scan_completes(tmp_path):
     media = tmp_path / "media"
     media.mkdir()
@@ -106,6 +108,7 @@ def test_unreadable_results_follow_the_published_schema(tmp_path):
     assert doc["recordings"][0]["status"] == "unreadable" and not (tmp_path / "out" / "report.html").exists()
 
 
+@pytest.mark.slow
 def test_a_file_over_the_time_limit_is_unreadable_and_the_scan_goes_on(tmp_path, sample_data):
     """The photo goes to a second, fresh worker: loading its models (about 3 CPU s) is not part of its limit.
 
@@ -125,6 +128,7 @@ def test_a_file_over_the_time_limit_is_unreadable_and_the_scan_goes_on(tmp_path,
     assert status["team_photo.jpg"]["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_loading_the_models_is_not_part_of_the_first_files_time_limit(tmp_path, sample_data):
     out = tmp_path / "out"
     proc = run_cli("scan", str(sample_data / "recordings" / "team_photo.jpg"), "--time-limit", "2", "--workers", "1",

@@ -22,7 +22,7 @@ from scanner.execute import Splitting, _on_dask_worker
 from scanner.outputs.document import build_document
 from scanner.scan import ScanOptions, ScanStats, run_scan
 from scanner.store import Store
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 FILES = ("lobby.mp4", "phone_call.wav", "team_photo.jpg")
 
@@ -63,6 +63,7 @@ def comparable(result) -> dict:
     return doc
 
 
+@pytest.mark.slow
 def test_dask_cluster_gives_the_local_results(corpus, consent, local_result):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(
@@ -131,10 +132,12 @@ def frame_buffer_faults(frames: int = 100) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator switches")
 def test_steady_allocator_reuses_freed_frames_under_dasks_trim_setting():
     script = (
-        "import sys; from scanner.execute import steady_allocator; from tests.test_execute import frame_buffer_faults\n"
+        "import sys; from scanner.worker_setup import steady_allocator\n"
+        "from tests.test_execute import frame_buffer_faults\n"
         "steady = sys.argv[1] == 'steady' and steady_allocator()\n"
         "print(frame_buffer_faults(100))"
     )
@@ -184,6 +187,7 @@ def _start_and_stop_after_first_file(cmd: list[str], sig: int) -> tuple[subproce
     return proc, seen
 
 
+@pytest.mark.slow
 def test_scan_killed_midway_resumes_without_redoing_finished_files(corpus, local_result, tmp_path):
     store_path = tmp_path / "scan.db"
     cmd = _scan_command(corpus, store_path, tmp_path / "out")
@@ -223,6 +227,7 @@ def test_scan_killed_midway_resumes_without_redoing_finished_files(corpus, local
         assert doc[key] == json.loads(json.dumps(reference[key])), key
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_with_a_message(corpus, tmp_path):
     store_path = tmp_path / "scan.db"
     proc, _ = _start_and_stop_after_first_file(_scan_command(corpus, store_path, tmp_path / "out"), signal.SIGINT)
@@ -236,6 +241,7 @@ def test_ctrl_c_stops_cleanly_with_a_message(corpus, tmp_path):
         assert store.analysis_count() == scan.analysed >= 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("long_video", [True, False], ids=["long-video-windows", "spare-worker-windows"])
 def test_a_video_split_over_workers_gives_the_whole_file_analysis(sample_data, long_video):
     from scanner.analyze import AnalysisSettings, analyze_recording
@@ -380,6 +386,7 @@ def _analyse_while_killing(sample_data, names: tuple[str, ...], delay: float, on
     return results, killed
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_file_is_retried_and_the_scan_carries_on(sample_data):
     from scanner.models import RecordingStatus
 
@@ -439,6 +446,7 @@ def test_a_worker_stuck_inside_one_call_is_ended_by_the_kernel_and_the_file_name
     assert time.monotonic() - started < 30  # worker start-up plus the 1 s timer, not forever
 
 
+@pytest.mark.slow
 def test_one_isolated_worker_is_a_worker_process_whose_death_does_not_end_the_scan(sample_data):
     """What the command line runs with --workers 1: analysis in a worker process, under the same
     guards as a pool of several (a dead worker's file is retried; a stuck one is ended by the
@@ -479,7 +487,7 @@ def test_workers_get_the_landmark_model_on_huge_pages(monkeypatch):
     library support it, the 68-point landmark model then really sits on huge pages."""
     import platform
 
-    from scanner.execute import huge_pages_for_workers
+    from scanner.worker_setup import huge_pages_for_workers
 
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=4")
     assert huge_pages_for_workers() is True
@@ -519,7 +527,7 @@ def test_default_workers_follow_the_cpus_the_scan_may_use(tmp_path):
 
 def test_a_scan_without_workers_uses_the_default(sample_data, tmp_path):
     from scanner.execute import default_workers
-    from tests.conftest import run_cli
+    from tests.helpers import run_cli
 
     out = tmp_path / "out"
     proc = run_cli("scan", str(sample_data / "recordings" / "team_photo.jpg"), "--out", str(out), "--format", "json",
@@ -528,6 +536,7 @@ def test_a_scan_without_workers_uses_the_default(sample_data, tmp_path):
     assert json.loads((out / "results.json").read_text())["scan"]["options"]["workers"] == default_workers()
 
 
+@pytest.mark.slow
 def test_a_lone_file_with_two_workers_is_analysed_in_a_worker_that_may_die(sample_data):
     """One file is not analysed in the scanning process when workers are allowed: its worker dying
     (here SIGKILLed mid-file) costs a retry, not the scan."""

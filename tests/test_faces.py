@@ -29,8 +29,8 @@ from scanner.faces import (
 )
 from scanner.media import probe
 from scanner.models import FaceCluster, FaceDetection, MediaError, TimeRange
-from tests.conftest import DEVSET as SHARED_DEVSET
-from tests.conftest import SAMPLE_DATA
+from tests.helpers import DEVSET as SHARED_DEVSET
+from tests.helpers import SAMPLE_DATA
 from tests.media_factory import letterbox, make_video
 
 SAMPLE = SAMPLE_DATA
@@ -299,6 +299,7 @@ def test_mirrored_face_flips_yaw(devset, analyzer, tmp_path):
     assert yaw_a == pytest.approx(-yaw_b, abs=8)
 
 
+@pytest.mark.slow
 def test_hog_on_grey_levels_finds_every_face_rgb_finds():
     """The detector searches grey levels (a quarter cheaper than RGB, where dlib's HOG takes the
     strongest of three channel gradients): on frames of the sample videos it finds every face

@@ -33,7 +33,7 @@ from PIL import Image
 from scanner import media
 from scanner.discover import discover_recordings
 from scanner.models import MediaError
-from tests.conftest import REPO
+from tests.helpers import REPO
 from tests.media_factory import (
     bitflip_copy,
     frame_with_counter,
@@ -385,6 +385,7 @@ def corpus_scan(tmp_path_factory) -> CorpusScan:
     return CorpusScan(root, deep, out, proc, seconds, doc, recordings, skipped, texts)
 
 
+@pytest.mark.slow
 def test_the_scan_completes_with_the_documented_exit_code_and_no_traceback(corpus_scan):
     proc = corpus_scan.proc
     assert "Traceback" not in proc.stderr + proc.stdout
@@ -393,6 +394,7 @@ def test_the_scan_completes_with_the_documented_exit_code_and_no_traceback(corpu
     assert corpus_scan.seconds < 120, f"corpus took {corpus_scan.seconds:.0f} s"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_each_hostile_input_has_its_outcome_and_a_clear_message(corpus_scan, case):
     scan = corpus_scan
@@ -461,6 +463,7 @@ def test_each_hostile_input_has_its_outcome_and_a_clear_message(corpus_scan, cas
         assert rec["coverage"] is not None and rec["coverage"]["missing"] == []
 
 
+@pytest.mark.slow
 def test_quiet_media_holds_nobody(corpus_scan):
     """Silence, noise and music are analysed and hold no voice (nobody to consent)."""
     for name in ("silence.wav", "noise.wav", "music.wav"):
@@ -468,6 +471,7 @@ def test_quiet_media_holds_nobody(corpus_scan):
         assert rec["status"] == "ok" and rec["speech"] == [] and rec["appearances"] == [], name
 
 
+@pytest.mark.slow
 def test_html_and_script_names_are_inert_in_every_output(corpus_scan):
     texts = corpus_scan.texts
     assert "<img src=x" not in texts["html"]
@@ -478,6 +482,7 @@ def test_html_and_script_names_are_inert_in_every_output(corpus_scan):
     assert formula and all(not v.startswith(("=", "+", "-", "@")) for v in formula)
 
 
+@pytest.mark.slow
 def test_very_long_path_is_found_and_reported(corpus_scan):
     deep = str(corpus_scan.deep)
     assert len(deep) > 4096
@@ -485,11 +490,13 @@ def test_very_long_path_is_found_and_reported(corpus_scan):
     assert item["reason"].startswith("path too long for the operating system")
 
 
+@pytest.mark.slow
 def test_thousands_of_tiny_files_are_listed_as_skipped(corpus_scan):
     many = [p for p in corpus_scan.doc["skipped"] if "/many/" in p["path"]]
     assert len(many) == MANY and all(p["reason"] == "not a media file" for p in many)
 
 
+@pytest.mark.slow
 def test_the_corpus_files_named_on_the_command_line_are_scanned(corpus_scan, tmp_path):
     """A file given by name is always scanned, even a named pipe (reported, not opened)."""
     pipe = corpus_scan.root / "pipe.mp4"
@@ -811,6 +818,7 @@ def _without_run_identity(doc: dict) -> dict:
     return {**doc, "scan": scan}
 
 
+@pytest.mark.slow
 def test_same_inputs_give_the_same_results_json(two_sample_scans):
     a, b = (json.loads((out / "results.json").read_text(encoding="utf-8")) for out in two_sample_scans)
     assert a["scan"]["id"] != b["scan"]["id"]

@@ -39,12 +39,13 @@ import pytest
 import yaml
 
 from scanner import __version__
-from tests.conftest import REPO, SAMPLE_DATA
+from tests.helpers import REPO, SAMPLE_DATA
 from tests.test_ci_examples import examples as ci_examples
 
 FULL = bool(os.environ.get("LIKENESS_TEST_INSTALL_FULL"))
 UV = os.environ.get("UV") or shutil.which("uv")
-pytestmark = pytest.mark.skipif(UV is None, reason="uv is not installed (scripts/test installs it)")
+pytestmark = [pytest.mark.skipif(UV is None, reason="uv is not installed (scripts/test installs it)"),
+              pytest.mark.slow]  # each test installs the tool into a scratch folder
 
 VERSION = __version__
 RAW_URL = f"https://raw.githubusercontent.com/<owner>/likeness/v{VERSION}"

@@ -14,7 +14,7 @@ from scanner.consent import load_consent
 from scanner.linking import STILL_MOUTH, STILL_PIXELS, LipSyncLinker, _ScreenedCrops
 from scanner.models import Level
 from scanner.scan import ScanOptions, run_scan
-from tests.conftest import DEVSET
+from tests.helpers import DEVSET
 from tests.talking_video import make_talking_video
 
 AV = DEVSET / "av"
@@ -41,6 +41,7 @@ def _speaker_during(analysis, span: tuple[float, float]) -> int:
     return max(analysis.voices.speakers, key=overlap).speaker_id
 
 
+@pytest.mark.slow
 def test_the_voice_whose_lips_move_is_linked_and_the_off_screen_voice_is_not(analysis, talking):
     truth = talking[1]
     assert len(analysis.faces.clusters) == 1 and len(analysis.voices.speakers) == 2
@@ -52,6 +53,7 @@ def test_the_voice_whose_lips_move_is_linked_and_the_off_screen_voice_is_not(ana
     assert link.correlation >= 0.5 and link.overlap_s >= 3.0
 
 
+@pytest.mark.slow
 def test_linked_unknown_face_and_voice_are_one_person(talking):
     result = run_scan([talking[0]], None, ScanOptions(as_of=dt.date(2026, 11, 27)))
     people = sorted(result.people, key=lambda p: (len(p.faces), len(p.voices)), reverse=True)
@@ -64,6 +66,7 @@ def test_linked_unknown_face_and_voice_are_one_person(talking):
     assert any("audiovisual" in reason for reason in kit.risk.reasons)
 
 
+@pytest.mark.slow
 def test_an_unenrolled_voice_inherits_the_identity_of_its_face(talking, sample_data, tmp_path):
     shutil.copy(sample_data / "enrol" / "obama.jpg", tmp_path / "obama.jpg")
     (tmp_path / "consent.yaml").write_text(
@@ -77,6 +80,7 @@ def test_an_unenrolled_voice_inherits_the_identity_of_its_face(talking, sample_d
     assert other.subject_id is None and other.faces == []
 
 
+@pytest.mark.slow
 def test_a_watch_budget_shorter_than_the_video_still_links_the_speaking_face(analysis, talking):
     video = talking[0]
     linker = LipSyncLinker(max_watched_s=6.0, window_s=2.0)
@@ -91,6 +95,7 @@ def test_a_watch_budget_shorter_than_the_video_still_links_the_speaking_face(ana
     assert links[0].overlap_s < analysis.links[0].overlap_s  # it watched less
 
 
+@pytest.mark.slow
 def test_no_watch_budget_watches_every_face_in_view(analysis):
     linker = LipSyncLinker(max_watched_s=None)
     seen = analysis.faces.clusters[0].time_ranges
@@ -114,6 +119,7 @@ def test_a_photo_on_screen_under_a_narrator_is_not_the_narrator(sample_data, nam
     assert LipSyncLinker(still_pixels=None).moving_mouths(path, analysis.media, analysis.faces, analysis.voices) == []
 
 
+@pytest.mark.slow
 def test_the_pixel_screening_keeps_the_face_whose_lips_move(analysis, talking):
     linker = LipSyncLinker()
     windows = linker._screening_windows(analysis.voices)
@@ -123,6 +129,7 @@ def test_the_pixel_screening_keeps_the_face_whose_lips_move(analysis, talking):
     assert linker.moving_mouths(talking[0], analysis.media, analysis.faces, analysis.voices) == [0]
 
 
+@pytest.mark.slow
 def test_the_landmark_screening_reads_the_crops_the_pixel_screening_kept(analysis, talking):
     """The landmarks of the kept crops equal those of decoding the windows again, sample for sample;
     over the memory budget nothing is kept and the windows are decoded again."""
@@ -144,6 +151,7 @@ def test_the_landmark_screening_reads_the_crops_the_pixel_screening_kept(analysi
         talking[0], analysis.media, analysis.faces, analysis.voices) == [0]
 
 
+@pytest.mark.devset
 @pytest.mark.skipif(not AV.exists(), reason="../shared/devset/av is absent")
 @pytest.mark.parametrize("clip", [1, 2, 3, 4, 5])
 def test_real_talking_head_is_one_person_with_face_and_voice(clip):

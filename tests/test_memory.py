@@ -21,7 +21,7 @@ from scanner.analyze import AnalysisSettings, analyze_recording
 from scanner.models import Level, MediaError, RecordingStatus
 from scanner.scan import ScanOptions, ScanStats, run_scan
 from scanner.store import Store
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def test_the_memory_ceiling_stops_decoding_with_the_reason(sample_data):
@@ -121,6 +121,7 @@ def _peak_of_workers(cmd: list[str], timeout: float) -> tuple[subprocess.Complet
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err), peak
 
 
+@pytest.mark.slow
 def test_a_long_gallery_whose_layout_keeps_changing_stays_in_bounded_memory(sample_data, tmp_path):
     """Four minutes, six real faces in eight seats that rotate every 3 s (every face track ends and a
     new one starts: 640 tracks), with speech throughout. Memory used to grow with the number of tracks

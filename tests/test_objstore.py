@@ -15,13 +15,16 @@ from pathlib import Path
 import pytest
 
 from scanner.consent import load_consent
+from scanner.discover import pass_over_object
 from scanner.models import RecordingStatus
 from scanner.objstore import ObjectStoreError, ObjectURL, StorageSettings, list_objects, parse_input
 from scanner.outputs.document import build_document
 from scanner.scan import ScanOptions, ScanStats, run_scan
 from scanner.store import Store
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 from tests.s3_server import SECRET_KEY, SeaweedS3
+
+pytestmark = pytest.mark.slow  # the tests share a SeaweedFS server and whole scans of a bucket
 
 FILES = ("lobby.mp4", "phone_call.wav", "team_photo.jpg")
 
@@ -187,11 +190,11 @@ def test_credentials_come_from_a_named_profile(server, bucket, aws_env, tmp_path
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     monkeypatch.setenv("AWS_PROFILE", "auditor")
-    listing = list_objects([ObjectURL(f"s3://{bucket}/rec/")], StorageSettings(retries=0))
+    listing = list_objects([ObjectURL(f"s3://{bucket}/rec/")], StorageSettings(retries=0), pass_over_object)
     assert sorted(url.name for url in listing.objects) == sorted(FILES)
     monkeypatch.setenv("AWS_PROFILE", "intruder")
     with pytest.raises(ObjectStoreError, match="cannot be listed"):
-        list_objects([ObjectURL(f"s3://{bucket}/rec/")], StorageSettings(retries=0))
+        list_objects([ObjectURL(f"s3://{bucket}/rec/")], StorageSettings(retries=0), pass_over_object)
 @pytest.fixture()
 def silent_endpoint():
     """A loopback TCP server that accepts connections and never answers (a stalled store)."""
@@ -225,7 +228,7 @@ def test_a_store_that_stops_answering_times_out_after_the_retries(silent_endpoin
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
     storage = StorageSettings(endpoint_url=silent_endpoint, timeout_s=0.3, retries=0)
     with pytest.raises(ObjectStoreError, match=r"s3://archive/rec: cannot be listed: timed out \(no answer within 0.3"):
-        list_objects([ObjectURL("s3://archive/rec/")], storage)
+        list_objects([ObjectURL("s3://archive/rec/")], storage, pass_over_object)
     analysis = analyze_object(ObjectURL("s3://archive/rec/a.mp4"), AnalysisSettings(), storage, None, 1000)
     assert analysis.status is RecordingStatus.UNREADABLE and str(analysis.path) == "s3://archive/rec/a.mp4"
     assert analysis.error == "object cannot be read: timed out (no answer within 0.3 s, after 0 retries)"
@@ -243,7 +246,7 @@ def test_command_line_wrong_key_and_malformed_urls_exit_2(server, bucket, tmp_pa
     monkeypatch.setenv("AWS_SESSION_TOKEN", "session-token-that-must-not-leak")
     caplog.set_level(logging.DEBUG)
     with pytest.raises(ObjectStoreError, match="cannot be listed"):
-        list_objects([ObjectURL(f"s3://{bucket}/rec/")], StorageSettings())
+        list_objects([ObjectURL(f"s3://{bucket}/rec/")], StorageSettings(), pass_over_object)
     assert "session-token-that-must-not-leak" not in caplog.text
     proc = run_cli("scan", f"s3://key:secret@{bucket}/x", "--out", str(tmp_path / "out"))
     assert proc.returncode == 2 and "credentials, query strings" in proc.stderr, proc.stderr

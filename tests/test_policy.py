@@ -116,6 +116,7 @@ def test_enrolled_subject_without_grants_gets_face_and_voice_findings(corpus, sa
     assert ("LK007", "obama") not in rules_of(result)  # obama's grant covers recording
 
 
+@pytest.mark.slow
 def test_retention_exceeded_and_settings(corpus, consent):
     (corpus / "photos" / "team_photo.jpg.likeness.yaml").write_text("recorded: 2020-01-15\nretention_days: 365\n")
     result = scan(corpus, consent)
@@ -130,6 +131,7 @@ def test_retention_exceeded_and_settings(corpus, consent):
     assert not any(f.rule_id == "LK004" for f in result.findings)
 
 
+@pytest.mark.slow
 def test_fingerprints_survive_renames_and_unrelated_recordings(corpus, consent, sample_data):
     before = {(f.rule_id, f.person_id): f.fingerprint for f in scan(corpus, consent).findings}
     (corpus / "photos" / "team_photo.jpg").rename(corpus / "photos" / "renamed.jpg")
@@ -140,6 +142,7 @@ def test_fingerprints_survive_renames_and_unrelated_recordings(corpus, consent, 
     assert set(before.values()) <= set(after.values())
 
 
+@pytest.mark.slow
 def test_people_seen_together_from_the_first_frame_get_distinct_fingerprints(tmp_path, sample_data):
     # Three unknown faces in a meeting grid, all visible from 0 s: one finding each, none shared
     # (a waiver for one must not silence the others).
@@ -256,8 +259,9 @@ def test_html_report_lists_waived_findings(corpus, consent, tmp_path):
     assert "Crowd &lt;b&gt;scene&lt;/b&gt;" in text
 
 
+@pytest.mark.slow
 def test_report_shows_what_changed_since_the_previous_scan(corpus, sample_data, tmp_path):
-    from tests.conftest import run_cli
+    from tests.helpers import run_cli
 
     # The session's database (LIKENESS_STORE): the corpus's folder is new, so the first scan has no previous one.
     common = ["scan", str(corpus), "--as-of", AS_OF.isoformat(), "--purpose", "ai-training"]

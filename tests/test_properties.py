@@ -20,7 +20,6 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from scanner.consent import ConsentOutcome, Grant, Subject, decide_consent, load_consent  # noqa: E402
-from scanner.consent_csv import read_consent_csv  # noqa: E402
 from scanner.fileformat import FileFormatError  # noqa: E402
 from scanner.manifest import load_manifest  # noqa: E402
 from scanner.waivers import load_waivers  # noqa: E402
@@ -99,7 +98,7 @@ def test_consent_csv_never_crashes(header, rows):
     writer = csv.writer(buffer)
     writer.writerow(header)
     writer.writerows(rows)
-    _parses_or_reports(read_consent_csv, buffer.getvalue(), suffix=".csv")
+    _parses_or_reports(load_consent, buffer.getvalue(), suffix=".csv")
 
 
 @SETTINGS
@@ -107,7 +106,7 @@ def test_consent_csv_never_crashes(header, rows):
 def test_consent_csv_never_crashes_on_bytes(data):
     path = _write(data, ".csv")
     try:
-        read_consent_csv(path)
+        load_consent(path)
     except FileFormatError:
         pass
     finally:

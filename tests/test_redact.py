@@ -28,8 +28,10 @@ from scanner.redaction.plan import plan_redaction, select_people
 from scanner.redaction.run import RedactSettings, carry_out
 from scanner.redaction.tracking import Anchor, FaceFollower
 from scanner.scan import ScanOptions, run_scan
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 from tests.media_factory import face_crops, make_aac, make_video, make_wav
+
+pytestmark = pytest.mark.slow  # the tests share a scan of a generated meeting, then redact and rescan it
 
 FPS = 10
 SIZE = (480, 272)

@@ -329,6 +329,7 @@ class _Page:
         self.context.close()
 
 
+@pytest.mark.slow
 def test_report_in_a_browser_filters_sorts_and_prints(browser, report):
     view = _Page(browser, report)
     page = view.page
@@ -415,6 +416,7 @@ def test_hostile_names_never_run_in_a_browser(browser, hostile_report):
         view.close()
 
 
+@pytest.mark.slow
 def test_long_findings_table_shows_a_page_then_all(browser, tmp_path):
     report = HtmlWriter().write(_synthetic(recordings=60, people=20, findings=600), tmp_path)
     view = _Page(browser, report)

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.slow  # every test reads one whole scan of the sample
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 
 from scanner import speaker_encoder as se
 from scanner import torch_checkpoint
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 FIXTURES = REPO / "tests" / "fixtures"
 

@@ -146,6 +146,7 @@ def test_devset_real_speaker_identification(real_speakers):
     assert np.mean(accepted) <= 0.10
 
 
+@pytest.mark.slow
 def test_devset_real_speech_through_a_phone_band(real_speakers):
     """3 s probes through the telephone band against wideband enrolments: compared in the telephone band
     they match only their own speaker, and held-out voices do not match (measured 2/26 and 0/29)."""

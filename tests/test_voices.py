@@ -16,8 +16,8 @@ from scanner.models import AudioTrack
 from scanner.voices import (
     VoiceAnalyzer,
 )
-from tests.conftest import DEVSET as SHARED_DEVSET
-from tests.conftest import SAMPLE_DATA
+from tests.helpers import DEVSET as SHARED_DEVSET
+from tests.helpers import SAMPLE_DATA
 
 SAMPLE = SAMPLE_DATA
 RECORDINGS = SAMPLE / "recordings"
@@ -388,6 +388,7 @@ def _reference_turns(name: str) -> list[dict]:
     return turns
 
 
+@pytest.mark.devset
 @pytest.mark.skipif(not DEVSET.exists(), reason="../shared/devset is absent")
 def test_devset_meetings_give_plausible_speaker_counts():
     """Real far-field meetings: speaker counts never above the reference (speakers with 3 s or more) by more
@@ -415,6 +416,7 @@ def test_devset_meetings_give_plausible_speaker_counts():
     assert np.mean(errors) <= 0.8
 
 
+@pytest.mark.devset
 @pytest.mark.skipif(not (DEVSET / "sample.wav").exists(), reason="../shared/devset is absent")
 def test_devset_close_talk_conversation_is_two_speakers_with_their_turns():
     """The real two-speaker `sample.wav`: two speakers, each one reference voice, and at least 80% of
@@ -435,6 +437,8 @@ def test_devset_close_talk_conversation_is_two_speakers_with_their_turns():
 
 
 
+@pytest.mark.slow
+@pytest.mark.devset
 @pytest.mark.skipif(not DEVSET.exists(), reason="../shared/devset is absent")
 def test_six_real_speakers_taking_turns_of_three_seconds_are_found():
     """The six devset voices with the most non-overlapped speech taking 28 turns of 2.5-3.5 s, in four turn

@@ -20,6 +20,8 @@ class ReportWriter(Protocol):
 
 def writers(redact_thumbnails: bool = False, changes: dict | None = None) -> dict[str, ReportWriter]:
     """The available writers by format name (`changes`: the diff against the previous scan, for HTML)."""
+    # Deferred: the writers bring jinja2, PIL and the XML and SARIF code, which commands that write
+    # no report (--version, --help, history, diff, purge) do not need.
     from scanner.outputs.csv_report import CsvWriter
     from scanner.outputs.html_report import HtmlWriter
     from scanner.outputs.json_report import JsonWriter

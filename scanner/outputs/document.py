@@ -17,6 +17,7 @@ from scanner.models import (
     StreamCoverage,
     TimeRange,
     Waiver,
+    timecode,
 )
 
 SCHEMA_VERSION = "1.2"
@@ -288,16 +289,6 @@ def _waiver(waiver: Waiver) -> dict:
         "person_id": waiver.person_id,
         "path": waiver.path_glob,
     }
-
-
-def timecode(seconds: float) -> str:
-    """0:01.0, 12:05.3, 1:02:03.4."""
-    seconds = max(0.0, float(seconds))
-    minutes, secs = divmod(seconds, 60)
-    hours, minutes = divmod(int(minutes), 60)
-    if hours:
-        return f"{hours}:{minutes:02d}:{secs:04.1f}"
-    return f"{minutes}:{secs:04.1f}"
 
 
 def format_ranges(ranges: list[dict]) -> str:

@@ -18,6 +18,7 @@ script only as indices; the Content-Security-Policy forbids every external reque
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import gc
 import io
 import math
@@ -31,9 +32,9 @@ from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescap
 from markupsafe import Markup
 from PIL import Image
 
-from scanner.models import Level, Person, ScanResult
+from scanner.models import Level, Person, ScanResult, timecode
 from scanner.objstore import is_url
-from scanner.outputs.document import build_document, timecode
+from scanner.outputs.document import build_document
 
 TIER_COLOURS = {  # white text on each has a contrast ratio of at least 4.5:1 (WCAG AA)
     "none": "#4b5563",
@@ -419,8 +420,6 @@ def _flatten(options: dict, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def _days_between(as_of: str, expires: str) -> int | None:
-    import datetime as dt
-
     try:
         return (dt.date.fromisoformat(str(expires)[:10]) - dt.date.fromisoformat(str(as_of)[:10])).days
     except ValueError:

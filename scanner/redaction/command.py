@@ -12,9 +12,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from scanner.models import Level, MediaKind, ScanResult
+from scanner.models import Level, MediaKind, ScanResult, merge_ranges
 from scanner.redaction.plan import RedactionPlan, SelectionError, not_redacted_reason, plan_redaction, select_people
 from scanner.redaction.run import RedactSettings, carry_out, silence_ranges, write_report
+from scanner.redaction.verify import VerificationError, verify_outputs
 
 EXIT_OK, EXIT_LEFT, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
 
@@ -80,8 +81,6 @@ def describe_plan(plan: RedactionPlan, settings: RedactSettings) -> list[str]:
 
 
 def _face_ranges(rec) -> list:
-    from scanner.models import merge_ranges
-
     clusters = {c.cluster_id: c for c in (rec.recording.faces.clusters if rec.recording.faces else [])}
     return merge_ranges([r for cids in rec.faces.values() for cid in cids if cid in clusters
                          for r in clusters[cid].time_ranges])
@@ -131,8 +130,6 @@ def run_redact(request: RedactRequest, say, warn, store=None) -> int:
     verification = None
     status = EXIT_FAILURE if failed else EXIT_OK
     if request.verify:
-        from scanner.redaction.verify import VerificationError, verify_outputs
-
         try:
             verification = verify_outputs(plan, records, request.out_dir, request.consent, say, warn, store)
         except VerificationError as exc:

@@ -24,7 +24,6 @@ source's declared audio (the re-encoded last frame's duration is written as its 
 from __future__ import annotations
 
 import collections
-import os
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -63,7 +62,6 @@ class MediaOutcome:
     frames_any_covered: int = 0
     silenced: list[TimeRange] = field(default_factory=list)
     face_searches: int = 0
-    format_note: str | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -424,7 +422,3 @@ def redact_video(src: Path, dst: Path, follower: FaceFollower | None, silence: l
     if follower is not None:
         outcome.face_searches = follower.searches
     return outcome
-
-
-def replace_atomically(tmp: Path, dst: Path) -> None:
-    os.replace(tmp, dst)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -162,8 +163,6 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def copy_unchanged(plan: RecordingPlan) -> OutputRecord:
     """`--copy-all`: a byte copy of a recording nobody is removed from."""
-    import shutil
-
     record = OutputRecord(str(plan.path), plan.recording.sha256, None, None,
                           plan.kind.value if plan.kind else "unknown", [])
     dst = plan.output if plan.kind is not MediaKind.VIDEO else plan.output.with_suffix(plan.path.suffix)

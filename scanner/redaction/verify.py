@@ -24,6 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from scanner.analyze import AnalysisSettings
+from scanner.consent import ConsentFileError, load_consent
+from scanner.execute import default_memory_ceiling, default_workers
 from scanner.models import (
     FaceCluster,
     Level,
@@ -32,8 +35,13 @@ from scanner.models import (
     ScanResult,
     SpeakerCluster,
 )
+from scanner.outputs import write_reports
+from scanner.people import EnrolledSubject, match_face
 from scanner.redaction.plan import RedactionPlan
 from scanner.redaction.run import OutputRecord
+from scanner.redaction.tracking import _centre_near
+from scanner.scan import ScanOptions, run_scan
+from scanner.voiceprints import DEFAULT_SETTINGS, voice_similarity
 
 REPORT_DIR = "verification"
 
@@ -92,10 +100,6 @@ def _scan_options(scan: ScanResult, files: int, media_s: float):
     """The stored scan's analysis settings and purposes. Copies holding a minute of media or less
     are analysed in this process, one after the other (a worker process would load the models
     again, which costs more than analysing them); more, in worker processes."""
-    from scanner.analyze import AnalysisSettings
-    from scanner.execute import default_memory_ceiling, default_workers
-    from scanner.scan import ScanOptions
-
     recorded = scan.options.get("analysis") or {}
     fields = {f.name for f in dataclasses.fields(AnalysisSettings)}
     analysis = AnalysisSettings(**{k: v for k, v in recorded.items() if k in fields})
@@ -126,17 +130,12 @@ def _voice_tier(person: Person | None, recording: Path) -> Level:
 
 def _near_original(cluster: FaceCluster, original: list[FaceCluster]) -> bool:
     """A face of the copy where the removed person's face was (same time within 1 s, boxes overlapping)."""
-    from scanner.redaction.tracking import _centre_near
-
     return any(abs(d.time_s - o.time_s) <= 1.0 and _centre_near(o.box, d.box, 0.5)
                for d in cluster.detections for c in original for o in c.detections)
 
 
 def residue(plan: RedactionPlan, records: list[OutputRecord], result: ScanResult, store) -> dict[str, dict]:
     """What the verification `result` still holds of each removed person: {person_id: {face: [...], voice: [...]}}."""
-    from scanner.people import EnrolledSubject, match_face
-    from scanner.voiceprints import DEFAULT_SETTINGS, voice_similarity
-
     refs = _references(plan, store)
     source_of = {Path(r.output): Path(r.source) for r in records if r.output}
     found: dict[str, dict] = {p.person_id: {"face": [], "voice": []} for p in plan.people}
@@ -191,10 +190,6 @@ def residue(plan: RedactionPlan, records: list[OutputRecord], result: ScanResult
 def verify_outputs(plan: RedactionPlan, records: list[OutputRecord], out_dir: Path, consent: Path | None,
                    say, warn, store=None) -> dict:
     """Scan the written copies, write the verification reports, print and return what is left of each person."""
-    from scanner.consent import ConsentFileError, load_consent
-    from scanner.outputs import write_reports
-    from scanner.scan import run_scan
-
     outputs = [Path(r.output) for r in records if r.output and not r.error]
     if not outputs:
         raise VerificationError("no copy was written")
