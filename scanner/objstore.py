@@ -3,7 +3,7 @@
 - `parse_input(text)` turns a command-line input into a local `Path` or an `ObjectURL`; a malformed
   URL, an unknown scheme, a scheme whose package is not installed, or a URL carrying credentials
   (user:password@, a query string) is an `ObjectStoreError` (the command line exits 2).
-- `list_objects(urls, storage)` walks prefixes like folders and returns every object with its
+- `list_objects(urls, storage, pass_over)` walks prefixes like folders and returns every object with its
   `ObjectFacts` (ETag, size, last-modified): the facts that stand in for a local file's `stat` in
   the scan database, so that an unchanged object is neither downloaded nor decoded again. Objects
   are recognised as local files are: by extension, else by their first bytes (one ranged read).
