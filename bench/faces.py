@@ -80,8 +80,8 @@ def _sample_data_module():
 
 def _devset_sources(msd):
     """Face sprites from the devset photos: crop around the HOG face box found once."""
-    from scanner.faces import _face_api
-    from scanner.media import load_image
+    from scanner.analysis.faces.analyzer import _face_api
+    from scanner.media.decode import load_image
 
     api = _face_api()
     wanted = [
@@ -265,7 +265,7 @@ def _peak_mb() -> float:
 
 def _warm(*_args) -> None:
     """Per-process start-up a scan worker pays once: dlib models, encoder weights, scikit-learn."""
-    from scanner.faces import preload
+    from scanner.analysis.faces.analyzer import preload
 
     preload()
 
@@ -273,8 +273,8 @@ def _warm(*_args) -> None:
 def _analyze_window(args):
     """Worker: analyse one window at default settings; returns (analysis, wall, cpu, peak MB)."""
     path, start_s, end_s, kwargs = args
-    from scanner.faces import FaceAnalyzer
-    from scanner.media import probe
+    from scanner.analysis.faces.analyzer import FaceAnalyzer
+    from scanner.media.decode import probe
 
     t0, c0, m0 = time.perf_counter(), _cpu(), time.thread_time()
     analysis = FaceAnalyzer(**kwargs).analyze(Path(path), probe(Path(path)), start_s=start_s, end_s=end_s)
@@ -290,7 +290,7 @@ def _naive(args):
     path, n = args
     import av
 
-    from scanner.faces import _face_api, encode_faces
+    from scanner.analysis.faces.analyzer import _face_api, encode_faces
 
     api = _face_api()
     t0 = time.perf_counter()
@@ -373,7 +373,7 @@ def section_speed(work: Path, cache: Path | None, naive: bool, repeats: int = 3)
     load = os.getloadavg()[0]
     path, truth = build_meeting(work, cache)
     ctx = mp.get_context("spawn")  # dlib deadlocks in forked workers
-    from scanner.worker_setup import huge_pages_for_workers
+    from scanner.pipeline.worker_setup import huge_pages_for_workers
 
     huge_pages_for_workers()  # as the scan's worker pool does
     out = ["## Speed on the generated meeting video", ""]
@@ -390,9 +390,9 @@ def section_speed(work: Path, cache: Path | None, naive: bool, repeats: int = 3)
     # windows `plan_jobs` gives, one per worker, joined with `merge_analyses` as the scan's join
     # task does), the whole video on one worker (`--workers 1`) and the opt-in steady carry; the
     # run with the median wall time is shown, the spread below the table.
-    from scanner.analyze import AnalysisSettings
-    from scanner.execute import Job, Splitting, plan_jobs
-    from scanner.faces import merge_analyses
+    from scanner.analysis.faces.analyzer import merge_analyses
+    from scanner.analysis.recording import AnalysisSettings
+    from scanner.pipeline.execute import Job, Splitting, plan_jobs
 
     _, splits = plan_jobs([Job(path, _sha(path))], AnalysisSettings(), Splitting(), workers=2)
     planned = splits[0].windows if splits else [(0.0, math.inf)]
@@ -524,8 +524,8 @@ def _sha(path: Path) -> str:
 def section_identify() -> list[str]:
     from sklearn.linear_model import LogisticRegression
 
-    from scanner.faces import MATCH_TOLERANCE, FaceAnalyzer, encode_face_image, face_match_confidence
-    from scanner.media import probe
+    from scanner.analysis.faces.analyzer import MATCH_TOLERANCE, FaceAnalyzer, encode_face_image, face_match_confidence
+    from scanner.media.decode import probe
 
     rows = _manifest()
     train = [r for r in rows if r["path"].startswith("knn_examples/train/")]
@@ -611,8 +611,8 @@ def section_identify() -> list[str]:
 
 
 def section_ladder() -> list[str]:
-    from scanner.faces import FaceAnalyzer
-    from scanner.media import probe
+    from scanner.analysis.faces.analyzer import FaceAnalyzer
+    from scanner.media.decode import probe
 
     out = ["## Detection on the resolution ladder (default analyzer)", ""]
     out.append("| photo | size | faces | face px | eye distance px | sharpness | yaw | usable |")
@@ -682,8 +682,8 @@ def _box_iou(a, b) -> float:
 
 
 def section_small(work: Path) -> list[str]:
-    from scanner.faces import _HOG_SURE_FACE, FaceAnalyzer
-    from scanner.media import probe
+    from scanner.analysis.faces.analyzer import _HOG_SURE_FACE, FaceAnalyzer
+    from scanner.media.decode import probe
     from tests.media_factory import make_video
 
     work.mkdir(parents=True, exist_ok=True)

@@ -54,7 +54,7 @@ from scanner.models import (  # noqa: E402
     VoiceSighting,
     Waiver,
 )
-from scanner.policy import RULES  # noqa: E402
+from scanner.policy.rules import RULES  # noqa: E402
 
 TIERS = [Level.NONE, Level.LOW, Level.MEDIUM, Level.HIGH, Level.CRITICAL]
 

@@ -19,7 +19,7 @@ start to exit (imports, enrolment, hashing, analysis, people, policy, writing re
    database. The cluster is started before the timer, as a standing cluster would be; its workers
    load the analysis libraries on their first task, inside the timing (as local pool workers do).
 6. one 12-minute video alone, with 1 and 2 workers (with 2, its faces are analysed in 5-minute
-   windows on both workers; see scanner/execute.py)
+   windows on both workers; see scanner/pipeline/execute.py)
 The findings of 5 are compared with those of 2 (by fingerprint), those of 6 with each other.
 """
 
@@ -200,7 +200,7 @@ def main() -> None:
     if "dask" not in skip:
         from distributed import LocalCluster
 
-        from scanner.worker_setup import huge_pages_for_workers
+        from scanner.pipeline.worker_setup import huge_pages_for_workers
 
         huge_pages_for_workers()  # what the README asks of Dask workers, as local workers get it
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",

@@ -153,9 +153,10 @@ def mark(name, t0, c0):
     return time.perf_counter(), time.process_time()
 
 t, c = time.perf_counter(), time.process_time()
-import scanner.cli  # what the command imports before it starts workers
+import scanner.cli.main  # what the command imports before it starts workers
 t, c = mark("imports (the command)", t, c)
-from scanner import analyze, worker_setup
+from scanner.analysis import recording as analyze
+from scanner.pipeline import worker_setup
 worker_setup.load_models()
 t, c = mark("imports and models (a worker)", t, c)
 path, settings = Path(sys.argv[1]), analyze.AnalysisSettings()
@@ -174,7 +175,7 @@ print(json.dumps(marks))
 def stage_breakdown(path: Path) -> list[tuple[str, float, float]]:
     """(stage, wall s, CPU s) of one file analysed stage by stage in one fresh process, set up as a worker is."""
     env = dict(os.environ)
-    # The glibc tunable the scan gives its worker processes (scanner.worker_setup.huge_pages_for_workers).
+    # The glibc tunable the scan gives its worker processes (scanner.pipeline.worker_setup.huge_pages_for_workers).
     tunables = [t for t in env.get("GLIBC_TUNABLES", "").split(":") if t]
     if not any(t.startswith("glibc.malloc.hugetlb=") for t in tunables):
         env["GLIBC_TUNABLES"] = ":".join([*tunables, "glibc.malloc.hugetlb=1"])

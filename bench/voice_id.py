@@ -4,9 +4,9 @@
 
 Real speakers: the devset's far-field meeting clips cut by their RTTM turns (overlapped speech left
 out; one speaker label is one person across clips) plus the five talking-head clips of `av/`
-(`tests/devset_speech.py`). Voiceprints are made as `scanner.voiceprints.voiceprint_from_speech`
+(`tests/devset_speech.py`). Voiceprints are made as `scanner.analysis.voices.voiceprints.voiceprint_from_speech`
 makes them (levelled to -30 dBFS, GE2E windows of 1.6 s, averaged); decisions are
-`scanner.voiceprints.resolve_voices` and `link_voices` with the default `VoiceMatchSettings`.
+`scanner.analysis.voices.voiceprints.resolve_voices` and `link_voices` with the default `VoiceMatchSettings`.
 
 - identification: speakers with at least enrolment + probe seconds are enrolled with their first
   10 s and probed with the following pieces; all other speakers are held out and give impostor probes.
@@ -29,7 +29,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from scanner.voiceprints import (  # noqa: E402
+from scanner.analysis.voices.voiceprints import (  # noqa: E402
     VoiceMatchSettings,
     link_voices,
     phone_band,

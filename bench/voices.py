@@ -53,8 +53,8 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from scanner.analysis.voices.analyzer import VoiceAnalyzer  # noqa: E402
 from scanner.models import AudioTrack  # noqa: E402
-from scanner.voices import VoiceAnalyzer  # noqa: E402
 
 SR = 16000
 DEVSET = REPO.parent / "shared" / "devset" / "diarization"
@@ -526,8 +526,8 @@ def bench_vad(analyzer: VoiceAnalyzer) -> dict:
 def bench_av() -> list[dict]:
     import datetime as dt
 
-    from scanner.analyze import analyze_recording
-    from scanner.scan import ScanOptions, run_scan
+    from scanner.analysis.recording import analyze_recording
+    from scanner.pipeline.scan import ScanOptions, run_scan
 
     rows = []
     for path in sorted((REPO.parent / "shared" / "devset" / "av").glob("*.mp4")):
@@ -584,7 +584,7 @@ import json, resource, sys, time
 import numpy as np, soundfile as sf
 sys.path.insert(0, {repo!r})
 from scanner.models import AudioTrack
-from scanner.voices import VoiceAnalyzer
+from scanner.analysis.voices.analyzer import VoiceAnalyzer
 clips = [sf.read(p, dtype="float32")[0] for p in {clips!r}]
 block = np.concatenate(clips)
 n = int({minutes} * 60 * 16000)

@@ -12,9 +12,6 @@ The library API, in three lines (see `scanner.api` for every argument and its de
 
 from __future__ import annotations
 
-import sys
-import types
-
 __version__ = "0.1.0"
 
 # The names below load on first use: `import scanner` (and so `likeness --version`) stays cheap,
@@ -23,8 +20,8 @@ _EXPORTS = {
     "scan": "scanner.api",
     "load_consent": "scanner.api",
     "write_reports": "scanner.api",
-    "ConsentRecords": "scanner.consent",
-    "ConsentFileError": "scanner.consent",
+    "ConsentRecords": "scanner.policy.consent.records",
+    "ConsentFileError": "scanner.policy.consent.records",
     "Finding": "scanner.models",
     "Level": "scanner.models",
     "Person": "scanner.models",
@@ -48,20 +45,3 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_EXPORTS})
-
-
-class _Package(types.ModuleType):
-    """Keeps `scanner.scan` the function once the module `scanner/scan.py` is imported.
-
-    Importing a submodule binds it as an attribute of its package, which would shadow the function
-    of the same name; the module stays reachable as `sys.modules["scanner.scan"]` and by
-    `from scanner.scan import ...`.
-    """
-
-    def __setattr__(self, name: str, value) -> None:
-        if name == "scan" and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

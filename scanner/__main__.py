@@ -1,5 +1,5 @@
 """`python -m scanner` runs the likeness command line."""
 
-from scanner.cli import main
+from scanner.cli.main import main
 
 main()

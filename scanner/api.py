@@ -7,7 +7,7 @@
 
 `scan` runs the same stages as `likeness scan` (discover, analyse, resolve people, score, check
 consent) and returns a `ScanResult`; `write_reports` writes it in any of the command line's
-formats. `scanner.scan.run_scan` with a `ScanOptions` gives every knob the command line has.
+formats. `scanner.pipeline.scan.run_scan` with a `ScanOptions` gives every knob the command line has.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from scanner.consent import ConsentRecords, load_consent
+from scanner.media.objstore import ObjectURL, parse_input
 from scanner.models import Level, ScanResult
-from scanner.objstore import ObjectURL, parse_input
 from scanner.outputs import write_reports as _write_formats
-from scanner.scan import ScanOptions, run_scan
-from scanner.store import Store
+from scanner.pipeline.scan import ScanOptions, run_scan
+from scanner.policy.consent.records import ConsentRecords, load_consent
+from scanner.store.database import Store
 
 __all__ = ["load_consent", "scan", "write_reports"]
 
@@ -59,8 +59,8 @@ def scan(
     `findings` (with rule id, severity, recordings, time ranges and remedy).
 
     A recording that cannot be decoded is a finding, not an exception. Raises FileNotFoundError for a
-    local input that does not exist, `scanner.consent.ConsentFileError` for an invalid consent file and
-    `scanner.objstore.ObjectStoreError` for an unusable URL.
+    local input that does not exist, `scanner.policy.consent.records.ConsentFileError` for an invalid consent file and
+    `scanner.media.objstore.ObjectStoreError` for an unusable URL.
     """
     inputs = [parse_input(os.fspath(p)) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
     missing = [str(p) for p in inputs if not isinstance(p, ObjectURL) and not p.exists() and not p.is_symlink()]

@@ -313,7 +313,7 @@ class FaceAnalysis:
     clusters: list[FaceCluster]
     frames_sampled: int
     sample_fps: float | None
-    coverage: StreamCoverage | None = None  # what of the picture was decoded (set by scanner.analyze)
+    coverage: StreamCoverage | None = None  # what of the picture was decoded (set by scanner.analysis.recording)
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,7 +326,7 @@ class SpeakerCluster:
     """One speaker within one recording, with a voiceprint and the quality of their speech.
 
     `voiceprint` is the speaker encoder's 256-d GE2E embedding of the speaker's speech (biometric data:
-    kept out of every report; compared in `scanner.voiceprints`).
+    kept out of every report; compared in `scanner.analysis.voices.voiceprints`).
     """
 
     speaker_id: int
@@ -348,7 +348,7 @@ class SpeakerCluster:
 class VoiceAnalysis:
     speakers: list[SpeakerCluster]
     speech_s: float
-    coverage: StreamCoverage | None = None  # what of the sound was decoded (set by scanner.analyze)
+    coverage: StreamCoverage | None = None  # what of the sound was decoded (set by scanner.analysis.recording)
 
 
 # --------------------------------------------------------------------------------------------
@@ -360,13 +360,13 @@ class VoiceAnalysis:
 class FaceVoiceLink:
     """Face cluster `cluster_id` and speaker `speaker_id` of one recording are the same person.
 
-    Found by scanner/linking.py; `evidence` says how:
+    Found by scanner/analysis/linking.py; `evidence` says how:
     - "lips": the mouth moves with the voice: `correlation` between how much the mouth moves and when
       the speaker talks, over `overlap_s` seconds where the face was visible and the voice active;
     - "sole-face": the only face on screen while the recording's only voice speaks, for `overlap_s`
       seconds, its mouth moving (`correlation` is 0: not measured).
     `mouth_movement`: for a sole-face link, how much the lips moved on their own while the voice spoke
-    (`scanner.linking.lip_movement_ratio`); None for lip links.
+    (`scanner.analysis.linking.lip_movement_ratio`); None for lip links.
     """
 
     cluster_id: int
@@ -624,7 +624,7 @@ class RecordingContext:
 
 @dataclass(frozen=True)
 class Waiver:
-    """An accepted finding: who accepted it, why, and until when (see scanner/waivers.py)."""
+    """An accepted finding: who accepted it, why, and until when (see scanner/policy/waivers.py)."""
 
     reason: str
     approved_by: str

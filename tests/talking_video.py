@@ -31,7 +31,9 @@ def make_talking_video(
     segment_s: float = 5.0,
 ) -> dict:
     """Write the video; return the truth: when each voice speaks and which one the face mouths."""
-    from scanner.faces import _face_api  # imported through the scanner, which keeps Pillow's settings intact
+    from scanner.analysis.faces.analyzer import (
+        _face_api,  # imported through the scanner, which keeps Pillow's settings intact
+    )
 
     photo = np.asarray(Image.open(face_photo).convert("RGB"))
     scale = size[1] * 0.9 / photo.shape[0]

@@ -44,7 +44,7 @@ def test_gitlab_job_keeps_the_junit_file_its_scan_writes():
 
 
 def test_waiver_example_is_a_valid_waivers_file(tmp_path):
-    from scanner.waivers import load_waivers
+    from scanner.policy.waivers import load_waivers
 
     path = tmp_path / "likeness-waivers.yaml"
     path.write_text(yaml.safe_dump(examples()["waivers"]))

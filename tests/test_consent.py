@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from scanner.consent import (
+from scanner.models import Level, Modality
+from scanner.policy.consent.records import (
     ConsentFileError,
     ConsentOutcome,
     decide_consent,
     load_consent,
 )
-from scanner.models import Level, Modality
 
 GOOD = """\
 subjects:

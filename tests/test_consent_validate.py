@@ -12,8 +12,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from scanner.cli import app
-from scanner.consent import load_consent
+from scanner.cli.main import app
+from scanner.policy.consent.records import load_consent
 from scanner.schemas.make_consent_schema import consent_schema
 
 runner = CliRunner()

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scanner import media
+from scanner.media import decode as media
 from scanner.models import Coverage, MediaError, RecordingStatus, StreamCoverage
 from tests.media_factory import (
     bitflip_copy,
@@ -88,10 +88,10 @@ def test_the_damaged_interview_is_partial_and_the_undamaged_one_ok(sample_data, 
 
 
 def test_a_damaged_file_goes_through_analysis_and_policy_as_partial_with_a_finding(clip, tmp_path):
-    from scanner.analyze import AnalysisSettings, analyze_recording
-    from scanner.consent import ConsentDocument, ConsentRecords
+    from scanner.analysis.recording import AnalysisSettings, analyze_recording
     from scanner.models import Level, RecordingContext
-    from scanner.policy import PARTIAL_RECORDING, PolicySettings, check_policy
+    from scanner.policy.consent.records import ConsentDocument, ConsentRecords
+    from scanner.policy.rules import PARTIAL_RECORDING, PolicySettings, check_policy
 
     (offset, at), = packet_offsets(clip, "video", [0.5])
     damaged = bitflip_copy(clip, tmp_path / "damaged.mp4", [offset], length=300)
@@ -196,7 +196,7 @@ def test_a_variable_frame_rate_video_with_a_held_frame_is_whole(tmp_path):
 def test_a_damaged_still_image_is_unreadable_or_whole_never_silent(tmp_path):
     from PIL import Image
 
-    from scanner.analyze import AnalysisSettings, analyze_recording
+    from scanner.analysis.recording import AnalysisSettings, analyze_recording
 
     photo = tmp_path / "photo.jpg"
     # Seeded noise: Image.effect_noise draws from C's rand(), which earlier tests in the process move on,
@@ -236,12 +236,12 @@ def test_a_recording_damaged_between_two_scans_shows_in_diff_and_report(clip, tm
     import jsonschema
     from typer.testing import CliRunner
 
-    from scanner.cli import app
+    from scanner.cli.main import app
     from scanner.models import Level
     from scanner.outputs.document import build_document
     from scanner.outputs.html_report import HtmlWriter
-    from scanner.scan import ScanOptions, run_scan
-    from scanner.store import Store
+    from scanner.pipeline.scan import ScanOptions, run_scan
+    from scanner.store.database import Store
 
     folder = tmp_path / "recordings"
     folder.mkdir()

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from scanner.consent import load_consent
-from scanner.execute import Splitting, _on_dask_worker
 from scanner.outputs.document import build_document
-from scanner.scan import ScanOptions, ScanStats, run_scan
-from scanner.store import Store
+from scanner.pipeline.execute import Splitting, _on_dask_worker
+from scanner.pipeline.scan import ScanOptions, ScanStats, run_scan
+from scanner.policy.consent.records import load_consent
+from scanner.store.database import Store
 from tests.helpers import REPO
 
 FILES = ("lobby.mp4", "phone_call.wav", "team_photo.jpg")
@@ -104,8 +104,8 @@ def test_dask_workers_without_the_package_stop_the_scan_with_a_clear_message(mon
     """Workers that cannot load the scan's worker plugin (the package is missing there) could run
     no task either: the scan stops at once and says so, instead of failing every file."""
     distributed = pytest.importorskip("distributed")
-    from scanner.dask_worker import ModelLoader
-    from scanner.execute import run_dask
+    from scanner.pipeline.dask_worker import ModelLoader
+    from scanner.pipeline.execute import run_dask
 
     def missing(self, worker):
         raise ModuleNotFoundError("No module named 'scanner'")
@@ -136,7 +136,7 @@ def frame_buffer_faults(frames: int = 100) -> int:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator switches")
 def test_steady_allocator_reuses_freed_frames_under_dasks_trim_setting():
     script = (
-        "import sys; from scanner.worker_setup import steady_allocator\n"
+        "import sys; from scanner.pipeline.worker_setup import steady_allocator\n"
         "from tests.test_execute import frame_buffer_faults\n"
         "steady = sys.argv[1] == 'steady' and steady_allocator()\n"
         "print(frame_buffer_faults(100))"
@@ -244,9 +244,9 @@ def test_ctrl_c_stops_cleanly_with_a_message(corpus, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("long_video", [True, False], ids=["long-video-windows", "spare-worker-windows"])
 def test_a_video_split_over_workers_gives_the_whole_file_analysis(sample_data, long_video):
-    from scanner.analyze import AnalysisSettings, analyze_recording
-    from scanner.execute import Job, Splitting, plan_jobs, run_local_jobs
-    from scanner.media import sha256_file
+    from scanner.analysis.recording import AnalysisSettings, analyze_recording
+    from scanner.media.decode import sha256_file
+    from scanner.pipeline.execute import Job, Splitting, plan_jobs, run_local_jobs
 
     video = sample_data / "recordings" / "meeting_grid.mp4"  # 30 s, three faces, three voices
     job = Job(video, sha256_file(video))
@@ -275,10 +275,10 @@ def test_a_split_video_whose_data_ends_early_keeps_what_its_first_windows_found(
     """An interrupted download of a web-optimised MP4 (index in front, 4 s declared, data for about 1.5 s):
     the windows past the end decode nothing, and the file is analysed (and accounted: partial, the
     same stretch missing) as it would be whole."""
-    from scanner.analyze import AnalysisSettings, analyze_recording
-    from scanner.execute import Job, Splitting, plan_jobs, run_local_jobs
-    from scanner.media import sha256_file
+    from scanner.analysis.recording import AnalysisSettings, analyze_recording
+    from scanner.media.decode import sha256_file
     from scanner.models import RecordingStatus
+    from scanner.pipeline.execute import Job, Splitting, plan_jobs, run_local_jobs
     from tests.media_factory import make_video
 
     full = make_video(tmp_path / "full.mp4", frames=40, fps=10, size=(320, 240), faststart=True)
@@ -300,9 +300,9 @@ def test_a_split_video_whose_data_ends_early_keeps_what_its_first_windows_found(
 
 
 def test_the_plan_puts_large_files_first_and_splits_only_long_videos(sample_data):
-    from scanner.analyze import AnalysisSettings
-    from scanner.execute import Job, Splitting, plan_jobs
-    from scanner.media import sha256_file
+    from scanner.analysis.recording import AnalysisSettings
+    from scanner.media.decode import sha256_file
+    from scanner.pipeline.execute import Job, Splitting, plan_jobs
 
     names = ["phone_call.wav", "meeting_grid.mp4", "lobby.mp4", "team_photo.jpg"]
     jobs = [Job(sample_data / "recordings" / n, sha256_file(sample_data / "recordings" / n)) for n in names]
@@ -319,9 +319,9 @@ def test_the_plan_puts_large_files_first_and_splits_only_long_videos(sample_data
 
 
 def test_short_videos_are_split_only_for_workers_that_would_otherwise_wait(sample_data):
-    from scanner.analyze import AnalysisSettings
-    from scanner.execute import Job, Splitting, plan_jobs
-    from scanner.media import sha256_file
+    from scanner.analysis.recording import AnalysisSettings
+    from scanner.media.decode import sha256_file
+    from scanner.pipeline.execute import Job, Splitting, plan_jobs
 
     def job(name):
         return Job(sample_data / "recordings" / name, sha256_file(sample_data / "recordings" / name))
@@ -370,8 +370,8 @@ def _analyse_while_killing(sample_data, names: tuple[str, ...], delay: float, on
     """Analyse `names` on 2 workers while a thread SIGKILLs worker processes; (results, pids killed)."""
     import threading
 
-    from scanner.analyze import AnalysisSettings
-    from scanner.execute import Job, run_local_jobs
+    from scanner.analysis.recording import AnalysisSettings
+    from scanner.pipeline.execute import Job, run_local_jobs
 
     jobs = [Job(sample_data / "recordings" / n, None) for n in names]
     stop = threading.Event()
@@ -400,10 +400,10 @@ def test_a_file_that_killed_an_earlier_scan_is_analysed_alone_and_unreadable_if_
     """With one worker, files are analysed in the scanning process; a suspect one is not."""
     import threading
 
-    from scanner.analyze import AnalysisSettings
-    from scanner.execute import Job, run_local_jobs
-    from scanner.media import sha256_file
+    from scanner.analysis.recording import AnalysisSettings
+    from scanner.media.decode import sha256_file
     from scanner.models import RecordingStatus
+    from scanner.pipeline.execute import Job, run_local_jobs
 
     lobby, call = (sample_data / "recordings" / n for n in ("lobby.mp4", "phone_call.wav"))
     jobs = [Job(lobby, sha256_file(lobby)), Job(call, sha256_file(call))]
@@ -427,8 +427,8 @@ def test_a_file_that_killed_an_earlier_scan_is_analysed_alone_and_unreadable_if_
 
 def test_a_worker_stuck_inside_one_call_is_ended_by_the_kernel_and_the_file_named(tmp_path):
     """The per-file limit is checked between frames; a call that never returns is ended from outside."""
-    from scanner.analyze import AnalysisSettings
-    from scanner.execute import Job, _LocalPool, _Task
+    from scanner.analysis.recording import AnalysisSettings
+    from scanner.pipeline.execute import Job, _LocalPool, _Task
 
     fifo = tmp_path / "no-writer"
     os.mkfifo(fifo)
@@ -453,9 +453,9 @@ def test_one_isolated_worker_is_a_worker_process_whose_death_does_not_end_the_sc
     kernel, see the test above)."""
     import threading
 
-    from scanner.analyze import AnalysisSettings
-    from scanner.execute import Job, run_local_jobs
+    from scanner.analysis.recording import AnalysisSettings
     from scanner.models import RecordingStatus
+    from scanner.pipeline.execute import Job, run_local_jobs
 
     jobs = [Job(sample_data / "recordings" / "interview.mp4", None)]
     stop, killed = threading.Event(), []
@@ -487,7 +487,7 @@ def test_workers_get_the_landmark_model_on_huge_pages(monkeypatch):
     library support it, the 68-point landmark model then really sits on huge pages."""
     import platform
 
-    from scanner.worker_setup import huge_pages_for_workers
+    from scanner.pipeline.worker_setup import huge_pages_for_workers
 
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=4")
     assert huge_pages_for_workers() is True
@@ -510,7 +510,7 @@ def test_workers_get_the_landmark_model_on_huge_pages(monkeypatch):
 
 
 def test_default_workers_follow_the_cpus_the_scan_may_use(tmp_path):
-    from scanner.execute import default_workers
+    from scanner.pipeline.execute import default_workers
 
     cpus = len(os.sched_getaffinity(0))
     absent = tmp_path / "no-cgroup"
@@ -526,7 +526,7 @@ def test_default_workers_follow_the_cpus_the_scan_may_use(tmp_path):
 
 
 def test_a_scan_without_workers_uses_the_default(sample_data, tmp_path):
-    from scanner.execute import default_workers
+    from scanner.pipeline.execute import default_workers
     from tests.helpers import run_cli
 
     out = tmp_path / "out"

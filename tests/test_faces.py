@@ -15,7 +15,7 @@ import pytest
 import yaml
 from PIL import Image, ImageFilter
 
-from scanner.faces import (
+from scanner.analysis.faces.analyzer import (
     MATCH_TOLERANCE,
     FaceAnalyzer,
     encode_face_image,
@@ -27,7 +27,7 @@ from scanner.faces import (
     merge_analyses,
     sample_time_ranges,
 )
-from scanner.media import probe
+from scanner.media.decode import probe
 from scanner.models import FaceCluster, FaceDetection, MediaError, TimeRange
 from tests.helpers import DEVSET as SHARED_DEVSET
 from tests.helpers import SAMPLE_DATA
@@ -305,8 +305,8 @@ def test_hog_on_grey_levels_finds_every_face_rgb_finds():
     strongest of three channel gradients): on frames of the sample videos it finds every face
     found on RGB (box overlap > 0.5: the same face, at most a pyramid step apart); sharpness
     reads the same grey levels, same value."""
-    from scanner.faces import _face_api, grey_levels, laplacian_sharpness
-    from scanner.media import iter_frames
+    from scanner.analysis.faces.analyzer import _face_api, grey_levels, laplacian_sharpness
+    from scanner.media.decode import iter_frames
 
     api = _face_api()
     rgb_faces = 0
@@ -342,7 +342,7 @@ def test_encode_face_image_errors_and_no_face(tmp_path):
 
 def test_numpy_encoder_equals_dlibs_own_on_real_faces(devset):
     """The encoder evaluated on numpy gives dlib's encodings (float rounding apart), batched or not."""
-    from scanner.faces import _face_api
+    from scanner.analysis.faces.analyzer import _face_api
 
     api = _face_api()
     faces = []
@@ -529,8 +529,8 @@ def test_encoding_clusters_are_scikit_learns_average_linkage_partition():
     scikit-learn's AgglomerativeClustering with average linkage and the same threshold did."""
     from sklearn.cluster import AgglomerativeClustering
 
-    from scanner.clustering import average_linkage
-    from scanner.faces import DEFAULT_CLUSTER_TOLERANCE
+    from scanner.analysis.clustering import average_linkage
+    from scanner.analysis.faces.analyzer import DEFAULT_CLUSTER_TOLERANCE
 
     rng = np.random.default_rng(7)
     for trial in range(40):
@@ -552,8 +552,8 @@ def test_the_stored_frontal_detector_is_dlibs_own(tmp_path, monkeypatch):
     as the one dlib decodes from its own copy; an unreadable stored copy is rebuilt."""
     import dlib
 
-    from scanner.faces import _detector_cache_path, _stored_frontal_detector, grey_levels
-    from scanner.media import load_image
+    from scanner.analysis.faces.analyzer import _detector_cache_path, _stored_frontal_detector, grey_levels
+    from scanner.media.decode import load_image
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     path = _detector_cache_path()

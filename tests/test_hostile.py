@@ -30,9 +30,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scanner import media
-from scanner.discover import discover_recordings
+from scanner.media import decode as media
 from scanner.models import MediaError
+from scanner.pipeline.discover import discover_recordings
 from tests.helpers import REPO
 from tests.media_factory import (
     bitflip_copy,
@@ -51,7 +51,7 @@ SR = 16000
 
 
 # The command line as installed: `likeness` names itself in usage messages.
-_CLI = "import sys; from scanner.cli import main; sys.argv[0] = 'likeness'; main()"
+_CLI = "import sys; from scanner.cli.main import main; sys.argv[0] = 'likeness'; main()"
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -603,7 +603,7 @@ FAILING_WRITERS = {
 
 @pytest.fixture(scope="module")
 def undecodable_result(tmp_path_factory):
-    from scanner.scan import ScanOptions, run_scan
+    from scanner.pipeline.scan import ScanOptions, run_scan
 
     root = tmp_path_factory.mktemp("undecodable")
     name = os.fsdecode(b"caf\xe9 \xff<b>.wav")  # Latin-1 bytes: not UTF-8
@@ -665,7 +665,7 @@ def test_time_limit_stops_decoding(tmp_path):
 
 
 def test_analysis_of_a_file_over_the_time_limit_is_unreadable(tmp_path):
-    from scanner.analyze import AnalysisSettings, analyze_recording
+    from scanner.analysis.recording import AnalysisSettings, analyze_recording
 
     video = make_video(tmp_path / "v.mp4", frames=10, fps=10, size=(64, 48))
     rec = analyze_recording(video, AnalysisSettings(time_limit_s=1e-9))
@@ -715,10 +715,10 @@ YAML_TRICKS = [
 @pytest.mark.parametrize("name,text,line,words", YAML_TRICKS, ids=[t[0] for t in YAML_TRICKS])
 @pytest.mark.parametrize("kind", ["consent", "waivers", "manifest"])
 def test_yaml_tricks_are_located_problems(tmp_path, name, text, line, words, kind):
-    from scanner.consent import load_consent
-    from scanner.fileformat import FileFormatError
-    from scanner.manifest import load_manifest
-    from scanner.waivers import load_waivers
+    from scanner.media.fileformat import FileFormatError
+    from scanner.policy.consent.records import load_consent
+    from scanner.policy.manifest import load_manifest
+    from scanner.policy.waivers import load_waivers
 
     path = tmp_path / f"{name}.yaml"
     body = text if kind == "consent" else text.replace("subjects", "waivers" if kind == "waivers" else "recordings")
@@ -752,7 +752,7 @@ def test_yaml_tricks_exit_2_on_the_command_line(tmp_path):
 
 
 def test_shared_grants_through_a_few_aliases_still_work(tmp_path):
-    from scanner.consent import load_consent
+    from scanner.policy.consent.records import load_consent
 
     path = tmp_path / "consent.yaml"
     path.write_text(
@@ -764,8 +764,8 @@ def test_shared_grants_through_a_few_aliases_still_work(tmp_path):
 
 
 def test_oversized_yaml_is_refused_unread(tmp_path):
-    from scanner.fileformat import FileFormatError
-    from scanner.manifest import load_manifest
+    from scanner.media.fileformat import FileFormatError
+    from scanner.policy.manifest import load_manifest
 
     path = tmp_path / "likeness-manifest.yaml"
     with path.open("w") as fh:

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scanner.analyze import analyze_recording
-from scanner.consent import load_consent
-from scanner.linking import STILL_MOUTH, STILL_PIXELS, LipSyncLinker, _ScreenedCrops
+from scanner.analysis.linking import STILL_MOUTH, STILL_PIXELS, LipSyncLinker, _ScreenedCrops
+from scanner.analysis.recording import analyze_recording
 from scanner.models import Level
-from scanner.scan import ScanOptions, run_scan
+from scanner.pipeline.scan import ScanOptions, run_scan
+from scanner.policy.consent.records import load_consent
 from tests.helpers import DEVSET
 from tests.talking_video import make_talking_video
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scanner.media import iter_frames, load_audio, probe, sha256_file
+from scanner.media.decode import iter_frames, load_audio, probe, sha256_file
 from scanner.models import MediaError, MediaKind
 from tests.media_factory import make_png, make_video, make_wav, sine, truncate_copy
 
@@ -265,7 +265,7 @@ def _bframe_video(path: Path, seconds: float = 4.0, fps: int = 30) -> Path:
 def test_b_frames_skipped_only_where_exact(media_dir, video):
     """On x264 output with B-frames, sparse sampling skips every B-frame: the frames it yields
     are bit-identical to the same frames decoded from the full stream, one per grid second."""
-    from scanner.media import _bframes_unreferenced_by_p
+    from scanner.media.decode import _bframes_unreferenced_by_p
 
     path = _bframe_video(media_dir / "bframes.mp4")
     info = probe(path)

@@ -16,11 +16,11 @@ import textwrap
 import numpy as np
 import pytest
 
-from scanner import media
-from scanner.analyze import AnalysisSettings, analyze_recording
+from scanner.analysis.recording import AnalysisSettings, analyze_recording
+from scanner.media import decode as media
 from scanner.models import Level, MediaError, RecordingStatus
-from scanner.scan import ScanOptions, ScanStats, run_scan
-from scanner.store import Store
+from scanner.pipeline.scan import ScanOptions, ScanStats, run_scan
+from scanner.store.database import Store
 from tests.helpers import REPO
 
 
@@ -48,8 +48,8 @@ def test_an_allocation_past_the_address_space_cap_raises_instead_of_being_killed
     """In a process of its own: the cap must not outlive the test."""
     script = textwrap.dedent("""
         import numpy as np
-        from scanner import media
-        from scanner.execute import address_space_cap
+        from scanner.media import decode as media
+        from scanner.pipeline.execute import address_space_cap
 
         lift = address_space_cap(media.resident_bytes() + (200 << 20), slack_bytes=0)
         assert lift is not None
@@ -82,7 +82,7 @@ def test_a_ceiling_result_is_analysed_again_when_memory_allows(sample_data, tmp_
 
 
 def test_default_ceiling_divides_half_the_memory_between_workers(tmp_path):
-    from scanner.execute import default_memory_ceiling
+    from scanner.pipeline.execute import default_memory_ceiling
 
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal:       25165824 kB\nMemFree:  1 kB\n")  # 24 GiB

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from scanner.consent import load_consent
-from scanner.discover import pass_over_object
+from scanner.media.objstore import ObjectStoreError, ObjectURL, StorageSettings, list_objects, parse_input
 from scanner.models import RecordingStatus
-from scanner.objstore import ObjectStoreError, ObjectURL, StorageSettings, list_objects, parse_input
 from scanner.outputs.document import build_document
-from scanner.scan import ScanOptions, ScanStats, run_scan
-from scanner.store import Store
+from scanner.pipeline.discover import pass_over_object
+from scanner.pipeline.scan import ScanOptions, ScanStats, run_scan
+from scanner.policy.consent.records import load_consent
+from scanner.store.database import Store
 from tests.helpers import run_cli
 from tests.s3_server import SECRET_KEY, SeaweedS3
 
@@ -221,8 +221,8 @@ def silent_endpoint():
 
 
 def test_a_store_that_stops_answering_times_out_after_the_retries(silent_endpoint, monkeypatch):
-    from scanner.analyze import AnalysisSettings
-    from scanner.objstore import analyze_object, list_objects
+    from scanner.analysis.recording import AnalysisSettings
+    from scanner.media.objstore import analyze_object, list_objects
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "id")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
@@ -260,7 +260,7 @@ def test_command_line_wrong_key_and_malformed_urls_exit_2(server, bucket, tmp_pa
 def test_urls_are_named_whole_and_a_manifest_matches_them_by_glob(tmp_path):
     import pickle
 
-    from scanner.manifest import load_manifest, recording_context
+    from scanner.policy.manifest import load_manifest, recording_context
 
     url = parse_input("s3://archive/training/2026/call.m4a")
     assert str(url) == "s3://archive/training/2026/call.m4a" and url.name == "call.m4a"
@@ -277,8 +277,8 @@ def test_urls_are_named_whole_and_a_manifest_matches_them_by_glob(tmp_path):
 
 
 def test_an_object_larger_than_the_spool_folder_is_unreadable_without_being_read(tmp_path):
-    from scanner.analyze import AnalysisSettings
-    from scanner.objstore import analyze_object
+    from scanner.analysis.recording import AnalysisSettings
+    from scanner.media.objstore import analyze_object
 
     huge = shutil.disk_usage(tmp_path).free + 1
     storage = StorageSettings(endpoint_url="http://127.0.0.1:9", spool_dir=str(tmp_path))  # nothing listens there
@@ -289,8 +289,8 @@ def test_an_object_larger_than_the_spool_folder_is_unreadable_without_being_read
 
 
 def test_storage_settings_come_from_likeness_toml_and_never_hold_secrets(tmp_path):
-    from scanner.config import load_config
-    from scanner.fileformat import FileFormatError
+    from scanner.cli.config import load_config
+    from scanner.media.fileformat import FileFormatError
 
     config = tmp_path / "likeness.toml"
     config.write_text('[storage]\nendpoint_url = "http://127.0.0.1:8333"\nprofile = "audit"\n'

@@ -19,14 +19,14 @@ from urllib.parse import unquote
 
 import pytest
 
-from scanner.consent import load_consent
 from scanner.models import Finding, Level, ScanResult, SuppressedFinding, Waiver
 from scanner.outputs.csv_report import COLUMNS, CsvWriter, neutralise
 from scanner.outputs.document import format_ranges
 from scanner.outputs.junit_report import JunitWriter
 from scanner.outputs.sarif_report import FINGERPRINT_KEY, SECURITY_SEVERITY, SarifWriter
-from scanner.policy import RULES
-from scanner.scan import ScanOptions, run_scan
+from scanner.pipeline.scan import ScanOptions, run_scan
+from scanner.policy.consent.records import load_consent
+from scanner.policy.rules import RULES
 
 SARIF_SCHEMA = Path(__file__).resolve().parents[1].parent / "shared" / "schemas" / "sarif-schema-2.1.0.json"
 ODD_NAME = "<script>&\"' photo.jpg"

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from scanner.cli import app
-from scanner.consent import load_consent
-from scanner.manifest import load_manifest
+from scanner.cli.main import app
 from scanner.models import Level
-from scanner.policy import RULES, PolicySettings
-from scanner.scan import ScanOptions, run_scan
-from scanner.store import Store
-from scanner.waivers import load_waivers
+from scanner.pipeline.scan import ScanOptions, run_scan
+from scanner.policy.consent.records import load_consent
+from scanner.policy.manifest import load_manifest
+from scanner.policy.rules import RULES, PolicySettings
+from scanner.policy.waivers import load_waivers
+from scanner.store.database import Store
 
 AS_OF = dt.date(2026, 11, 27)
 runner = CliRunner()

@@ -19,10 +19,10 @@ import yaml  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from scanner.consent import ConsentOutcome, Grant, Subject, decide_consent, load_consent  # noqa: E402
-from scanner.fileformat import FileFormatError  # noqa: E402
-from scanner.manifest import load_manifest  # noqa: E402
-from scanner.waivers import load_waivers  # noqa: E402
+from scanner.media.fileformat import FileFormatError  # noqa: E402
+from scanner.policy.consent.records import ConsentOutcome, Grant, Subject, decide_consent, load_consent  # noqa: E402
+from scanner.policy.manifest import load_manifest  # noqa: E402
+from scanner.policy.waivers import load_waivers  # noqa: E402
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -20,14 +20,14 @@ import soundfile as sf
 from PIL import Image
 from typer.testing import CliRunner
 
-from scanner.cli import app
-from scanner.media import probe
+from scanner.cli.main import app
+from scanner.media.decode import probe
 from scanner.models import Level
+from scanner.pipeline.scan import ScanOptions, run_scan
 from scanner.redaction.media import audio_target, redact_audio, redact_video
 from scanner.redaction.plan import plan_redaction, select_people
 from scanner.redaction.run import RedactSettings, carry_out
 from scanner.redaction.tracking import Anchor, FaceFollower
-from scanner.scan import ScanOptions, run_scan
 from tests.helpers import run_cli
 from tests.media_factory import face_crops, make_aac, make_video, make_wav
 
@@ -42,7 +42,7 @@ runner = CliRunner()
 
 def _every_frame_faces(path: Path) -> list[tuple[float, list[tuple[int, int, int, int]]]]:
     """(time, HOG boxes with one upsampling) for every frame of a video."""
-    from scanner.faces import _face_api, grey_levels
+    from scanner.analysis.faces.analyzer import _face_api, grey_levels
 
     api = _face_api()
     found = []
@@ -209,7 +209,7 @@ def call_and_photo(tmp_path_factory, sample_data):
 
 
 def _faces(path: Path) -> list[tuple[int, int, int, int]]:
-    from scanner.faces import _face_api
+    from scanner.analysis.faces.analyzer import _face_api
 
     return _face_api().face_locations(np.asarray(Image.open(path).convert("RGB")), 1)
 

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import yaml
 
-from scanner.consent import load_consent
 from scanner.outputs.html_report import HtmlWriter
-from scanner.scan import ScanOptions, run_scan
-from scanner.waivers import load_waivers
+from scanner.pipeline.scan import ScanOptions, run_scan
+from scanner.policy.consent.records import load_consent
+from scanner.policy.waivers import load_waivers
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"

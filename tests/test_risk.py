@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scanner.models import Level
-from scanner.risk import DEFAULT_RUBRIC, assess, grade_face, grade_voice
+from scanner.policy.risk import DEFAULT_RUBRIC, assess, grade_face, grade_voice
 
 
 def face(**kw):

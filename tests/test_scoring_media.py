@@ -12,7 +12,7 @@ import soundfile as sf
 from PIL import Image, ImageFilter
 
 from scanner.models import Level, Modality
-from scanner.scan import ScanOptions, run_scan
+from scanner.pipeline.scan import ScanOptions, run_scan
 
 AS_OF = dt.date(2026, 11, 27)
 

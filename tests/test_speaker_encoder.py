@@ -12,8 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-from scanner import speaker_encoder as se
-from scanner import torch_checkpoint
+from scanner.analysis.voices import encoder as se
+from scanner.analysis.voices import torch_checkpoint
 from tests.helpers import REPO
 
 FIXTURES = REPO / "tests" / "fixtures"
@@ -43,7 +43,7 @@ def test_torch_is_not_installed_nor_locked():
 
 
 def test_loading_the_encoder_does_not_import_resemblyzer():
-    code = ("import sys; from scanner.speaker_encoder import load_encoder; load_encoder(); "
+    code = ("import sys; from scanner.analysis.voices.encoder import load_encoder; load_encoder(); "
             "print('resemblyzer' in sys.modules, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -10,7 +10,6 @@ import pickle
 import shutil
 import sqlite3
 import stat
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +17,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from scanner.analyze import AnalysisSettings
-from scanner.cli import app
-from scanner.consent import load_consent
+from scanner.analysis.recording import AnalysisSettings
+from scanner.analysis.voices.voiceprints import VOICEPRINT_DIM
+from scanner.cli.main import app
 from scanner.models import (
     FaceAnalysis,
     FaceCluster,
@@ -35,9 +34,9 @@ from scanner.models import (
     VoiceAnalysis,
 )
 from scanner.outputs.document import build_document
-from scanner.scan import ScanOptions, ScanStats, run_scan
-from scanner.store import SCHEMA_VERSION, Store, analysis_version, settings_hash
-from scanner.voiceprints import VOICEPRINT_DIM
+from scanner.pipeline.scan import ScanOptions, ScanStats, run_scan
+from scanner.policy.consent.records import load_consent
+from scanner.store.database import SCHEMA_VERSION, Store, analysis_version, settings_hash
 
 KEY = ("settings-hash", "tool-1")
 
@@ -87,7 +86,7 @@ def test_database_is_owner_only_with_schema_version_and_migrations(tmp_path):
     with Store(path) as store:
         assert store.db.execute("SELECT COUNT(*) FROM migrations").fetchone()[0] == SCHEMA_VERSION
         store.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    from scanner.store import StoreError
+    from scanner.store.database import StoreError
 
     with pytest.raises(StoreError, match="newer"):
         Store(path)
@@ -299,7 +298,7 @@ def test_report_refuses_an_ambiguous_scan_id_prefix(scanned, tmp_path):
 # ------------------------------------------------------------------------------- people reused
 
 def test_rescan_reuses_the_stored_people_and_rebuilds_them_on_its_own_recordings(corpus, tmp_path, monkeypatch):
-    stage = sys.modules["scanner.scan"]  # the module; `scanner.scan` is the library function
+    from scanner.pipeline import scan as stage
 
     with Store(tmp_path / "scan.db") as store:
         cold, _ = scan(corpus, store)
@@ -322,7 +321,7 @@ def test_rescan_reuses_the_stored_people_and_rebuilds_them_on_its_own_recordings
 
 
 def test_resolution_key_follows_what_resolving_reads():
-    from scanner.people import EnrolledSubject, ResolverSettings, resolution_key
+    from scanner.identity.people import EnrolledSubject, ResolverSettings, resolution_key
 
     recordings = [synthetic_analysis("a.mp4", seed=1), synthetic_analysis("b.mp4", "cd" * 32, seed=2)]
     subjects = [EnrolledSubject("s1", "S One", np.random.default_rng(5).normal(size=(2, 128)))]
@@ -341,7 +340,7 @@ def test_resolution_key_follows_what_resolving_reads():
 
 
 def test_stored_people_that_do_not_fit_the_recordings_are_not_used():
-    from scanner.people import people_from_records, people_to_records, resolve_people
+    from scanner.identity.people import people_from_records, people_to_records, resolve_people
 
     recordings = [synthetic_analysis("a.mp4", seed=1), synthetic_analysis("b.mp4", "cd" * 32, seed=2)]
     people = resolve_people(recordings, [])
@@ -363,7 +362,7 @@ def test_purge_forgets_stored_people(tmp_path):
 
 
 def test_only_the_most_recently_used_resolutions_are_kept(tmp_path):
-    from scanner.store import RESOLUTIONS_KEPT
+    from scanner.store.database import RESOLUTIONS_KEPT
 
     with Store(tmp_path / "scan.db") as store:
         for n in range(RESOLUTIONS_KEPT + 5):
@@ -376,7 +375,7 @@ def test_rescan_reads_only_files_whose_stat_facts_changed(sample_data, tmp_path,
     import hashlib
     import time
 
-    stage = sys.modules["scanner.scan"]  # the module; `scanner.scan` is the library function
+    from scanner.pipeline import scan as stage
 
     folder = tmp_path / "recordings"
     folder.mkdir()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from scanner.voiceprints import (
+from scanner.analysis.voices.voiceprints import (
     EMBEDDING_DIM,
     VOICEPRINT_DIM,
     VoiceMatchSettings,
@@ -185,8 +185,8 @@ def test_devset_real_voices_resolve_into_people_across_recordings(real_speakers)
     person; an enrolled real speaker's later speech in a fourth recording is that subject."""
     from pathlib import Path
 
+    from scanner.identity.people import EnrolledSubject, resolve_people
     from scanner.models import RecordingAnalysis, RecordingStatus, SpeakerCluster, TimeRange, VoiceAnalysis
-    from scanner.people import EnrolledSubject, resolve_people
 
     longest, enrolled, *_ = [w for w, y in real_speakers.items() if len(y) >= 24 * SR]
     sightings = [(longest, voiceprint_from_speech(p)) for p in chunks(real_speakers[longest], 12.0)[:3]]
@@ -207,8 +207,8 @@ def test_devset_real_voices_resolve_into_people_across_recordings(real_speakers)
 
 def test_long_speech_is_embedded_in_a_bounded_number_of_windows(sample_data, monkeypatch):
     """A voiceprint of a long speaker costs at most MAX_WINDOWS windows per band, spread over the speech."""
-    import scanner.voiceprints as vp
-    from scanner.speaker_encoder import load_encoder
+    import scanner.analysis.voices.voiceprints as vp
+    from scanner.analysis.voices.encoder import load_encoder
 
     encoder = load_encoder()
     seen = []

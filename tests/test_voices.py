@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scanner.models import AudioTrack
-from scanner.voices import (
+from scanner.analysis.voices.analyzer import (
     VoiceAnalyzer,
 )
+from scanner.models import AudioTrack
 from tests.helpers import DEVSET as SHARED_DEVSET
 from tests.helpers import SAMPLE_DATA
 
@@ -103,7 +103,7 @@ def melody(seconds: float = 12.0, seed: int = 1) -> np.ndarray:
 
 
 def load(path: Path) -> AudioTrack:
-    media = pytest.importorskip("scanner.media")
+    media = pytest.importorskip("scanner.media.decode")
     audio = media.load_audio(path)
     assert audio is not None, f"{path.name} has no audio"
     return audio
@@ -176,7 +176,7 @@ def test_recorded_voice_is_one_wideband_speaker():
     result = VoiceAnalyzer().analyze(track(voice))
     assert len(result.speakers) == 1
     speaker = result.speakers[0]
-    assert speaker.voiceprint.shape == (512,)  # two unit-length GE2E embeddings (scanner.voiceprints)
+    assert speaker.voiceprint.shape == (512,)  # two unit-length GE2E embeddings (scanner.analysis.voices.voiceprints)
     assert np.linalg.norm(speaker.voiceprint.reshape(2, 256), axis=1) == pytest.approx([1.0, 1.0], abs=1e-4)
     assert 7.0 < result.speech_s < 11.0
     assert speaker.bandwidth_hz > 5000
@@ -470,7 +470,7 @@ def test_a_cluster_between_two_voices_is_a_mixture_only_where_its_windows_sit_be
     across their changes would be is a mixture when its windows come at changes between those two, and
     a voice of its own when its turns come among other voices' (a generated four-voice conversation's
     fourth voice was once refused its own speaker)."""
-    from scanner.diarization import _has_mixture
+    from scanner.analysis.voices.diarization import _has_mixture
 
     a, b, c, d = 0, 1, 2, 3
     sim = np.array([[1.0, 0.55, 0.75, 0.5],

@@ -32,8 +32,8 @@ from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescap
 from markupsafe import Markup
 from PIL import Image
 
+from scanner.media.objstore import is_url
 from scanner.models import Level, Person, ScanResult, timecode
-from scanner.objstore import is_url
 from scanner.outputs.document import build_document
 
 TIER_COLOURS = {  # white text on each has a contrast ratio of at least 4.5:1 (WCAG AA)

@@ -14,10 +14,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 from scanner import __version__
+from scanner.media.objstore import is_url
 from scanner.models import Level, ScanResult
-from scanner.objstore import is_url
 from scanner.outputs.document import build_document, format_ranges, ranges_by_recording
-from scanner.policy import RULES
+from scanner.policy.rules import RULES
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"

@@ -1,6 +1,6 @@
 """Proof that redaction worked: scan the copies again and look for every removed person.
 
-The copies are scanned as any recordings are (`scanner.scan.run_scan`, same analysis settings,
+The copies are scanned as any recordings are (`scanner.pipeline.scan.run_scan`, same analysis settings,
 same consent records and purposes as the stored scan; the verification scan is not stored in the
 scan database). Then, per removed person:
 
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from scanner.analyze import AnalysisSettings
-from scanner.consent import ConsentFileError, load_consent
-from scanner.execute import default_memory_ceiling, default_workers
+from scanner.analysis.recording import AnalysisSettings
+from scanner.analysis.voices.voiceprints import DEFAULT_SETTINGS, voice_similarity
+from scanner.identity.people import EnrolledSubject, match_face
 from scanner.models import (
     FaceCluster,
     Level,
@@ -36,12 +36,12 @@ from scanner.models import (
     SpeakerCluster,
 )
 from scanner.outputs import write_reports
-from scanner.people import EnrolledSubject, match_face
+from scanner.pipeline.execute import default_memory_ceiling, default_workers
+from scanner.pipeline.scan import ScanOptions, run_scan
+from scanner.policy.consent.records import ConsentFileError, load_consent
 from scanner.redaction.plan import RedactionPlan
 from scanner.redaction.run import OutputRecord
 from scanner.redaction.tracking import _centre_near
-from scanner.scan import ScanOptions, run_scan
-from scanner.voiceprints import DEFAULT_SETTINGS, voice_similarity
 
 REPORT_DIR = "verification"
 

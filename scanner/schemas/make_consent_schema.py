@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scanner.consent import ConsentDocument
+from scanner.policy.consent.records import ConsentDocument
 
 SCHEMA_PATH = Path(__file__).with_name("consent.schema.json")
 

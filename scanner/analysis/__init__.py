@@ -1,0 +1,1 @@
+"""Analysis of one decoded recording: find faces, find voices, link them."""

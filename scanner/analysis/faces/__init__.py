@@ -1,0 +1,1 @@
+"""Faces: detection, tracking, quality and 128-d encodings."""

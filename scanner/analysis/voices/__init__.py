@@ -1,0 +1,1 @@
+"""Voices: speech detection, voiceprints and diarization."""

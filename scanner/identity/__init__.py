@@ -1,0 +1,1 @@
+"""Identity: enrolled subjects and the people resolved across recordings."""

@@ -1,0 +1,1 @@
+"""Reading recordings (local files and object-store URLs) and decoding them: probing, frames, audio, coverage."""

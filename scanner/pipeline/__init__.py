@@ -1,0 +1,1 @@
+"""The scan pipeline: discover inputs, run the analyses (locally or on Dask), decide."""

@@ -1,0 +1,1 @@
+"""Policy: consent records, risk tiers, rules, waivers and manifests."""

@@ -1,0 +1,1 @@
+"""Consent records: the YAML file, its CSV import and the grants they hold."""

@@ -1,0 +1,1 @@
+"""The scan database: analysis cache, people, history and purge."""
