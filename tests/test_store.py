@@ -20,6 +20,8 @@ from typer.testing import CliRunner
 from scanner.analysis.recording import AnalysisSettings
 from scanner.analysis.voices.voiceprints import VOICEPRINT_DIM
 from scanner.cli.main import app
+from scanner.identity.people import EnrolledSubject
+from scanner.media.objstore import ObjectURL
 from scanner.models import (
     FaceAnalysis,
     FaceCluster,
@@ -36,7 +38,10 @@ from scanner.models import (
 from scanner.outputs.document import build_document
 from scanner.pipeline.scan import ScanOptions, ScanStats, run_scan
 from scanner.policy.consent.records import load_consent
-from scanner.store.database import SCHEMA_VERSION, Store, analysis_version, settings_hash
+from scanner.store.analyses import analysis_version, settings_hash
+from scanner.store.blobs import loads
+from scanner.store.database import Store
+from scanner.store.schema import SCHEMA_VERSION
 
 KEY = ("settings-hash", "tool-1")
 
@@ -86,7 +91,7 @@ def test_database_is_owner_only_with_schema_version_and_migrations(tmp_path):
     with Store(path) as store:
         assert store.db.execute("SELECT COUNT(*) FROM migrations").fetchone()[0] == SCHEMA_VERSION
         store.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    from scanner.store.database import StoreError
+    from scanner.store.connection import StoreError
 
     with pytest.raises(StoreError, match="newer"):
         Store(path)
@@ -130,6 +135,26 @@ def test_foreign_objects_in_a_blob_are_refused(tmp_path):
         store.db.execute("UPDATE analyses SET blob=?", (pickle.dumps(Payload()),))
         assert store.lookup_analysis("ab" * 32, *KEY) is None  # a cache miss, nothing executed
     assert not (tmp_path / "pwned").exists()
+
+
+def test_blobs_written_before_the_modules_moved_still_load(tmp_path):
+    # Databases written before the sub-packages name scanner.people and scanner.objstore.
+    subject = EnrolledSubject("alice", "Alice", face_encodings=np.ones((1, 128)))
+    url = ObjectURL("s3://bucket/talk.mp4")
+    old = pickle.dumps([subject, url], protocol=3)  # names classes as text: "c<module>\n<name>\n"
+    for new_name, old_name in ((b"scanner.identity.people", b"scanner.people"),
+                               (b"scanner.media.objstore", b"scanner.objstore")):
+        assert b"c" + new_name + b"\n" in old
+        old = old.replace(b"c" + new_name + b"\n", b"c" + old_name + b"\n")
+    with Store(tmp_path / "scan.db") as store:
+        store.save_enrolment("key", [subject])
+        store.db.execute("UPDATE enrolments SET blob=?", (old,))
+        back_subject, back_url = store.lookup_enrolment("key")
+    assert isinstance(back_subject, EnrolledSubject) and back_subject.subject_id == "alice"
+    np.testing.assert_array_equal(back_subject.face_encodings, subject.face_encodings)
+    assert isinstance(back_url, ObjectURL) and str(back_url) == "s3://bucket/talk.mp4"
+    with pytest.raises(pickle.UnpicklingError):  # the old names map to the new ones, not to anything
+        loads(old.replace(b"cscanner.objstore\n", b"cscanner.evil\n"))
 
 
 def test_cache_key_follows_settings_and_code():
@@ -362,7 +387,7 @@ def test_purge_forgets_stored_people(tmp_path):
 
 
 def test_only_the_most_recently_used_resolutions_are_kept(tmp_path):
-    from scanner.store.database import RESOLUTIONS_KEPT
+    from scanner.store.rescan import RESOLUTIONS_KEPT
 
     with Store(tmp_path / "scan.db") as store:
         for n in range(RESOLUTIONS_KEPT + 5):

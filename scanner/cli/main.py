@@ -40,7 +40,8 @@ from scanner.policy.consent.records import ConsentFileError, ConsentRecords, loa
 from scanner.policy.manifest import find_manifest, load_manifest
 from scanner.policy.rules import PolicySettings
 from scanner.policy.waivers import load_waivers
-from scanner.store.database import DEFAULT_STORE, STORE_ENV, Store, StoreError, default_store_path
+from scanner.store.connection import DEFAULT_STORE, STORE_ENV, StoreError, default_store_path
+from scanner.store.database import Store
 from scanner.store.diff import changes_since_previous, describe_changes, scan_changes
 
 # scanner.pipeline.scan, scanner.identity.enrolment and scanner.redaction are imported inside the

@@ -50,7 +50,10 @@ from scanner.policy.risk import DEFAULT_RUBRIC, Rubric, score_person
 from scanner.policy.rules import PolicySettings, apply_settings, check_policy
 from scanner.policy.waivers import WaiverFile, apply_waivers
 from scanner.source_digest import source_digest
-from scanner.store.database import FileFacts, Store, analysis_version, dumps, loads, settings_hash
+from scanner.store.analyses import analysis_version, settings_hash
+from scanner.store.blobs import dumps, loads
+from scanner.store.database import Store
+from scanner.store.rescan import FileFacts
 
 
 @dataclass
@@ -304,7 +307,7 @@ def _resolve_people(recordings: list[RecordingAnalysis], subjects: list[Enrolled
 def _file_digests(paths: list[Path], store: Store | None, use_cache: bool) -> dict[Path, str | MediaError]:
     """`hash_files`, except that a file whose stat facts match the scan database's entry is not read.
 
-    New digests are remembered for the next scan (see `scanner.store.database.FileFacts` for when a file's
+    New digests are remembered for the next scan (see `scanner.store.rescan.FileFacts` for when a file's
     facts are trusted); `use_cache=False` reads every file.
     """
     if store is None:
