@@ -81,7 +81,7 @@ def _sample_data_module():
 def _devset_sources(msd):
     """Face sprites from the devset photos: crop around the HOG face box found once."""
     from scanner.analysis.faces.analyzer import _face_api
-    from scanner.media.decode import load_image
+    from scanner.media.images import load_image
 
     api = _face_api()
     wanted = [
@@ -274,7 +274,7 @@ def _analyze_window(args):
     """Worker: analyse one window at default settings; returns (analysis, wall, cpu, peak MB)."""
     path, start_s, end_s, kwargs = args
     from scanner.analysis.faces.analyzer import FaceAnalyzer
-    from scanner.media.decode import probe
+    from scanner.media.probe import probe
 
     t0, c0, m0 = time.perf_counter(), _cpu(), time.thread_time()
     analysis = FaceAnalyzer(**kwargs).analyze(Path(path), probe(Path(path)), start_s=start_s, end_s=end_s)
@@ -525,7 +525,7 @@ def section_identify() -> list[str]:
     from sklearn.linear_model import LogisticRegression
 
     from scanner.analysis.faces.analyzer import MATCH_TOLERANCE, FaceAnalyzer, encode_face_image, face_match_confidence
-    from scanner.media.decode import probe
+    from scanner.media.probe import probe
 
     rows = _manifest()
     train = [r for r in rows if r["path"].startswith("knn_examples/train/")]
@@ -612,7 +612,7 @@ def section_identify() -> list[str]:
 
 def section_ladder() -> list[str]:
     from scanner.analysis.faces.analyzer import FaceAnalyzer
-    from scanner.media.decode import probe
+    from scanner.media.probe import probe
 
     out = ["## Detection on the resolution ladder (default analyzer)", ""]
     out.append("| photo | size | faces | face px | eye distance px | sharpness | yaw | usable |")
@@ -683,7 +683,7 @@ def _box_iou(a, b) -> float:
 
 def section_small(work: Path) -> list[str]:
     from scanner.analysis.faces.analyzer import _HOG_SURE_FACE, FaceAnalyzer
-    from scanner.media.decode import probe
+    from scanner.media.probe import probe
     from tests.media_factory import make_video
 
     work.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from scanner.analysis.faces.analyzer import _face_api, encode_faces, face_distance, grey_levels  # noqa: E402
-from scanner.media.decode import probe  # noqa: E402
+from scanner.media.probe import probe  # noqa: E402
 from scanner.models import Level, MediaKind  # noqa: E402
 from scanner.redaction.plan import plan_redaction, select_people  # noqa: E402
 from scanner.redaction.verify import _references, _stored_cluster  # noqa: E402

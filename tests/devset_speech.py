@@ -57,7 +57,7 @@ def devset_speakers(devset: Path, include_av: bool = True) -> dict[str, np.ndarr
             if keep.any():
                 pieces[who].append(y[: len(keep)][keep])
     if include_av:
-        from scanner.media.decode import load_audio
+        from scanner.media.audio import load_audio
 
         for k, clip in enumerate(sorted((devset / "av").glob("talking_head_*.mp4")), start=1):
             track = load_audio(clip, SR)

@@ -147,7 +147,9 @@ def face_crops(sample_data: Path, size: int = 96) -> list[np.ndarray]:
     recordings: the meeting grid's three, the team photo's two and the enrolment photo."""
     import face_recognition
 
-    from scanner.media.decode import iter_frames, load_image, probe
+    from scanner.media.frames import iter_frames
+    from scanner.media.images import load_image
+    from scanner.media.probe import probe
 
     grid = sample_data / "recordings" / "meeting_grid.mp4"
     frame = next(iter(iter_frames(grid, probe(grid), 1.0, 1280, start_s=5.0))).image

@@ -2,7 +2,7 @@
 
 Every case is real media: the bundled sample and small files from tests/media_factory.py, cut or
 bit-flipped the way damaged storage and interrupted downloads leave them. The decoding runs as
-the scan runs it (`media.iter_frames` for the picture, `media.load_audio` for the sound); the
+the scan runs it (`iter_frames` for the picture, `load_audio` for the sound); the
 status comes from the same rule (`Coverage.status`), and one damaged file goes through the whole
 analysis and the policy.
 """
@@ -15,8 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scanner.media import decode as media
-from scanner.models import Coverage, MediaError, RecordingStatus, StreamCoverage
+from scanner.media.audio import load_audio
+from scanner.media.coverage import decode_log
+from scanner.media.frames import iter_frames
+from scanner.media.probe import probe
+from scanner.models import Coverage, MediaError, RecordingStatus, StreamCoverage, TimeRange
 from tests.media_factory import (
     bitflip_copy,
     make_aac,
@@ -31,19 +34,19 @@ from tests.media_factory import (
 
 def coverage_of(path: Path, sample_fps: float = 2.0) -> Coverage:
     """The coverage of one file's decoding passes, as the scan makes them."""
-    info = media.probe(path)
+    info = probe(path)
     video = audio = None
     if info.kind.value != "audio":
-        with media.decode_log() as log:
+        with decode_log() as log:
             try:
-                list(media.iter_frames(path, info, sample_fps=sample_fps))
+                list(iter_frames(path, info, sample_fps=sample_fps))
             except MediaError as exc:
                 if getattr(exc, "coverage", None) is None:
                     raise
         video = log.video_coverage()
     if info.audio_sample_rate:
         try:
-            audio = media.load_audio(path).coverage
+            audio = load_audio(path).coverage
         except MediaError as exc:
             audio = getattr(exc, "coverage", None)
             if audio is None:
@@ -139,13 +142,13 @@ def test_bit_flips_at_several_offsets_in_the_audio_are_located_and_keep_the_time
     m4a = make_aac(tmp_path / "tone.m4a", 4.0)
     hits = packet_offsets(m4a, "audio", [0.2, 0.6])
     damaged = bitflip_copy(m4a, tmp_path / "aflip.m4a", [o for o, _ in hits], length=100, every=5)
-    track = media.load_audio(damaged)
+    track = load_audio(damaged)
     cov = track.coverage
     assert cov.errors >= 2 and not cov.complete
     for _, at in hits:
         assert near(cov.missing, at, within=0.1), (at, cov.missing)
     # Rejected stretches become silence of their length: what follows keeps its time codes.
-    assert track.duration_s == pytest.approx(media.load_audio(m4a).duration_s, abs=0.01)
+    assert track.duration_s == pytest.approx(load_audio(m4a).duration_s, abs=0.01)
 
 
 def test_a_truncated_video_misses_its_tail(clip, tmp_path):
@@ -216,7 +219,7 @@ def test_a_damaged_still_image_is_unreadable_or_whole_never_silent(tmp_path):
 def test_status_rule():
     whole = StreamCoverage("video", 0.0, 10.0, frames_planned=10, frames_decoded=10)
     damaged = StreamCoverage("audio", 0.0, 10.0, errors=1)
-    nothing = StreamCoverage("audio", 0.0, 10.0, missing=(media.TimeRange(0.0, 10.0),))
+    nothing = StreamCoverage("audio", 0.0, 10.0, missing=(TimeRange(0.0, 10.0),))
     assert Coverage(whole, None).status is RecordingStatus.OK
     assert Coverage(whole, damaged).status is RecordingStatus.PARTIAL
     assert Coverage(whole, nothing).status is RecordingStatus.PARTIAL

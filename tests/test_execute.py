@@ -245,7 +245,7 @@ def test_ctrl_c_stops_cleanly_with_a_message(corpus, tmp_path):
 @pytest.mark.parametrize("long_video", [True, False], ids=["long-video-windows", "spare-worker-windows"])
 def test_a_video_split_over_workers_gives_the_whole_file_analysis(sample_data, long_video):
     from scanner.analysis.recording import AnalysisSettings, analyze_recording
-    from scanner.media.decode import sha256_file
+    from scanner.media.files import sha256_file
     from scanner.pipeline.execute import Job, Splitting, plan_jobs, run_local_jobs
 
     video = sample_data / "recordings" / "meeting_grid.mp4"  # 30 s, three faces, three voices
@@ -276,7 +276,7 @@ def test_a_split_video_whose_data_ends_early_keeps_what_its_first_windows_found(
     the windows past the end decode nothing, and the file is analysed (and accounted: partial, the
     same stretch missing) as it would be whole."""
     from scanner.analysis.recording import AnalysisSettings, analyze_recording
-    from scanner.media.decode import sha256_file
+    from scanner.media.files import sha256_file
     from scanner.models import RecordingStatus
     from scanner.pipeline.execute import Job, Splitting, plan_jobs, run_local_jobs
     from tests.media_factory import make_video
@@ -301,7 +301,7 @@ def test_a_split_video_whose_data_ends_early_keeps_what_its_first_windows_found(
 
 def test_the_plan_puts_large_files_first_and_splits_only_long_videos(sample_data):
     from scanner.analysis.recording import AnalysisSettings
-    from scanner.media.decode import sha256_file
+    from scanner.media.files import sha256_file
     from scanner.pipeline.execute import Job, Splitting, plan_jobs
 
     names = ["phone_call.wav", "meeting_grid.mp4", "lobby.mp4", "team_photo.jpg"]
@@ -320,7 +320,7 @@ def test_the_plan_puts_large_files_first_and_splits_only_long_videos(sample_data
 
 def test_short_videos_are_split_only_for_workers_that_would_otherwise_wait(sample_data):
     from scanner.analysis.recording import AnalysisSettings
-    from scanner.media.decode import sha256_file
+    from scanner.media.files import sha256_file
     from scanner.pipeline.execute import Job, Splitting, plan_jobs
 
     def job(name):
@@ -401,7 +401,7 @@ def test_a_file_that_killed_an_earlier_scan_is_analysed_alone_and_unreadable_if_
     import threading
 
     from scanner.analysis.recording import AnalysisSettings
-    from scanner.media.decode import sha256_file
+    from scanner.media.files import sha256_file
     from scanner.models import RecordingStatus
     from scanner.pipeline.execute import Job, run_local_jobs
 

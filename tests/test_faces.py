@@ -27,7 +27,7 @@ from scanner.analysis.faces.analyzer import (
     merge_analyses,
     sample_time_ranges,
 )
-from scanner.media.decode import probe
+from scanner.media.probe import probe
 from scanner.models import FaceCluster, FaceDetection, MediaError, TimeRange
 from tests.helpers import DEVSET as SHARED_DEVSET
 from tests.helpers import SAMPLE_DATA
@@ -306,7 +306,7 @@ def test_hog_on_grey_levels_finds_every_face_rgb_finds():
     found on RGB (box overlap > 0.5: the same face, at most a pyramid step apart); sharpness
     reads the same grey levels, same value."""
     from scanner.analysis.faces.analyzer import _face_api, grey_levels, laplacian_sharpness
-    from scanner.media.decode import iter_frames
+    from scanner.media.frames import iter_frames
 
     api = _face_api()
     rgb_faces = 0
@@ -553,7 +553,7 @@ def test_the_stored_frontal_detector_is_dlibs_own(tmp_path, monkeypatch):
     import dlib
 
     from scanner.analysis.faces.analyzer import _detector_cache_path, _stored_frontal_detector, grey_levels
-    from scanner.media.decode import load_image
+    from scanner.media.images import load_image
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     path = _detector_cache_path()

@@ -30,7 +30,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scanner.media import decode as media
+from scanner.media.audio import load_audio
+from scanner.media.files import sha256_file
+from scanner.media.frames import iter_frames
+from scanner.media.limits import Deadline, time_limit
+from scanner.media.probe import probe
 from scanner.models import MediaError
 from scanner.pipeline.discover import discover_recordings
 from tests.helpers import REPO
@@ -572,7 +576,7 @@ def test_unreadable_permissions_are_reported(tmp_path):
         assert [p.name for p in found] == ["secret.wav"]
         assert [(s.path.name, s.reason) for s in skipped] == [("locked", "folder cannot be read: permission denied")]
         with pytest.raises(MediaError, match="permission denied|Permission denied"):
-            media.sha256_file(secret)
+            sha256_file(secret)
         proc = run_cli(
             "scan",
             str(root),
@@ -639,29 +643,29 @@ def test_undecodable_names_reach_every_writer(undecodable_result, fmt, tmp_path)
 
 def test_limits_are_configurable(tmp_path):
     video = make_video(tmp_path / "v.mp4", frames=20, fps=10, size=(64, 48), audio_seconds=2.0)
-    assert media.probe(video).duration_s == pytest.approx(2.0, abs=0.2)
+    assert probe(video).duration_s == pytest.approx(2.0, abs=0.2)
     with pytest.raises(MediaError, match=r"longer than the 1 s limit \(the header says 2(\.\d)? s\)"):
-        media.probe(video, max_duration_s=1.0)
+        probe(video, max_duration_s=1.0)
     with pytest.raises(MediaError, match="video frames too large: 64x48"):
-        media.probe(video, max_pixels=1000)
-    assert media.probe(video, max_duration_s=None).kind.value == "video"
+        probe(video, max_pixels=1000)
+    assert probe(video, max_duration_s=None).kind.value == "video"
 
 
 def test_time_limit_stops_decoding(tmp_path):
     video = make_video(tmp_path / "v.mp4", frames=60, fps=30, size=(64, 48), audio_seconds=2.0)
-    info = media.probe(video)
-    with media.time_limit(1e-9):
+    info = probe(video)
+    with time_limit(1e-9):
         time.sleep(0.001)
         with pytest.raises(MediaError, match="took longer than the 1e-09 s per-file limit"):
-            list(media.iter_frames(video, info, sample_fps=0))
+            list(iter_frames(video, info, sample_fps=0))
         with pytest.raises(MediaError, match="per-file limit"):
-            media.load_audio(video)
+            load_audio(video)
         with pytest.raises(MediaError, match="per-file limit"):
-            media.probe(video)
+            probe(video)
     # An explicit deadline works without the context; no limit outside it.
     with pytest.raises(MediaError, match="per-file limit"):
-        list(media.iter_frames(video, info, sample_fps=0, deadline=media.Deadline(-1)))
-    assert len(list(media.iter_frames(video, info, sample_fps=0))) == 60
+        list(iter_frames(video, info, sample_fps=0, deadline=Deadline(-1)))
+    assert len(list(iter_frames(video, info, sample_fps=0))) == 60
 
 
 def test_analysis_of_a_file_over_the_time_limit_is_unreadable(tmp_path):
@@ -677,9 +681,9 @@ def test_a_named_pipe_is_never_opened_for_reading(tmp_path):
     os.mkfifo(pipe)
     started = time.monotonic()
     with pytest.raises(MediaError, match="named pipe"):
-        media.sha256_file(pipe)
+        sha256_file(pipe)
     with pytest.raises(MediaError, match="named pipe"):
-        media.probe(pipe)
+        probe(pipe)
     assert time.monotonic() - started < 2
 
 

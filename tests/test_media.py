@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scanner.media.decode import iter_frames, load_audio, probe, sha256_file
+from scanner.media.audio import load_audio
+from scanner.media.files import sha256_file
+from scanner.media.frames import iter_frames
+from scanner.media.probe import probe
 from scanner.models import MediaError, MediaKind
 from tests.media_factory import make_png, make_video, make_wav, sine, truncate_copy
 
@@ -265,12 +268,12 @@ def _bframe_video(path: Path, seconds: float = 4.0, fps: int = 30) -> Path:
 def test_b_frames_skipped_only_where_exact(media_dir, video):
     """On x264 output with B-frames, sparse sampling skips every B-frame: the frames it yields
     are bit-identical to the same frames decoded from the full stream, one per grid second."""
-    from scanner.media.decode import _bframes_unreferenced_by_p
+    from scanner.media.frames import bframes_unreferenced_by_p
 
     path = _bframe_video(media_dir / "bframes.mp4")
     info = probe(path)
-    assert _bframes_unreferenced_by_p(path, 0)
-    assert not _bframes_unreferenced_by_p(video, 0)  # no B-frames at all: nothing to gain
+    assert bframes_unreferenced_by_p(path, 0)
+    assert not bframes_unreferenced_by_p(video, 0)  # no B-frames at all: nothing to gain
     sampled = list(iter_frames(path, info, sample_fps=1.0, skip_bframes=True))
     full = {f.index: f.image for f in iter_frames(path, info, sample_fps=0, skip_nonref=False)}
     assert len(full) == 120 and len(sampled) == 4

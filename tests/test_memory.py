@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 
 from scanner.analysis.recording import AnalysisSettings, analyze_recording
-from scanner.media import decode as media
+from scanner.media.frames import iter_frames
+from scanner.media.limits import MEMORY_CEILING_REASON, memory_limit, resident_bytes
+from scanner.media.probe import probe
 from scanner.models import Level, MediaError, RecordingStatus
 from scanner.pipeline.scan import ScanOptions, ScanStats, run_scan
 from scanner.store.database import Store
@@ -26,21 +28,21 @@ from tests.helpers import REPO
 
 def test_the_memory_ceiling_stops_decoding_with_the_reason(sample_data):
     path = sample_data / "recordings" / "lobby.mp4"
-    info = media.probe(path)
-    with media.memory_limit(media.resident_bytes() // 2):
-        with pytest.raises(MediaError, match=media.MEMORY_CEILING_REASON):
-            for _frame in media.iter_frames(path, info, 1.0, 640):
+    info = probe(path)
+    with memory_limit(resident_bytes() // 2):
+        with pytest.raises(MediaError, match=MEMORY_CEILING_REASON):
+            for _frame in iter_frames(path, info, 1.0, 640):
                 pass
     # Outside the block the same file decodes.
-    assert sum(1 for _ in media.iter_frames(path, info, 1.0, 640)) >= 10
+    assert sum(1 for _ in iter_frames(path, info, 1.0, 640)) >= 10
 
 
 def test_a_file_past_the_ceiling_is_unreadable_with_the_reason(sample_data):
     path = sample_data / "recordings" / "phone_call.wav"
-    with media.memory_limit(media.resident_bytes() // 2):
+    with memory_limit(resident_bytes() // 2):
         analysis = analyze_recording(path, AnalysisSettings())
     assert analysis.status is RecordingStatus.UNREADABLE
-    assert analysis.error.startswith(media.MEMORY_CEILING_REASON)
+    assert analysis.error.startswith(MEMORY_CEILING_REASON)
     assert "GB allowed per worker process (--max-memory)" in analysis.error
 
 
@@ -48,10 +50,10 @@ def test_an_allocation_past_the_address_space_cap_raises_instead_of_being_killed
     """In a process of its own: the cap must not outlive the test."""
     script = textwrap.dedent("""
         import numpy as np
-        from scanner.media import decode as media
+        from scanner.media.limits import resident_bytes
         from scanner.pipeline.execute import address_space_cap
 
-        lift = address_space_cap(media.resident_bytes() + (200 << 20), slack_bytes=0)
+        lift = address_space_cap(resident_bytes() + (200 << 20), slack_bytes=0)
         assert lift is not None
         try:
             np.ones(4 << 30, dtype=np.uint8)

@@ -21,7 +21,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from scanner.cli.main import app
-from scanner.media.decode import probe
+from scanner.media.probe import probe
 from scanner.models import Level
 from scanner.pipeline.scan import ScanOptions, run_scan
 from scanner.redaction.media import audio_target, redact_audio, redact_video

@@ -103,8 +103,7 @@ def melody(seconds: float = 12.0, seed: int = 1) -> np.ndarray:
 
 
 def load(path: Path) -> AudioTrack:
-    media = pytest.importorskip("scanner.media.decode")
-    audio = media.load_audio(path)
+    audio = pytest.importorskip("scanner.media.audio").load_audio(path)
     assert audio is not None, f"{path.name} has no audio"
     return audio
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scanner.media.decode import iter_frames
+from scanner.media.frames import iter_frames
 from scanner.models import FaceAnalysis, FaceCluster, FaceVoiceLink, MediaInfo, MediaKind, VoiceAnalysis
 
 #: Correlation between mouth movement and a speaker's activity at or above which they are linked.

@@ -12,7 +12,19 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from scanner.media import decode as media
+from scanner.media.audio import load_audio
+from scanner.media.coverage import decode_log
+from scanner.media.files import sha256_file
+from scanner.media.limits import (
+    DEFAULT_MAX_DURATION_S,
+    DEFAULT_MAX_PIXELS,
+    MEMORY_CEILING_REASON,
+    check_limits,
+    current_memory_ceiling,
+    memory_ceiling_message,
+    time_limit,
+)
+from scanner.media.probe import probe
 from scanner.models import (
     Coverage,
     FaceAnalysis,
@@ -53,8 +65,8 @@ class AnalysisSettings:
     face_detector: str = "hog"
     audio_sample_rate: int = 16000
     link_voices: bool = True
-    max_pixels: int = media.DEFAULT_MAX_PIXELS
-    max_duration_s: float = media.DEFAULT_MAX_DURATION_S
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_duration_s: float = DEFAULT_MAX_DURATION_S
     time_limit_s: float | None = 600.0
 
 
@@ -69,19 +81,19 @@ def analyze_recording(
     path = Path(path)
     try:
         size = path.stat().st_size
-        digest = sha256 or media.sha256_file(path)
+        digest = sha256 or sha256_file(path)
     except OSError as exc:
         return RecordingAnalysis(path, "", RecordingStatus.UNREADABLE, error=f"cannot open file: {exc.strerror or exc}")
     except MediaError as exc:
         return RecordingAnalysis(path, "", RecordingStatus.UNREADABLE, error=str(exc))
 
     try:
-        with media.time_limit(settings.time_limit_s):
+        with time_limit(settings.time_limit_s):
             info = probe_recording(path, settings)
             faces = analyze_faces(path, info, settings)
-            media.check_limits()
+            check_limits()
             voices = analyze_voices(path, info, settings)
-            media.check_limits()
+            check_limits()
             links = link_faces_to_voices(path, info, settings, faces, voices)
     except Exception as exc:  # noqa: BLE001 - one hostile file must not end the scan
         return unreadable(path, digest, size, exc)
@@ -111,7 +123,7 @@ def accounted(rec: RecordingAnalysis) -> RecordingAnalysis:
 
 def probe_recording(path: Path, settings: AnalysisSettings) -> MediaInfo:
     """What the file holds (streams, duration, size), within the settings' limits; MediaError if refused."""
-    return media.probe(path, max_pixels=settings.max_pixels, max_duration_s=settings.max_duration_s)
+    return probe(path, max_pixels=settings.max_pixels, max_duration_s=settings.max_duration_s)
 
 
 def analyze_faces(
@@ -125,7 +137,7 @@ def analyze_faces(
     analyzer = FaceAnalyzer(
         sample_fps=settings.sample_fps, max_width=settings.max_width, detector=settings.face_detector
     )
-    with media.decode_log() as log:
+    with decode_log() as log:
         try:
             faces = analyzer.analyze(path, info, start_s=start_s, end_s=end_s)
         except NoVideoFrames as exc:
@@ -145,7 +157,7 @@ def analyze_voices(path: Path, info: MediaInfo, settings: AnalysisSettings) -> V
     if not info.audio_sample_rate:
         return None
     try:
-        audio = media.load_audio(path, sample_rate=settings.audio_sample_rate, max_duration_s=settings.max_duration_s)
+        audio = load_audio(path, sample_rate=settings.audio_sample_rate, max_duration_s=settings.max_duration_s)
     except NoAudio as exc:
         if exc.coverage is None:
             raise
@@ -169,7 +181,7 @@ def link_faces_to_voices(
     try:
         return LipSyncLinker(max_width=settings.max_width).link(path, info, faces, voices)
     except MediaError as exc:
-        if "per-file limit" in str(exc) or str(exc).startswith(media.MEMORY_CEILING_REASON):
+        if "per-file limit" in str(exc) or str(exc).startswith(MEMORY_CEILING_REASON):
             raise
         # the faces and voices stand; only the linking is lost
         log.warning("%s: voices not linked to faces: %s", path, exc)
@@ -181,8 +193,8 @@ def unreadable(path: Path, digest: str, size: int | None, exc: BaseException) ->
     if isinstance(exc, MediaError):
         error = str(exc)
     elif isinstance(exc, MemoryError):
-        ceiling = media.current_memory_ceiling()
-        error = media.memory_ceiling_message(ceiling.limit_bytes) if ceiling else "analysis ran out of memory"
+        ceiling = current_memory_ceiling()
+        error = memory_ceiling_message(ceiling.limit_bytes) if ceiling else "analysis ran out of memory"
     else:
         log.debug("analysis of %s failed", path, exc_info=exc)
         error = f"analysis failed: {type(exc).__name__}: {exc}"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from scanner.identity.people import EnrolledSubject
-from scanner.media import decode as media
+from scanner.media.audio import load_audio
 from scanner.media.fileformat import Problem
 from scanner.models import MediaError, Modality
 from scanner.policy.consent.records import ConsentRecords
@@ -56,7 +56,7 @@ def enrol_subjects(consent: ConsentRecords, audio_sample_rate: int = 16000) -> E
         for j, path in enumerate(consent.enrolment_paths(subject, Modality.VOICE)):
             at = ("subjects", i, "enrolment", "voices", j)
             try:
-                audio = media.load_audio(path, sample_rate=audio_sample_rate)
+                audio = load_audio(path, sample_rate=audio_sample_rate)
             except MediaError as exc:
                 problems.append(consent.problem(at, f"voice sample '{path.name}' is unreadable: {exc}"))
                 continue

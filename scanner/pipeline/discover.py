@@ -42,7 +42,7 @@ from pathlib import Path
 
 import filetype
 
-from scanner.media.decode import file_type
+from scanner.media.files import file_type
 from scanner.media.objstore import ObjectFacts, ObjectURL, StorageSettings, list_objects
 from scanner.models import SkippedFile
 from scanner.policy.manifest import is_metadata_file

@@ -53,7 +53,7 @@ from scanner.analysis.recording import (
     probe_recording,
     unreadable,
 )
-from scanner.media import decode as media
+from scanner.media.limits import memory_limit, time_limit
 from scanner.media.objstore import StorageSettings, analyze_object
 from scanner.models import (
     FaceAnalysis,
@@ -257,7 +257,7 @@ def whole_task(job: Job, settings: AnalysisSettings) -> tuple:
 def _window_faces(path: Path, info: MediaInfo, settings: AnalysisSettings, start: float, end: float):
     """Faces of one window, or None when not one frame of it decodes: a file whose data ends early
     (an interrupted download) keeps what its other windows found, as the whole-file analysis would."""
-    with media.time_limit(settings.time_limit_s):
+    with time_limit(settings.time_limit_s):
         try:
             return analyze_faces(path, info, settings, start_s=start, end_s=None if end == float("inf") else end)
         except NoVideoFrames:
@@ -265,7 +265,7 @@ def _window_faces(path: Path, info: MediaInfo, settings: AnalysisSettings, start
 
 
 def _split_voices(path: Path, info: MediaInfo, settings: AnalysisSettings):
-    with media.time_limit(settings.time_limit_s):
+    with time_limit(settings.time_limit_s):
         return analyze_voices(path, info, settings)
 
 
@@ -283,7 +283,7 @@ def join_split(
         face_parts = [part for part in face_parts if part is not None]
         if not face_parts:
             raise NoVideoFrames("no decodable video frame (truncated or corrupt file)")
-        with media.time_limit(settings.time_limit_s):
+        with time_limit(settings.time_limit_s):
             faces = merge_analyses(face_parts)
             faces.coverage = join_coverage([p.coverage for p in face_parts if p.coverage is not None])
             links = link_faces_to_voices(path, info, settings, faces, voices)
@@ -314,7 +314,7 @@ def _under_limits(seconds: float | None, memory_bytes: int | None, function, *ar
 
     Time: the kernel ends the worker (SIGALRM) if the task runs past `seconds`; the timer's default
     action needs nothing from the stuck worker, no Python code, no lock. Memory: past `memory_bytes`
-    of resident memory the analysis stops with a reason (`media.memory_limit`, checked between
+    of resident memory the analysis stops with a reason (`memory_limit`, checked between
     frames and steps), and the worker's address space is capped a little above that
     (`address_space_cap`), so that one allocation which would take it far beyond fails with
     MemoryError (reported on the file) instead of waking the kernel's out-of-memory killer.
@@ -324,7 +324,7 @@ def _under_limits(seconds: float | None, memory_bytes: int | None, function, *ar
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        with media.memory_limit(memory_bytes):
+        with memory_limit(memory_bytes):
             return function(*args)
     finally:
         if seconds is not None:
@@ -620,7 +620,7 @@ def _in_this_process(
             if starting is not None:
                 starting(job)
             function, *args = whole_task(job, settings)
-            with media.memory_limit(max_memory_bytes):
+            with memory_limit(max_memory_bytes):
                 value = function(*args)
         yield _restore_path(value, job)
 

@@ -28,8 +28,9 @@ from scanner.identity.people import (
     resolution_key,
     resolve_people,
 )
-from scanner.media import decode as media
 from scanner.media.fileformat import FileFormatError
+from scanner.media.files import sha256_file
+from scanner.media.limits import MEMORY_CEILING_REASON
 from scanner.media.objstore import ObjectFacts, ObjectURL, StorageSettings
 from scanner.models import (
     Level,
@@ -129,7 +130,7 @@ def run_scan(
         consent_sha = None
         consent_file = None
     else:
-        consent_sha = media.sha256_file(consent.path)
+        consent_sha = sha256_file(consent.path)
         consent_file = str(consent.path)
 
     found = discover_inputs(inputs, consent.all_enrolment_paths(), options.storage)
@@ -179,7 +180,7 @@ def run_scan(
             if store is not None and options.use_cache:
                 cached = store.lookup_analysis(digest, *key)
             if cached is not None and cached.status is RecordingStatus.UNREADABLE and (cached.error or "").startswith(
-                    media.MEMORY_CEILING_REASON):
+                    MEMORY_CEILING_REASON):
                 cached = None  # stopped at a memory ceiling: with the memory allowed now it may succeed
             if cached is not None:
                 cached.path = path
@@ -272,8 +273,8 @@ def _enrol(consent: ConsentRecords, options: ScanOptions, store: Store | None):
         for subject in consent.subjects:
             key_parts.append([
                 subject.id, subject.name,
-                [media.sha256_file(p) for p in consent.enrolment_paths(subject, Modality.FACE)],
-                [media.sha256_file(p) for p in consent.enrolment_paths(subject, Modality.VOICE)],
+                [sha256_file(p) for p in consent.enrolment_paths(subject, Modality.FACE)],
+                [sha256_file(p) for p in consent.enrolment_paths(subject, Modality.VOICE)],
             ])
     except MediaError:
         return enrol_subjects(consent, options.analysis.audio_sample_rate)  # reports the problem
@@ -359,7 +360,7 @@ def hash_files(paths: list[Path]) -> dict[Path, str | MediaError]:
 
     def one(path: Path) -> str | MediaError:
         try:
-            return media.sha256_file(path)
+            return sha256_file(path)
         except MediaError as exc:
             return exc
         except OSError as exc:
@@ -428,7 +429,7 @@ def _options_record(options: ScanOptions) -> dict:
 
 def _file_hash(path: Path) -> str | None:
     try:
-        return media.sha256_file(path)
+        return sha256_file(path)
     except (OSError, MediaError):
         return None
 

@@ -34,7 +34,7 @@ import av
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
-from scanner.media.decode import declared_seconds
+from scanner.media.containers import declared_seconds
 from scanner.models import TimeRange
 from scanner.redaction.tracking import Box, FaceFollower, grow, merge_overlapping
 
@@ -135,7 +135,7 @@ def redact_image(src: Path, dst: Path, boxes: list[Box], mode: str, margin_setti
 class Silencer:
     """Silences sample ranges of an audio stream as its frames go by.
 
-    Positions count samples from the first decoded one, as `scanner.media.decode.load_audio` (which the
+    Positions count samples from the first decoded one, as `scanner.media.audio.load_audio` (which the
     scan's speaker turns are measured on) does.
     """
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from scanner import __version__
-from scanner.media.decode import sha256_file
+from scanner.media.files import sha256_file
 from scanner.models import MediaError, MediaKind, TimeRange, merge_ranges
 from scanner.redaction.media import (
     MediaOutcome,

@@ -2,7 +2,7 @@
 
 Pipeline for one recording (`FaceAnalyzer.analyze`):
 
-1. Sample frames (`scanner.media.decode.iter_frames`, default 1 per second, at most 1280 px wide unless
+1. Sample frames (`scanner.media.frames.iter_frames`, default 1 per second, at most 1280 px wide unless
    a 60 px face would shrink under 40 px, `FaceAnalyzer.frame_width`) in a
    background thread, a couple of frames ahead of the analysis (decoding runs on a second
    core). The decoder skips non-reference frames, and every B-frame where the stream's P-frames
@@ -64,7 +64,8 @@ from scipy import ndimage
 
 from scanner.analysis.clustering import average_linkage
 from scanner.analysis.model_cache import cache_path, store
-from scanner.media.decode import iter_frames, load_image
+from scanner.media.frames import iter_frames
+from scanner.media.images import load_image
 from scanner.models import (
     FaceAnalysis,
     FaceCluster,

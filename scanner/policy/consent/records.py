@@ -17,8 +17,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from scanner.media.decode import sha256_file
 from scanner.media.fileformat import FileFormatError, Problem, dotted, line_of, load_yaml_model
+from scanner.media.files import sha256_file
 from scanner.models import Level, Modality
 from scanner.policy.consent.csv_records import read_grant_table
 
