@@ -222,7 +222,8 @@ def silent_endpoint():
 
 def test_a_store_that_stops_answering_times_out_after_the_retries(silent_endpoint, monkeypatch):
     from scanner.analysis.recording import AnalysisSettings
-    from scanner.media.objstore import analyze_object, list_objects
+    from scanner.media.objstore import list_objects
+    from scanner.pipeline.objects import analyze_object
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "id")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
@@ -278,7 +279,7 @@ def test_urls_are_named_whole_and_a_manifest_matches_them_by_glob(tmp_path):
 
 def test_an_object_larger_than_the_spool_folder_is_unreadable_without_being_read(tmp_path):
     from scanner.analysis.recording import AnalysisSettings
-    from scanner.media.objstore import analyze_object
+    from scanner.pipeline.objects import analyze_object
 
     huge = shutil.disk_usage(tmp_path).free + 1
     storage = StorageSettings(endpoint_url="http://127.0.0.1:9", spool_dir=str(tmp_path))  # nothing listens there

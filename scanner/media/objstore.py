@@ -9,12 +9,12 @@
   are recognised as local files are: by extension, else by their first bytes (one ranged read).
   A prefix that cannot be listed at all (no such bucket, access denied, unreachable endpoint) is
   an `ObjectStoreError`.
-- `analyze_object(url, ...)`, the unit of work a worker runs, copies one object to a local temporary
-  file (`spooled`: one object per worker at a time, deleted afterwards; the SHA-256 is computed
-  while copying) and analyses that file exactly as a local recording. Workers read objects
+- `spooled(url, storage)` copies one object to a local temporary file (one object per worker at a
+  time, deleted afterwards; the SHA-256 is computed while copying), which a worker then analyses
+  exactly as a local recording (`scanner.pipeline.objects.analyze_object`). Workers read objects
   themselves with their own credentials, so a Dask cluster needs no shared file system. A read
-  that fails (access denied, object gone, timed out after retries, not enough local space) gives
-  an unreadable recording naming the reason.
+  that fails (access denied, object gone, timed out after retries, not enough local space) is an
+  `ObjectReadError` naming the reason.
 
 Credentials come from where the AWS tools take them (for s3://): the environment
 (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_ENDPOINT_URL`,
@@ -37,8 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from scanner.analysis.recording import AnalysisSettings, analyze_recording
-from scanner.models import RecordingAnalysis, RecordingStatus, SkippedFile
+from scanner.models import SkippedFile
 
 #: `scheme://...`: what makes a command-line input a URL rather than a local path.
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$", re.DOTALL)
@@ -227,6 +226,8 @@ def _redacted(text: str) -> str:
 
 
 def _filesystem_class(scheme: str, text: str):
+    """The fsspec file system class of `scheme`; ObjectStoreError when unknown or its package is missing."""
+    # fsspec is imported here and in `filesystem` only: scans without URL inputs never pay for it.
     import fsspec
 
     try:
@@ -393,23 +394,6 @@ def spooled(url: ObjectURL, storage: StorageSettings, expected_size: int | None 
             os.unlink(name)
         except OSError:
             pass
-
-
-def analyze_object(
-    url: ObjectURL, settings: AnalysisSettings, storage: StorageSettings, sha256: str | None = None,
-    size: int | None = None,
-) -> RecordingAnalysis:
-    """Analyse one object as a local recording (see `scanner.analysis.recording.analyze_recording`); never raises
-    for a bad or unreachable object. The analysis names the object by its URL and carries the
-    SHA-256 of the bytes read (`sha256`, the digest known from an earlier scan, is not trusted over
-    what is read now)."""
-    try:
-        with spooled(url, storage, size) as local:
-            analysis = analyze_recording(local.path, settings, local.sha256)
-    except ObjectReadError as exc:
-        return RecordingAnalysis(url, "", RecordingStatus.UNREADABLE, error=str(exc), size_bytes=size)
-    analysis.path = url
-    return analysis
 
 
 def describe(exc: BaseException, storage: StorageSettings) -> str:

@@ -7,7 +7,7 @@ hidden files and folders (names starting with '.') and the scanner's own metadat
 
 - A file named on the command line is always scanned, so a broken one is reported.
 - Inside folders, files with a media extension are scanned; others only when their first bytes
-  look like audio, video or an image (`filetype` sniffing).
+  look like audio, video or an image (`scanner.media.sniff`).
 - Symlinks are never followed blindly. A symlink to a file inside a scanned folder is scanned
   (it is a recording someone pointed at); a symlink to a folder is passed over (what it points
   to is scanned where it lives, when that is inside the scan); a symlink whose target lies
@@ -40,22 +40,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import filetype
-
 from scanner.media.files import file_type
 from scanner.media.objstore import ObjectFacts, ObjectURL, StorageSettings, list_objects
+from scanner.media.sniff import MEDIA_EXTENSIONS, SNIFF_BYTES, looks_like_media
 from scanner.models import SkippedFile
 from scanner.policy.manifest import is_metadata_file
-
-#: Extensions taken as recordings when walking folders; other files are sniffed by content.
-MEDIA_EXTENSIONS = frozenset(
-    ".mp4 .m4v .mkv .webm .mov .avi .wmv .flv .mpg .mpeg .ts .3gp "
-    ".m4a .wav .mp3 .ogg .oga .opus .flac .aac .wma .aiff .aif "
-    ".jpg .jpeg .png .webp .bmp .tif .tiff .gif".split()
-)
-
-#: Bytes read to sniff a file without a media extension (what `filetype` looks at).
-SNIFF_BYTES = 8192
 
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 _FILE_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -303,14 +292,6 @@ def pass_over_object(relative: str, url: ObjectURL, read_head: Callable[[int], b
     except Exception:  # noqa: BLE001 - unreadable: scan it, so that the problem is reported
         return None
     return None if looks_like_media(head) else REASON_NOT_MEDIA
-
-
-def looks_like_media(head: bytes) -> bool:
-    """Whether a file's first bytes (`SNIFF_BYTES` of them) are those of audio, video or an image."""
-    if not head:
-        return False  # an empty file without a media extension is not a recording
-    kind = filetype.guess(head)
-    return kind is not None and kind.mime.split("/")[0] in ("video", "audio", "image")
 
 
 def _reason(exc: OSError) -> str:

@@ -7,7 +7,7 @@ default `multiprocessing-method`).
 With `--scheduler tcp://host:8786` the same analysis functions run on the cluster's workers, so the
 results are identical to a local run. The workers need this package installed (same version) and
 must see local recordings at the same absolute paths (a shared file system); recordings in object
-storage (`Job.storage`) each worker reads itself (`objstore.analyze_object`). The results come back
+storage (`Job.storage`) each worker reads itself (`objects.analyze_object`). The results come back
 to this process, which alone writes the scan database.
 
 The unit of work is one recording, largest files first (so that the last file to finish is a short
@@ -54,7 +54,7 @@ from scanner.analysis.recording import (
     unreadable,
 )
 from scanner.media.limits import memory_limit, time_limit
-from scanner.media.objstore import StorageSettings, analyze_object
+from scanner.media.objstore import StorageSettings
 from scanner.models import (
     FaceAnalysis,
     MediaInfo,
@@ -65,6 +65,7 @@ from scanner.models import (
     VoiceAnalysis,
     join_coverage,
 )
+from scanner.pipeline.objects import analyze_object
 from scanner.pipeline.worker_setup import huge_pages_for_workers, load_models, steady_allocator
 
 
@@ -248,7 +249,7 @@ def _split_of(job: Job, size: int, settings: AnalysisSettings, splitting: Splitt
 
 def whole_task(job: Job, settings: AnalysisSettings) -> tuple:
     """(function, *args) that analyses `job` as one task: `analyze_recording` on a local file,
-    `objstore.analyze_object` (copy, then analyse) on an object."""
+    `objects.analyze_object` (copy, then analyse) on an object."""
     if job.storage is not None:
         return analyze_object, job.path, settings, job.storage, job.sha256, job.size
     return analyze_recording, job.path, settings, job.sha256
