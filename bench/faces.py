@@ -43,6 +43,7 @@ import argparse
 import functools
 import hashlib
 import importlib.util
+import io
 import json
 import math
 import multiprocessing as mp
@@ -53,15 +54,36 @@ import tempfile
 import time
 from pathlib import Path
 
+import av
 import numpy as np
+from PIL import Image, ImageDraw
+from sklearn.linear_model import LogisticRegression
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from scanner.analysis.faces.analyzer import FaceAnalyzer  # noqa: E402
+from scanner.analysis.faces.detection import HOG_SURE_FACE, FaceSearch  # noqa: E402
+from scanner.analysis.faces.dlib_models import face_api, preload  # noqa: E402
+from scanner.analysis.faces.grouping import merge_analyses  # noqa: E402
+from scanner.analysis.faces.recognition import (  # noqa: E402
+    MATCH_TOLERANCE,
+    encode_face_image,
+    encode_faces,
+    face_match_confidence,
+)
+from scanner.analysis.faces.settings import FaceSettings  # noqa: E402
+from scanner.analysis.recording import AnalysisSettings  # noqa: E402
+from scanner.media.images import load_image  # noqa: E402
+from scanner.media.probe import probe  # noqa: E402
+from scanner.pipeline.execute import Job, Splitting, plan_jobs  # noqa: E402
+from scanner.pipeline.worker_setup import huge_pages_for_workers  # noqa: E402
+from tests.media_factory import make_video  # noqa: E402
+
 DEVSET = REPO.parent / "shared" / "devset" / "faces"
 W, H, FPS, DURATION = 1280, 720, 30, 60.0
 GENERATOR_VERSION = "meeting-v4"
-#: steady_correlation of the opt-in adaptive-sampling run (see `FaceAnalyzer`).
+#: steady_correlation of the opt-in adaptive-sampling run (see `FaceSettings`).
 STEADY = 0.9
 
 
@@ -80,10 +102,7 @@ def _sample_data_module():
 
 def _devset_sources(msd):
     """Face sprites from the devset photos: crop around the HOG face box found once."""
-    from scanner.analysis.faces.analyzer import _face_api
-    from scanner.media.images import load_image
-
-    api = _face_api()
+    api = face_api()
     wanted = [
         ("alex", "alex-lacamoire.png", 0),
         ("kit", "knn_examples/train/kit_harington/john1.jpeg", 0),
@@ -107,10 +126,6 @@ def _devset_sources(msd):
             min(rgb.shape[1], int(right + 0.55 * fw)),
             min(rgb.shape[0], int(bottom + 0.8 * fh)),
         )
-        import io
-
-        from PIL import Image
-
         buf = io.BytesIO()
         Image.fromarray(rgb).save(buf, format="PNG")
         photos[rel] = buf.getvalue()
@@ -124,9 +139,6 @@ def build_meeting(work: Path, cache: Path | None) -> tuple[Path, dict]:
     truth_path = work / f"{GENERATOR_VERSION}.json"
     if out.exists() and truth_path.exists():
         return out, json.loads(truth_path.read_text())
-    import av
-    from PIL import Image, ImageDraw
-
     msd = _sample_data_module()
     with tempfile.TemporaryDirectory(prefix="likeness-bench-") as td:
         msd.fetch_packages(Path(td), cache)
@@ -265,19 +277,14 @@ def _peak_mb() -> float:
 
 def _warm(*_args) -> None:
     """Per-process start-up a scan worker pays once: dlib models, encoder weights, scikit-learn."""
-    from scanner.analysis.faces.analyzer import preload
-
     preload()
 
 
 def _analyze_window(args):
     """Worker: analyse one window at default settings; returns (analysis, wall, cpu, peak MB)."""
     path, start_s, end_s, kwargs = args
-    from scanner.analysis.faces.analyzer import FaceAnalyzer
-    from scanner.media.probe import probe
-
     t0, c0, m0 = time.perf_counter(), _cpu(), time.thread_time()
-    analysis = FaceAnalyzer(**kwargs).analyze(Path(path), probe(Path(path)), start_s=start_s, end_s=end_s)
+    analysis = FaceAnalyzer(FaceSettings(**kwargs)).analyze(Path(path), probe(Path(path)), start_s=start_s, end_s=end_s)
     wall, cpu, main = time.perf_counter() - t0, _cpu() - c0, time.thread_time() - m0
     return analysis, wall, cpu, _peak_mb(), main
 
@@ -288,11 +295,7 @@ def _naive(args):
     Decoding every frame is timed over the whole video; detection + encoding on `n` frames
     spread over it, extrapolated to all frames."""
     path, n = args
-    import av
-
-    from scanner.analysis.faces.analyzer import _face_api, encode_faces
-
-    api = _face_api()
+    api = face_api()
     t0 = time.perf_counter()
     picked = set(np.linspace(0, int(DURATION * FPS) - 1, n).astype(int).tolist())
     chosen = []
@@ -373,8 +376,6 @@ def section_speed(work: Path, cache: Path | None, naive: bool, repeats: int = 3)
     load = os.getloadavg()[0]
     path, truth = build_meeting(work, cache)
     ctx = mp.get_context("spawn")  # dlib deadlocks in forked workers
-    from scanner.pipeline.worker_setup import huge_pages_for_workers
-
     huge_pages_for_workers()  # as the scan's worker pool does
     out = ["## Speed on the generated meeting video", ""]
     out.append(
@@ -390,10 +391,6 @@ def section_speed(work: Path, cache: Path | None, naive: bool, repeats: int = 3)
     # windows `plan_jobs` gives, one per worker, joined with `merge_analyses` as the scan's join
     # task does), the whole video on one worker (`--workers 1`) and the opt-in steady carry; the
     # run with the median wall time is shown, the spread below the table.
-    from scanner.analysis.faces.analyzer import merge_analyses
-    from scanner.analysis.recording import AnalysisSettings
-    from scanner.pipeline.execute import Job, Splitting, plan_jobs
-
     _, splits = plan_jobs([Job(path, _sha(path))], AnalysisSettings(), Splitting(), workers=2)
     planned = splits[0].windows if splits else [(0.0, math.inf)]
     windows = [(start, None if end == math.inf else end) for start, end in planned]
@@ -522,11 +519,6 @@ def _sha(path: Path) -> str:
 
 
 def section_identify() -> list[str]:
-    from sklearn.linear_model import LogisticRegression
-
-    from scanner.analysis.faces.analyzer import MATCH_TOLERANCE, FaceAnalyzer, encode_face_image, face_match_confidence
-    from scanner.media.probe import probe
-
     rows = _manifest()
     train = [r for r in rows if r["path"].startswith("knn_examples/train/")]
     enrol_sha = {_sha(DEVSET / r["path"]) for r in train}
@@ -611,9 +603,6 @@ def section_identify() -> list[str]:
 
 
 def section_ladder() -> list[str]:
-    from scanner.analysis.faces.analyzer import FaceAnalyzer
-    from scanner.media.probe import probe
-
     out = ["## Detection on the resolution ladder (default analyzer)", ""]
     out.append("| photo | size | faces | face px | eye distance px | sharpness | yaw | usable |")
     out.append("|---|---|---|---|---|---|---|---|")
@@ -637,9 +626,6 @@ def section_ladder() -> list[str]:
 def _devset_face_crops(face_px: int) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
     """Every face of the devset photos (HOG, upsampled once) as a head-and-shoulders crop scaled so
     its box is `face_px` wide, with that box in crop pixels (top, right, bottom, left)."""
-    import face_recognition
-    from PIL import Image
-
     names = sorted(p for p in DEVSET.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")
                    and p.name not in ("obama-240p.jpg", "obama-480p.jpg", "obama-1080p.jpg", "obama_small.jpg"))
     seen: set[str] = set()
@@ -650,7 +636,7 @@ def _devset_face_crops(face_px: int) -> list[tuple[np.ndarray, tuple[int, int, i
             continue
         seen.add(digest)
         photo = np.asarray(Image.open(path).convert("RGB"))
-        for top, right, bottom, left in face_recognition.face_locations(photo, 1):
+        for top, right, bottom, left in face_api().face_locations(photo, 1):
             pad = int(0.8 * (right - left))
             t0, l0 = max(0, top - pad), max(0, left - pad)
             crop = Image.fromarray(photo[t0: bottom + pad, l0: right + pad])
@@ -682,17 +668,13 @@ def _box_iou(a, b) -> float:
 
 
 def section_small(work: Path) -> list[str]:
-    from scanner.analysis.faces.analyzer import _HOG_SURE_FACE, FaceAnalyzer
-    from scanner.media.probe import probe
-    from tests.media_factory import make_video
-
     work.mkdir(parents=True, exist_ok=True)
     sizes = (50, 55, 60, 65, 70, 80)
     resolutions = ((1280, 720), (1920, 1080), (3840, 2160))
 
     def before(width: int) -> FaceAnalyzer:
         # The search before: frames at 1280 px at most, searched at that size (no enlargement).
-        return FaceAnalyzer(search_face_px=_HOG_SURE_FACE * max(1.0, width / 1280))
+        return FaceAnalyzer(FaceSettings(search_face_px=HOG_SURE_FACE * max(1.0, width / 1280)))
 
     out = ["## Smallest faces found per resolution", "",
            "Faces found on the first sample (of 20 devset faces, box width in original pixels); "
@@ -711,7 +693,8 @@ def section_small(work: Path) -> list[str]:
                 found = [d.box for c in analysis.clusters for d in c.detections if d.time_s == 0.0]
                 hits = sum(any(_box_iou(t, f) >= 0.3 for f in found) for t in truth)
                 cells.append(f"{hits}/{len(truth)}")
-            out.append(f"| {width}x{height} {label} | {analyzer.frame_width(width)} | " + " | ".join(cells) + " |")
+            detection_width = FaceSearch(analyzer.settings).frame_width(width)
+            out.append(f"| {width}x{height} {label} | {detection_width} | " + " | ".join(cells) + " |")
     # Cost: 60 s of 1080p30, the 20 faces at 60 px drifting 40 px back and forth (tracked, not still).
     crops = _devset_face_crops(60)
     video = work / "small_1080p_60s.mp4"

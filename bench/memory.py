@@ -31,7 +31,8 @@ sys.path.insert(0, str(REPO / "bench"))
 from gallery import build_gallery  # noqa: E402
 
 
-def _hwm_mb(pid: int) -> float | None:
+def hwm_mb(pid: int) -> float | None:
+    """Peak resident memory (MB, VmHWM) of process `pid`; None when it cannot be read."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
@@ -59,7 +60,7 @@ def run_scan(path: Path, out: Path, workers: int | None, extra: list[str] = ()) 
         except psutil.NoSuchProcess:
             break
         for p in tree:
-            hwm = _hwm_mb(p.pid)
+            hwm = hwm_mb(p.pid)
             if hwm is not None:
                 peaks[p.pid] = max(peaks.get(p.pid, 0.0), hwm)
             try:

@@ -32,7 +32,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from scanner.analysis.faces.analyzer import _face_api, encode_faces, face_distance, grey_levels  # noqa: E402
+from scanner.analysis.faces.dlib_models import face_api  # noqa: E402
+from scanner.analysis.faces.quality import grey_levels  # noqa: E402
+from scanner.analysis.faces.recognition import encode_faces, face_distance  # noqa: E402
 from scanner.media.probe import probe  # noqa: E402
 from scanner.models import Level, MediaKind  # noqa: E402
 from scanner.redaction.plan import plan_redaction, select_people  # noqa: E402
@@ -55,7 +57,7 @@ def audio_seconds(path: Path) -> float | None:
 
 def faces_by_frame(path: Path, every: int, removed: np.ndarray, kept: np.ndarray) -> tuple[int, int, int]:
     """(frames checked, faces nearer a removed person, faces nearer someone else) over every `every`-th frame."""
-    api = _face_api()
+    api = face_api()
     checked = removed_n = kept_n = 0
     with av.open(str(path)) as container:
         for i, frame in enumerate(container.decode(video=0)):

@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 from gallery import build_gallery  # noqa: E402
-from memory import _hwm_mb  # noqa: E402
+from memory import hwm_mb  # noqa: E402
 
 LIKENESS = REPO / ".venv" / "bin" / "likeness"
 PEAK_LIMIT_MB = 1536.0
@@ -120,7 +120,7 @@ def run_scan(paths: list[Path], workers: int | None, extra: list[str] = ()) -> R
                     tree = [root]
                 parent_cpu = _own_cpu_s(proc.pid) or parent_cpu
                 for p in tree:
-                    hwm = _hwm_mb(p.pid)
+                    hwm = hwm_mb(p.pid)
                     if hwm is not None:
                         peaks[p.pid] = max(peaks.get(p.pid, 0.0), hwm)
                 time.sleep(0.1)

@@ -31,14 +31,14 @@ def make_talking_video(
     segment_s: float = 5.0,
 ) -> dict:
     """Write the video; return the truth: when each voice speaks and which one the face mouths."""
-    from scanner.analysis.faces.analyzer import (
-        _face_api,  # imported through the scanner, which keeps Pillow's settings intact
+    from scanner.analysis.faces.dlib_models import (
+        face_api,  # imported through the scanner, which keeps Pillow's settings intact
     )
 
     photo = np.asarray(Image.open(face_photo).convert("RGB"))
     scale = size[1] * 0.9 / photo.shape[0]
     photo = np.asarray(Image.fromarray(photo).resize((int(photo.shape[1] * scale), int(photo.shape[0] * scale))))
-    marks = _face_api().face_landmarks(photo, model="large")[0]
+    marks = face_api().face_landmarks(photo, model="large")[0]
     top_lip = np.array(marks["top_lip"], dtype=float)
     bottom_lip = np.array(marks["bottom_lip"], dtype=float)
     centre = np.vstack([top_lip, bottom_lip]).mean(axis=0)

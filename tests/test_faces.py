@@ -15,18 +15,22 @@ import pytest
 import yaml
 from PIL import Image, ImageFilter
 
-from scanner.analysis.faces.analyzer import (
+from scanner.analysis.clustering import average_linkage
+from scanner.analysis.faces.analyzer import FaceAnalyzer
+from scanner.analysis.faces.detection import FaceSearch
+from scanner.analysis.faces.dlib_models import detector_cache_path, face_api, stored_frontal_detector
+from scanner.analysis.faces.grouping import merge_analyses, sample_time_ranges
+from scanner.analysis.faces.quality import estimate_yaw, eye_aspect_ratio, grey_levels, laplacian_sharpness
+from scanner.analysis.faces.recognition import (
     MATCH_TOLERANCE,
-    FaceAnalyzer,
     encode_face_image,
     encode_faces,
-    estimate_yaw,
-    eye_aspect_ratio,
     face_distance,
     face_match_confidence,
-    merge_analyses,
-    sample_time_ranges,
 )
+from scanner.analysis.faces.settings import DEFAULT_CLUSTER_TOLERANCE, FaceSettings
+from scanner.media.frames import iter_frames
+from scanner.media.images import load_image
 from scanner.media.probe import probe
 from scanner.models import FaceCluster, FaceDetection, MediaError, TimeRange
 from tests.helpers import DEVSET as SHARED_DEVSET
@@ -305,10 +309,8 @@ def test_hog_on_grey_levels_finds_every_face_rgb_finds():
     strongest of three channel gradients): on frames of the sample videos it finds every face
     found on RGB (box overlap > 0.5: the same face, at most a pyramid step apart); sharpness
     reads the same grey levels, same value."""
-    from scanner.analysis.faces.analyzer import _face_api, grey_levels, laplacian_sharpness
-    from scanner.media.frames import iter_frames
 
-    api = _face_api()
+    api = face_api()
     rgb_faces = 0
     for name in ("meeting_grid.mp4", "interview.mp4", "lobby.mp4"):
         path = RECORDINGS / name
@@ -316,8 +318,8 @@ def test_hog_on_grey_levels_finds_every_face_rgb_finds():
         for frame in iter_frames(path, probe(path), sample_fps=0.5):
             grey = grey_levels(frame.image)
             assert grey.shape == frame.image.shape[:2]
-            assert FaceAnalyzer()._detector_input(frame.image, grey) is grey
-            assert FaceAnalyzer(detector="cnn")._detector_input(frame.image, grey) is frame.image
+            assert FaceSearch(FaceSettings()).detector_input(frame.image, grey) is grey
+            assert FaceSearch(FaceSettings(detector="cnn")).detector_input(frame.image, grey) is frame.image
             on_grey = api.face_locations(grey, 0, "hog")
             for top, right, bottom, left in api.face_locations(frame.image, 0, "hog"):
                 rgb_faces += 1
@@ -342,9 +344,7 @@ def test_encode_face_image_errors_and_no_face(tmp_path):
 
 def test_numpy_encoder_equals_dlibs_own_on_real_faces(devset):
     """The encoder evaluated on numpy gives dlib's encodings (float rounding apart), batched or not."""
-    from scanner.analysis.faces.analyzer import _face_api
-
-    api = _face_api()
+    api = face_api()
     faces = []
     for name in ("two_people.jpg", "obama-240p.jpg", "knn_examples/test/kit_with_rose.jpg"):
         image = _photo(devset, name)
@@ -387,7 +387,7 @@ def test_tracking_follows_a_moving_face_and_encodes_few(devset, tmp_path):
         canvas[70:290, x : x + 200] = face
         frames.append(canvas)
     video = make_video(tmp_path / "moving.mp4", frames, fps=fps, size=size)
-    analysis = FaceAnalyzer(sample_fps=2.0).analyze(video, probe(video))
+    analysis = FaceAnalyzer(FaceSettings(sample_fps=2.0)).analyze(video, probe(video))
     (cluster,) = analysis.clusters
     assert analysis.frames_sampled == 12
     assert len(cluster.detections) >= 11  # tracked through (at most one sample missed)
@@ -402,13 +402,13 @@ def test_tracking_follows_a_moving_face_and_encodes_few(devset, tmp_path):
 def searches(monkeypatch) -> list:
     """One entry per detector search of a face region (the real detector runs; this only counts)."""
     counted = []
-    original = FaceAnalyzer._locate_region
+    original = FaceSearch.locate_region
 
     def counting(self, *args, **kwargs):
         counted.append(1)
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(FaceAnalyzer, "_locate_region", counting)
+    monkeypatch.setattr(FaceSearch, "locate_region", counting)
     return counted
 
 
@@ -422,9 +422,9 @@ def test_still_face_is_carried_forward_with_its_measurement(devset, tmp_path, se
     canvas = np.full((size[1], size[0], 3), 90, dtype=np.uint8)
     canvas[25:335, 180:460] = face
     video = make_video(tmp_path / "still.mp4", [canvas] * 60, fps=10, size=size)
-    (carried,) = FaceAnalyzer(sample_fps=2.0).analyze(video, probe(video)).clusters
+    (carried,) = FaceAnalyzer(FaceSettings(sample_fps=2.0)).analyze(video, probe(video)).clusters
     n_carried = len(searches)
-    detector_only = FaceAnalyzer(sample_fps=2.0, static_tolerance=0, steady_correlation=0)
+    detector_only = FaceAnalyzer(FaceSettings(sample_fps=2.0, static_tolerance=0, steady_correlation=0))
     (detected,) = detector_only.analyze(video, probe(video)).clusters
     assert n_carried <= 2 and len(searches) - n_carried >= 10  # the first P-frames settle, then none
     assert len(carried.detections) == len(detected.detections) == 12
@@ -445,7 +445,7 @@ def test_steady_faces_are_carried_by_appearance_between_detections(sample_analys
     path = RECORDINGS / "meeting_grid.mp4"
     detected = sample_analyses("meeting_grid.mp4")
     searches.clear()  # count only the two analyses below
-    steady = FaceAnalyzer(steady_correlation=0.9).analyze(path, probe(path))
+    steady = FaceAnalyzer(FaceSettings(steady_correlation=0.9)).analyze(path, probe(path))
     n_steady = len(searches)
     FaceAnalyzer().analyze(path, probe(path))
     assert n_steady < 0.6 * (len(searches) - n_steady)
@@ -489,8 +489,8 @@ def test_threads_do_not_change_results(sample_analyses):
     exactly the single-threaded analysis."""
     default = sample_analyses("meeting_grid.mp4")
     path = RECORDINGS / "meeting_grid.mp4"
-    serial = FaceAnalyzer(prefetch_frames=0).analyze(path, probe(path))
-    overlapped = FaceAnalyzer(overlap_measurement=True).analyze(path, probe(path))
+    serial = FaceAnalyzer(FaceSettings(prefetch_frames=0)).analyze(path, probe(path))
+    overlapped = FaceAnalyzer(FaceSettings(overlap_measurement=True)).analyze(path, probe(path))
     for threaded in (default, overlapped):
         assert [c.detections for c in serial.clusters] == [c.detections for c in threaded.clusters]
         assert all(np.array_equal(a.encodings, b.encodings) for a, b in zip(serial.clusters, threaded.clusters))
@@ -520,7 +520,7 @@ def test_several_reference_photos_match_real_photos(devset):
 )
 def test_cnn_detector_finds_the_face(devset):
     path = devset / "obama-480p.jpg"
-    (cluster,) = FaceAnalyzer(detector="cnn").analyze(path, probe(path)).clusters
+    (cluster,) = FaceAnalyzer(FaceSettings(detector="cnn")).analyze(path, probe(path)).clusters
     assert cluster.detections[0].size_px > 60 and cluster.encodings.shape == (1, 128)
 
 
@@ -529,8 +529,6 @@ def test_encoding_clusters_are_scikit_learns_average_linkage_partition():
     scikit-learn's AgglomerativeClustering with average linkage and the same threshold did."""
     from sklearn.cluster import AgglomerativeClustering
 
-    from scanner.analysis.clustering import average_linkage
-    from scanner.analysis.faces.analyzer import DEFAULT_CLUSTER_TOLERANCE
 
     rng = np.random.default_rng(7)
     for trial in range(40):
@@ -552,18 +550,16 @@ def test_the_stored_frontal_detector_is_dlibs_own(tmp_path, monkeypatch):
     as the one dlib decodes from its own copy; an unreadable stored copy is rebuilt."""
     import dlib
 
-    from scanner.analysis.faces.analyzer import _detector_cache_path, _stored_frontal_detector, grey_levels
-    from scanner.media.images import load_image
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    path = _detector_cache_path()
+    path = detector_cache_path()
     assert path is not None and path.parent == tmp_path / "likeness"
     path.parent.mkdir()
     path.write_bytes(b"not a detector")
-    with _stored_frontal_detector():
+    with stored_frontal_detector():
         rebuilt = dlib.get_frontal_face_detector()
     assert path.stat().st_size > 100_000  # the rebuilt detector was saved over the bad copy
-    with _stored_frontal_detector():
+    with stored_frontal_detector():
         stored = dlib.get_frontal_face_detector()
     assert dlib.get_frontal_face_detector.__name__ == "get_frontal_face_detector"  # dlib's own again
     own = dlib.get_frontal_face_detector()
@@ -611,7 +607,8 @@ def test_60_px_faces_in_1080p_video_are_found(devset, tmp_path):
         canvas[y: y + crop.shape[0], x: x + crop.shape[1]] = crop
     video = make_video(tmp_path / "small_faces_1080p.mp4", [canvas] * 4, fps=2, size=(1920, 1080))
     analyzer = FaceAnalyzer()
-    assert analyzer.frame_width(1920) == 1280 and analyzer.frame_width(3840) == 2560
+    search = FaceSearch(analyzer.settings)
+    assert search.frame_width(1920) == 1280 and search.frame_width(3840) == 2560
     analysis = analyzer.analyze(video, probe(video))
     first = [d for c in analysis.clusters for d in c.detections if d.time_s == 0.0]
     assert len(analysis.clusters) == len(names) and len(first) == len(names)

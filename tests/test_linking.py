@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scanner.analysis.linking import STILL_MOUTH, STILL_PIXELS, LipSyncLinker, _ScreenedCrops
+from scanner.analysis.linking import STILL_MOUTH, STILL_PIXELS, LipSyncLinker
+from scanner.analysis.mouth_landmarks import ScreenedCrops
 from scanner.analysis.recording import analyze_recording
 from scanner.models import Level
 from scanner.pipeline.scan import ScanOptions, run_scan
@@ -84,7 +85,7 @@ def test_an_unenrolled_voice_inherits_the_identity_of_its_face(talking, sample_d
 def test_a_watch_budget_shorter_than_the_video_still_links_the_speaking_face(analysis, talking):
     video = talking[0]
     linker = LipSyncLinker(max_watched_s=6.0, window_s=2.0)
-    windows = linker._windows(analysis.faces, analysis.voices)
+    windows = linker.watch_windows(analysis.faces, analysis.voices)
     assert sum(b - a for a, b in windows) <= 6.0 + 1e-6
     assert len(windows) == 3 and windows == sorted(windows)
     seen = analysis.faces.clusters[0].time_ranges
@@ -99,7 +100,7 @@ def test_a_watch_budget_shorter_than_the_video_still_links_the_speaking_face(ana
 def test_no_watch_budget_watches_every_face_in_view(analysis):
     linker = LipSyncLinker(max_watched_s=None)
     seen = analysis.faces.clusters[0].time_ranges
-    assert linker._windows(analysis.faces, analysis.voices) == [(seen[0].start, max(r.end for r in seen))]
+    assert linker.watch_windows(analysis.faces, analysis.voices) == [(seen[0].start, max(r.end for r in seen))]
 
 
 @pytest.mark.parametrize("name", ["webinar.mp4", "lobby.mp4"])
@@ -113,7 +114,7 @@ def test_a_photo_on_screen_under_a_narrator_is_not_the_narrator(sample_data, nam
     # Screened among several faces or voices, the photo goes by its pixels, before any landmark,
     # as it would by its landmarks.
     path, linker = sample_data / "recordings" / name, LipSyncLinker()
-    windows = linker._screening_windows(analysis.voices)
+    windows = linker.screening_windows(analysis.voices)
     assert linker.mouth_pixel_motion(path, analysis.media, analysis.faces.clusters, windows)[0] < STILL_PIXELS
     assert linker.moving_mouths(path, analysis.media, analysis.faces, analysis.voices) == []
     assert LipSyncLinker(still_pixels=None).moving_mouths(path, analysis.media, analysis.faces, analysis.voices) == []
@@ -122,7 +123,7 @@ def test_a_photo_on_screen_under_a_narrator_is_not_the_narrator(sample_data, nam
 @pytest.mark.slow
 def test_the_pixel_screening_keeps_the_face_whose_lips_move(analysis, talking):
     linker = LipSyncLinker()
-    windows = linker._screening_windows(analysis.voices)
+    windows = linker.screening_windows(analysis.voices)
     assert {s for _, _, s in windows} == {0, 1}
     (motion,) = linker.mouth_pixel_motion(talking[0], analysis.media, analysis.faces.clusters, windows)
     assert motion >= 2 * STILL_PIXELS
@@ -134,17 +135,17 @@ def test_the_landmark_screening_reads_the_crops_the_pixel_screening_kept(analysi
     """The landmarks of the kept crops equal those of decoding the windows again, sample for sample;
     over the memory budget nothing is kept and the windows are decoded again."""
     linker = LipSyncLinker()
-    windows = linker._screening_windows(analysis.voices)
-    kept = _ScreenedCrops(linker.screen_crops_mb)
+    windows = linker.screening_windows(analysis.voices)
+    kept = ScreenedCrops(linker.screen_crops_mb)
     linker.mouth_pixel_motion(talking[0], analysis.media, analysis.faces.clusters, windows, kept)
     assert kept.complete and 0 < kept.used <= linker.screen_crops_mb * 1e6
     (from_crops,) = kept.shape_tracks([0])
-    (decoded,) = linker._shape_tracks(talking[0], analysis.media, analysis.faces.clusters,
+    (decoded,) = linker.shape_tracks_of(talking[0], analysis.media, analysis.faces.clusters,
                                       sorted((start, end) for start, end, _ in windows))
     assert len(from_crops) == len(decoded) and sum(shape is not None for shape in decoded) >= 20
     assert all((a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
                for a, b in zip(from_crops, decoded))
-    tiny = _ScreenedCrops(0.01)
+    tiny = ScreenedCrops(0.01)
     linker.mouth_pixel_motion(talking[0], analysis.media, analysis.faces.clusters, windows, tiny)
     assert not tiny.complete and tiny.windows == []
     assert LipSyncLinker(screen_crops_mb=0.01).moving_mouths(
@@ -162,7 +163,7 @@ def test_real_talking_head_is_one_person_with_face_and_voice(clip):
     assert link.evidence == "sole-face" and link.mouth_movement > STILL_MOUTH
     # Real lips pass the pixel screening too (used where several faces or voices are on screen).
     linker = LipSyncLinker()
-    windows = linker._screening_windows(analysis.voices)
+    windows = linker.screening_windows(analysis.voices)
     assert linker.mouth_pixel_motion(path, analysis.media, analysis.faces.clusters, windows)[0] >= STILL_PIXELS
     result = run_scan([path], None, ScanOptions(as_of=dt.date(2026, 11, 27)))
     (person,) = result.people

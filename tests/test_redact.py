@@ -42,9 +42,10 @@ runner = CliRunner()
 
 def _every_frame_faces(path: Path) -> list[tuple[float, list[tuple[int, int, int, int]]]]:
     """(time, HOG boxes with one upsampling) for every frame of a video."""
-    from scanner.analysis.faces.analyzer import _face_api, grey_levels
+    from scanner.analysis.faces.dlib_models import face_api
+    from scanner.analysis.faces.quality import grey_levels
 
-    api = _face_api()
+    api = face_api()
     found = []
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
@@ -209,9 +210,9 @@ def call_and_photo(tmp_path_factory, sample_data):
 
 
 def _faces(path: Path) -> list[tuple[int, int, int, int]]:
-    from scanner.analysis.faces.analyzer import _face_api
+    from scanner.analysis.faces.dlib_models import face_api
 
-    return _face_api().face_locations(np.asarray(Image.open(path).convert("RGB")), 1)
+    return face_api().face_locations(np.asarray(Image.open(path).convert("RGB")), 1)
 
 
 def test_plan_and_bad_usage(call_and_photo):

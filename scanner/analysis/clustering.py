@@ -17,6 +17,7 @@ def average_linkage(vectors: np.ndarray, threshold: float, metric: str = "euclid
     x = np.asarray(vectors, dtype=np.float64)
     if len(x) < 2:
         return np.zeros(len(x), dtype=int)
+    # Deferred: SciPy's hierarchy loads only in processes that cluster (worker start-up).
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import squareform
 

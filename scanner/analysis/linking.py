@@ -20,8 +20,7 @@ recording says they belong together, so this module looks at it. Two kinds of ev
   posters; `moving_mouths`) are dropped first; only the rest are watched, within `max_watched_s`.
   That screening looks at pixels before landmarks: a face whose mouth changes no more than its eyes
   do, once the face is registered on its eyes and nose, in every speaker's turns (`mouth_pixel_motion`,
-  about 1 ms a sample against 2.5-3 ms for the landmarks) is dropped without running the 68
-  landmarks on it.
+  a fraction of the landmarks' cost) is dropped without running the 68 landmarks on it.
 """
 
 from __future__ import annotations
@@ -30,29 +29,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scanner.analysis.mouth_landmarks import ScreenedCrops, landmarks_in, lip_movement_ratio, mouth_openness_in
+from scanner.analysis.mouth_pixels import face_patch, mouth_and_eyes_change
 from scanner.media.frames import iter_frames
 from scanner.models import FaceAnalysis, FaceCluster, FaceVoiceLink, MediaInfo, MediaKind, VoiceAnalysis
 
-#: Correlation between mouth movement and a speaker's activity at or above which they are linked.
-#: Measured on generated talking videos: the speaking face correlates 0.6-0.9 with its own voice,
-#: an off-screen voice 0.0-0.2 with the same face; still faces (photos in a 12-minute meeting grid)
-#: reached 0.35 with one of six voices by chance.
+#: Correlation between mouth movement and a speaker's activity at or above which they are linked
+#: (measurements: bench/faces.md, "Face-voice linking thresholds").
 LINK_THRESHOLD = 0.45
 
 #: Lip movement ratio (`lip_movement_ratio`: the lips' own motion over the head's) under which a face's
-#: mouth is still, as a picture's is. Measured on 0.1 s samples of the speech a sole-face check watches:
-#: the five real talking heads of ../shared/devset/av 2.31-3.04; the photos the sample recordings pan and
-#: zoom under a narrator (webinar, lobby) 1.82-2.09 (over whole recordings, with the interview's and the
-#: meeting grid's photos too, 1.50-2.14). A thin margin on few faces: see bench/voices.md.
+#: mouth is still, as a picture's is (measurements: bench/faces.md, "Face-voice linking thresholds").
 STILL_MOUTH = 2.2
 
 #: Mouth pixel motion (`LipSyncLinker.mouth_pixel_motion`: how much the mouth's pixels change between
-#: samples 0.1 s apart over how much the eyes' do, the face registered on its upper half; the largest
-#: over the speakers' screening windows) under which a face is dropped before its landmarks are looked
-#: at. Measured (bench/README.md, speed): photographs 1.01-1.39 (the nine of the bench gallery meeting,
-#: the sample meeting grid, webinar and lobby; the sample interview's 1.66), the five real talking heads
-#: of ../shared/devset/av over their speech 1.54-1.96, the generated talking face 12.6. A thin margin,
-#: as the landmarks' is, but only a pre-filter: what it keeps, the landmarks still judge (`STILL_MOUTH`).
+#: samples 0.1 s apart over how much the eyes' do; the largest over the speakers' screening windows)
+#: under which a face is dropped before its landmarks are looked at. Only a pre-filter: what it keeps,
+#: the landmarks still judge (`STILL_MOUTH`). Measurements: bench/faces.md, "Face-voice linking thresholds".
 STILL_PIXELS = 1.45
 
 
@@ -84,8 +77,8 @@ class LipSyncLinker:
     min_pixel_pairs: least pairs of consecutive samples of one speaker's windows for that judgement; a
         face seen less in some speaker's windows is left to the landmarks.
     screen_crops_mb: the pixel screening keeps every face's landmark crop of every sample it decodes, up
-        to this much memory (default 96 MB; 52 MB for the nine faces of a 720p gallery), so the landmark
-        screening of the faces it leaves over needs no second decoding of the windows (`_ScreenedCrops`;
+        to this much memory (default 96 MB), so the landmark
+        screening of the faces it leaves over needs no second decoding of the windows (`ScreenedCrops`;
         0 decodes them again).
     """
 
@@ -159,10 +152,7 @@ class LipSyncLinker:
     def _landmark_track(self, path, info: MediaInfo, cluster: FaceCluster,
                         windows: list[tuple[float, float]]) -> list[np.ndarray | None]:
         """The face's 68 landmarks at every sample of the windows (None between windows, where unseen)."""
-        from scanner.analysis.faces.analyzer import _face_api
-
-        api = _face_api()
-        lookup = _BoxLookup(cluster)
+        lookup = BoxLookup(cluster)
         shapes: list[np.ndarray | None] = []
         for start, end in windows:
             shapes.append(None)
@@ -171,7 +161,7 @@ class LipSyncLinker:
                 if box is None:
                     shapes.append(None)
                     continue
-                shapes.append(_landmarks_in(api, frame.image, tuple(int(round(v / frame.scale)) for v in box)))
+                shapes.append(landmarks_in(frame.image, tuple(int(round(v / frame.scale)) for v in box)))
         return shapes
 
     # -- lips that move with a voice --------------------------------------------------------
@@ -182,7 +172,7 @@ class LipSyncLinker:
             return []
         if len(moving) < len(faces.clusters):
             faces = FaceAnalysis([faces.clusters[c] for c in moving], faces.frames_sampled, faces.sample_fps)
-        times, openness = self._mouth_tracks(path, info, faces.clusters, self._windows(faces, voices))
+        times, openness = self._mouth_tracks(path, info, faces.clusters, self.watch_windows(faces, voices))
         if len(times) < 4:
             return []
         step = 1.0 / self.mouth_fps
@@ -216,11 +206,11 @@ class LipSyncLinker:
         Faces whose mouth pixels stay still in every speaker's windows (`mouth_pixel_motion` under
         `still_pixels`) are dropped before that, without landmarks.
         """
-        windows = self._screening_windows(voices)
+        windows = self.screening_windows(voices)
         candidates = list(range(len(faces.clusters)))
         kept = None
         if self.still_pixels is not None:
-            kept = _ScreenedCrops(self.screen_crops_mb)
+            kept = ScreenedCrops(self.screen_crops_mb)
             motion = self.mouth_pixel_motion(path, info, faces.clusters, windows, kept)
             candidates = [c for c in candidates if not (motion[c] < self.still_pixels)]  # NaN: not judged
         if not candidates:
@@ -229,7 +219,7 @@ class LipSyncLinker:
             shapes = kept.shape_tracks(candidates)
         else:
             spans = sorted((start, end) for start, end, _ in windows)
-            shapes = self._shape_tracks(path, info, [faces.clusters[c] for c in candidates], spans)
+            shapes = self.shape_tracks_of(path, info, [faces.clusters[c] for c in candidates], spans)
         keep = []
         for c, track in zip(candidates, shapes):
             ratio = lip_movement_ratio(track)
@@ -237,7 +227,7 @@ class LipSyncLinker:
                 keep.append(c)
         return keep
 
-    def _screening_windows(self, voices: VoiceAnalysis) -> list[tuple[float, float, int]]:
+    def screening_windows(self, voices: VoiceAnalysis) -> list[tuple[float, float, int]]:
         """(start, end, speaker index) of the screening windows: the middle `screen_window_s` of each
         speaker's `screen_windows` longest turns, in time order."""
         windows = []
@@ -250,19 +240,19 @@ class LipSyncLinker:
 
     def mouth_pixel_motion(self, path, info: MediaInfo, clusters: list[FaceCluster],
                            windows: list[tuple[float, float, int]],
-                           kept: "_ScreenedCrops | None" = None) -> np.ndarray:
+                           kept: ScreenedCrops | None = None) -> np.ndarray:
         """Per cluster, the largest over speakers of its mouth pixel motion in that speaker's windows
-        (`_mouth_and_eyes_change`: mean mouth change over mean eye change between consecutive samples);
+        (`mouth_and_eyes_change`: mean mouth change over mean eye change between consecutive samples);
         NaN where some speaker's windows gave fewer than `min_pixel_pairs` pairs (not judged).
 
-        `kept`, when given, receives every sample's landmark crops (`_landmark_crop`), so that the
+        `kept`, when given, receives every sample's landmark crops (`landmark_crop`), so that the
         landmark screening of the faces left over need not decode the windows again."""
         speakers = 1 + max((s for _, _, s in windows), default=-1)
         if not speakers:
             return np.full(len(clusters), np.nan)
         sums = np.zeros((len(clusters), speakers, 2))
         pairs = np.zeros((len(clusters), speakers), dtype=int)
-        lookups = [_BoxLookup(cluster) for cluster in clusters]
+        lookups = [BoxLookup(cluster) for cluster in clusters]
         for start, end, s in windows:
             previous: list[np.ndarray | None] = [None] * len(clusters)
             if kept is not None:
@@ -273,9 +263,9 @@ class LipSyncLinker:
                 if kept is not None:
                     kept.add_sample(frame.image, boxes)
                 for c, box in enumerate(boxes):
-                    face = None if box is None else _face_patch(frame.image, box)
+                    face = None if box is None else face_patch(frame.image, box)
                     if face is not None and previous[c] is not None:
-                        sums[c, s] += _mouth_and_eyes_change(previous[c], face)
+                        sums[c, s] += mouth_and_eyes_change(previous[c], face)
                         pairs[c, s] += 1
                     previous[c] = face
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -286,13 +276,10 @@ class LipSyncLinker:
         # (the maximum of a row holding NaN is NaN).
         return ratio.max(axis=1)
 
-    def _shape_tracks(self, path, info: MediaInfo, clusters: list[FaceCluster],
+    def shape_tracks_of(self, path, info: MediaInfo, clusters: list[FaceCluster],
                       windows: list[tuple[float, float]]) -> list[list[np.ndarray | None]]:
         """Per cluster, its 68 landmarks at every sample of the windows (None where unseen or between windows)."""
-        from scanner.analysis.faces.analyzer import _face_api
-
-        api = _face_api()
-        lookups = [_BoxLookup(cluster) for cluster in clusters]
+        lookups = [BoxLookup(cluster) for cluster in clusters]
         tracks: list[list[np.ndarray | None]] = [[] for _ in clusters]
         for start, end in windows:
             for track in tracks:
@@ -301,7 +288,7 @@ class LipSyncLinker:
                 for lookup, track in zip(lookups, tracks):
                     box = lookup.at(frame.time_s, max_gap=1.0)
                     track.append(None if box is None else
-                                 _landmarks_in(api, frame.image, tuple(int(round(v / frame.scale)) for v in box)))
+                                 landmarks_in(frame.image, tuple(int(round(v / frame.scale)) for v in box)))
         return tracks
 
     def _mutual_best(self, scores: dict[tuple[int, int], tuple[float, float]]) -> list[FaceVoiceLink]:
@@ -316,7 +303,7 @@ class LipSyncLinker:
                                            evidence="lips"))
         return sorted(links, key=lambda link: (link.cluster_id, link.speaker_id))
 
-    def _windows(self, faces: FaceAnalysis, voices: VoiceAnalysis) -> list[tuple[float, float]]:
+    def watch_windows(self, faces: FaceAnalysis, voices: VoiceAnalysis) -> list[tuple[float, float]]:
         """The stretches of video to watch: where a face is in view while someone speaks, within the budget."""
         seen = [r for c in faces.clusters for r in c.time_ranges]
         spoken = [t for s in voices.speakers for t in s.turns]
@@ -343,10 +330,7 @@ class LipSyncLinker:
 
         A row of NaN separates windows, so mouth movement is never measured across a gap.
         """
-        from scanner.analysis.faces.analyzer import _face_api
-
-        api = _face_api()
-        lookups = [_BoxLookup(cluster) for cluster in clusters]
+        lookups = [BoxLookup(cluster) for cluster in clusters]
         times: list[float] = []
         values: list[list[float]] = []
         for start, end in windows:
@@ -361,11 +345,12 @@ class LipSyncLinker:
                         row.append(np.nan)
                         continue
                     scaled = tuple(int(round(v / frame.scale)) for v in box)
-                    row.append(_mouth_openness_in(api, frame.image, scaled))
+                    row.append(mouth_openness_in(frame.image, scaled))
                 times.append(frame.time_s)
                 values.append(row)
         openness = np.array(values, dtype=float).T if values else np.zeros((len(clusters), 0))
         return np.array(times), openness
+
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -374,198 +359,7 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
 
 
-def _mouth_openness_in(api, image: np.ndarray, box: tuple[int, int, int, int]) -> float:
-    """Mouth openness of the face at `box` (top, right, bottom, left) in `image`.
-
-    """
-    return mouth_openness(_landmarks_in(api, image, box))
-
-
-def _landmark_crop(image: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """The neighbourhood of the face at `box` (top, right, bottom, left) that its landmarks are measured
-    on (the box grown by half its size on every side, within the image), and the box in its pixels."""
-    top, right, bottom, left = box
-    margin = max(bottom - top, right - left) // 2
-    y0, x0 = max(0, top - margin), max(0, left - margin)
-    crop = np.ascontiguousarray(image[y0:bottom + margin, x0:right + margin])
-    return crop, (top - y0, right - x0, bottom - y0, left - x0)
-
-
-def _landmarks_in(api, image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """The 68 landmarks (x, y) of the face at `box` (top, right, bottom, left), shape (68, 2), in crop pixels.
-
-    The landmarks run on a crop around the face (`_landmark_crop`): dlib's predictor costs about twice
-    as much on a whole 720p frame as on the face's neighbourhood. Given a crop `_landmark_crop` made,
-    with its box, the result is the same (cropping it again changes nothing).
-    """
-    crop, inside = _landmark_crop(image, box)
-    shapes = api._raw_face_landmarks(crop, [inside], "large")
-    return np.array([(p.x, p.y) for p in shapes[0].parts()], dtype=float)
-
-
-def _dlib_intensity(rgb: np.ndarray) -> np.ndarray:
-    """The grey levels dlib reads from an RGB image, (r + g + b) // 3 (dlib's `get_pixel_intensity`):
-    dlib's predictors give the same result on these as on the RGB pixels, from a third of the memory."""
-    return (rgb.astype(np.uint16).sum(axis=2) // 3).astype(np.uint8)
-
-
-class _ScreenedCrops:
-    """The landmark crops (`_landmark_crop`, in `_dlib_intensity` grey levels) of every face on every
-    sample of the screening windows, kept while the pixel screening decodes them so the landmark
-    screening can run without decoding the windows a second time (`LipSyncLinker.moving_mouths`).
-
-    Holds at most `budget_mb` of pixels: past it, everything is let go and `complete` turns False
-    (the landmark screening then decodes the windows again, as it would without this store).
-    """
-
-    def __init__(self, budget_mb: float):
-        self.budget = budget_mb * 1e6
-        self.used = 0
-        self.complete = budget_mb > 0
-        self.windows: list[list[list[tuple[np.ndarray, tuple[int, int, int, int]] | None]]] = []
-
-    def start_window(self) -> None:
-        if self.complete:
-            self.windows.append([])
-
-    def add_sample(self, image: np.ndarray, boxes: list[tuple[int, int, int, int] | None]) -> None:
-        """One sample of the current window: per cluster its box in `image` pixels, or None (not seen)."""
-        if not self.complete:
-            return
-        crops = [None if box is None else _landmark_crop(image, box) for box in boxes]
-        crops = [None if kept is None else (_dlib_intensity(kept[0]), kept[1]) for kept in crops]
-        self.used += sum(crop.nbytes for crop, _ in filter(None, crops))
-        if self.used > self.budget:
-            self.complete, self.windows = False, []
-            return
-        self.windows[-1].append(crops)
-
-    def shape_tracks(self, clusters: list[int]) -> list[list[np.ndarray | None]]:
-        """Per cluster index, its 68 landmarks at every kept sample, None before each window and where
-        unseen: what `LipSyncLinker._shape_tracks` gives from decoding the same windows."""
-        from scanner.analysis.faces.analyzer import _face_api
-
-        api = _face_api()
-        tracks: list[list[np.ndarray | None]] = [[] for _ in clusters]
-        for window in self.windows:
-            for track in tracks:
-                track.append(None)
-            for crops in window:
-                for c, track in zip(clusters, tracks):
-                    kept = crops[c]
-                    track.append(None if kept is None else _landmarks_in(api, *kept))
-        return tracks
-
-
-#: Side of the grey face patch the pixel screening compares (`_face_patch`), and how far (in patch
-#: pixels) a face may shift between two samples 0.1 s apart for the registration to find it.
-PATCH_PX = 48
-PATCH_SHIFT = 3
-#: Regions of the patch (rows, columns as fractions of its side): the upper face the registration
-#: matches, the eyes band and the mouth whose changes are compared.
-_UPPER = (0.12, 0.6, 0.15, 0.85)
-_EYES = (0.2, 0.5, 0.15, 0.85)
-_MOUTH = (0.66, 0.95, 0.25, 0.75)
-
-
-def _face_patch(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray | None:
-    """The face at `box` (top, right, bottom, left) with a 10% margin, in grey levels, resized to
-    PATCH_PX x PATCH_PX (float32); None where the margin leaves the image."""
-    from PIL import Image
-
-    top, right, bottom, left = box
-    h, w = bottom - top, right - left
-    t0, b0, l0, r0 = int(top - 0.1 * h), int(bottom + 0.1 * h), int(left - 0.1 * w), int(right + 0.1 * w)
-    if h <= 0 or w <= 0 or t0 < 0 or l0 < 0 or b0 > image.shape[0] or r0 > image.shape[1]:
-        return None
-    grey = image[t0:b0, l0:r0].mean(axis=2, dtype=np.float32)
-    return np.asarray(Image.fromarray(grey).resize((PATCH_PX, PATCH_PX), Image.BILINEAR))
-
-
-def _region(patch: np.ndarray, rows_cols: tuple[float, float, float, float]) -> np.ndarray:
-    r0, r1, c0, c1 = (int(round(f * PATCH_PX)) for f in rows_cols)
-    return patch[r0:r1, c0:c1]
-
-
-def _mouth_and_eyes_change(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(mouth change, eye change) between two face patches of consecutive samples.
-
-    `b` is first registered on `a`: the whole-pixel shift (up to PATCH_SHIFT) that best matches the
-    upper face. Each region's mean absolute difference is then divided by its mean gradient in `a`,
-    so that a picture moved by a fraction of a pixel (every pixel changes in proportion to its
-    gradient) changes both regions alike, whatever their texture: the ratio stays near 1 for a
-    picture and grows when the mouth moves on its own.
-    """
-    k = PATCH_SHIFT
-    padded = np.pad(b, k, mode="edge")
-    r0, r1, c0, c1 = (int(round(f * PATCH_PX)) for f in _UPPER)
-    shifted = np.lib.stride_tricks.sliding_window_view(padded[r0:r1 + 2 * k, c0:c1 + 2 * k], (r1 - r0, c1 - c0))
-    error = np.abs(shifted - a[r0:r1, c0:c1]).mean(axis=(2, 3))
-    dy, dx = np.unravel_index(int(np.argmin(error)), error.shape)
-    aligned = padded[dy:dy + PATCH_PX, dx:dx + PATCH_PX]
-    gy, gx = np.gradient(a)
-    gradient = np.hypot(gx, gy)
-    out = []
-    for region in (_MOUTH, _EYES):
-        change = np.abs(_region(a, region) - _region(aligned, region)).mean()
-        out.append(change / (_region(gradient, region).mean() + 1e-3))
-    return np.array(out)
-
-
-#: Landmarks that move with the head only: the nose bridge and base and the eye corners.
-RIGID_POINTS = (27, 28, 29, 30, 31, 35, 36, 39, 42, 45)
-#: The 20 lip landmarks.
-LIP_POINTS = tuple(range(48, 68))
-
-
-def _align(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """`points` (68, 2) moved onto `reference` by the similarity transform that best fits their rigid points."""
-    a, b = points[list(RIGID_POINTS)], reference[list(RIGID_POINTS)]
-    ma, mb = a.mean(axis=0), b.mean(axis=0)
-    u, s, vt = np.linalg.svd((a - ma).T @ (b - mb))
-    rotation = u @ vt
-    scale = s.sum() / max(float(((a - ma) ** 2).sum()), 1e-12)
-    return (points - ma) @ rotation * scale + mb
-
-
-def lip_movement_ratio(shapes: list[np.ndarray | None]) -> float:
-    """How much the lips move on their own: lip motion over head motion between consecutive samples.
-
-    Each face shape is aligned on its rigid points (nose, eye corners) to the mean shape, so that what
-    is left of the lips' motion is the mouth's own; the ratio divides the lip landmarks' average
-    displacement between consecutive samples by the rigid landmarks' (their jitter). A picture moved,
-    zoomed or panned as a whole keeps its mouth still relative to its nose and eyes: only the
-    landmarks' jitter is left, and lips jitter a little more than eye corners (measured 1.5-2.14 on the
-    sample recordings' photos); a speaking mouth moves on its own (2.31-3.05 on the five real talking
-    heads of ../shared/devset/av). NaN with fewer than three consecutive pairs.
-    """
-    seen = [s for s in shapes if s is not None]
-    if len(seen) < 4:
-        return float("nan")
-    reference = seen[0]
-    for _ in range(2):
-        reference = np.mean([_align(s, reference) for s in seen], axis=0)
-    aligned = [None if s is None else _align(s, reference) for s in shapes]
-    lips, rigid = [], []
-    for a, b in zip(aligned[:-1], aligned[1:]):
-        if a is None or b is None:
-            continue
-        step = np.linalg.norm(b - a, axis=1)
-        lips.append(step[list(LIP_POINTS)].mean())
-        rigid.append(step[list(RIGID_POINTS)].mean())
-    if len(lips) < 3 or np.mean(rigid) <= 0:
-        return float("nan")
-    return float(np.mean(lips) / np.mean(rigid))
-
-
-def mouth_openness(landmarks: np.ndarray) -> float:
-    """Inner-lip gap over mouth width from the 68 landmarks (0 closed, about 0.3-0.6 wide open)."""
-    gap = np.mean([np.linalg.norm(landmarks[a] - landmarks[b]) for a, b in ((61, 67), (62, 66), (63, 65))])
-    width = np.linalg.norm(landmarks[60] - landmarks[64])
-    return float(gap / width) if width > 0 else 0.0
-
-
-class _BoxLookup:
+class BoxLookup:
     """A cluster's face boxes (original pixels) by time, for nearest-in-time lookups."""
 
     def __init__(self, cluster: FaceCluster):

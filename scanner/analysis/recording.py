@@ -49,7 +49,7 @@ class AnalysisSettings:
     sample_fps: video frames searched for faces per second; faces are tracked in between, and
         1 a second finds everyone visible for 2 s or more (bench/faces.md).
     max_width: frames are downscaled to this width before face detection, never so far that a face of
-        60 px measures under 40 px (`FaceAnalyzer.frame_width`; faces of 60 px and more are found at
+        60 px measures under 40 px (`FaceSearch.frame_width`; faces of 60 px and more are found at
         any resolution).
     face_detector: "hog" (fast, default) or "cnn" (much slower, finds harder faces).
     audio_sample_rate: analysis rate for speech; 16 kHz keeps everything a voice clone needs.
@@ -130,12 +130,15 @@ def analyze_faces(
     path: Path, info: MediaInfo, settings: AnalysisSettings, start_s: float | None = None, end_s: float | None = None
 ) -> FaceAnalysis | None:
     """Faces of a video or image (None for audio), optionally of the window [start_s, end_s) only."""
+    # Deferred, as the voice and linking stages below: the analysis stacks (SciPy, dlib, librosa,
+    # onnxruntime) load only in processes that analyse, not in the command that starts them.
     from scanner.analysis.faces.analyzer import FaceAnalyzer
+    from scanner.analysis.faces.settings import FaceSettings
 
     if info.kind not in (MediaKind.VIDEO, MediaKind.IMAGE) or not info.width:
         return None
     analyzer = FaceAnalyzer(
-        sample_fps=settings.sample_fps, max_width=settings.max_width, detector=settings.face_detector
+        FaceSettings(sample_fps=settings.sample_fps, max_width=settings.max_width, detector=settings.face_detector)
     )
     with decode_log() as log:
         try:

@@ -31,7 +31,7 @@ class EnrolmentResult:
 def enrol_subjects(consent: ConsentRecords, audio_sample_rate: int = 16000) -> EnrolmentResult:
     """Reference biometrics for every subject of the consent records."""
     # Deferred: the face and voice stacks (dlib, librosa, onnxruntime) load only when someone is enrolled.
-    from scanner.analysis.faces.analyzer import encode_face_image
+    from scanner.analysis.faces.recognition import encode_face_image
     from scanner.analysis.voices.analyzer import VoiceAnalyzer, voiceprint_from_audio
 
     analyzer = VoiceAnalyzer()

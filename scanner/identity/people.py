@@ -15,12 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from scanner.analysis.clustering import average_linkage, label_groups
-from scanner.analysis.faces.analyzer import (
-    DEFAULT_CLUSTER_TOLERANCE,
-    MATCH_TOLERANCE,
-    face_distance,
-    face_match_confidence,
-)
+from scanner.analysis.faces.recognition import MATCH_TOLERANCE, face_distance, face_match_confidence
+from scanner.analysis.faces.settings import DEFAULT_CLUSTER_TOLERANCE
 from scanner.analysis.voices.voiceprints import NARROWBAND_HZ, VoiceMatchSettings, resolve_voices
 from scanner.models import (
     FaceSighting,

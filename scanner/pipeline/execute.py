@@ -276,8 +276,8 @@ def join_split(
 ) -> RecordingAnalysis:
     """One recording's analysis from its parts: face windows joined (None: a window with no decodable
     frame; unreadable only when no window has one), voices linked to faces."""
-    from scanner.analysis.faces.analyzer import (
-        merge_analyses,  # deferred: dlib and scipy.ndimage, needed by split videos only
+    from scanner.analysis.faces.grouping import (
+        merge_analyses,  # deferred: scipy and the face stage, needed by split videos only
     )
 
     try:

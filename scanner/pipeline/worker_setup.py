@@ -66,7 +66,7 @@ def load_models() -> None:
     reports the problem on that file.
     """
     # Deferred: these import dlib and onnxruntime, which only processes that analyse need.
-    from scanner.analysis.faces import analyzer as faces
+    from scanner.analysis.faces import dlib_models as faces
     from scanner.analysis.voices import encoder as speaker_encoder
 
     try:

