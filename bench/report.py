@@ -8,7 +8,7 @@ Prints the render time (build the document and views, render the templates, writ
 clock and CPU) and the size of report.html, with and without --redact-thumbnails, and with --browser
 how long headless Chromium takes to open and paint it. Targets: under 3 s (median) and under 20 MB.
 
-The scan is built directly from the dataclasses in scanner/models.py (no media is decoded): every
+The scan is built directly from the dataclasses in scanner/models/ (no media is decoded): every
 person has a face thumbnail (96 px, the size the face stage keeps) and 2-4 sightings per recording,
 findings spread over all rules with time ranges, 2% waived, 1% of recordings unreadable.
 `synthetic_result` is also used by tests/test_report_html.py at a smaller size.

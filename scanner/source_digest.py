@@ -11,7 +11,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parent
 def source_digest(*parts: str) -> str:
     """SHA-256 (hex) of the Python source under `parts` of the scanner package.
 
-    Each part is a path relative to the package: a module (`"models.py"`) or a sub-package
+    Each part is a path relative to the package: a module (`"identity/people.py"`) or a sub-package
     (`"analysis"`, every `.py` file under it). Files are read in sorted order, each preceded by its
     relative path, so a moved or renamed module changes the digest too. A part that does not exist
     raises FileNotFoundError: a cache key must never silently stop covering code.

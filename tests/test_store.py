@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import pickle
+import re
 import shutil
 import sqlite3
 import stat
@@ -153,6 +154,13 @@ def test_blobs_written_before_the_modules_moved_still_load(tmp_path):
     assert isinstance(back_subject, EnrolledSubject) and back_subject.subject_id == "alice"
     np.testing.assert_array_equal(back_subject.face_encodings, subject.face_encodings)
     assert isinstance(back_url, ObjectURL) and str(back_url) == "s3://bucket/talk.mp4"
+    # Records were all in the module scanner.models, which re-exports them.
+    analysis = synthetic_analysis()
+    flat = re.sub(rb"cscanner\.models\.\w+\n", b"cscanner.models\n", pickle.dumps(analysis, protocol=3))
+    assert b"cscanner.models\nRecordingAnalysis\n" in flat
+    back = loads(flat)
+    assert isinstance(back, RecordingAnalysis) and back.media == analysis.media
+    np.testing.assert_array_equal(back.faces.clusters[0].encodings, analysis.faces.clusters[0].encodings)
     with pytest.raises(pickle.UnpicklingError):  # the old names map to the new ones, not to anything
         loads(old.replace(b"cscanner.objstore\n", b"cscanner.evil\n"))
 

@@ -167,7 +167,7 @@ def resolve_people(
 # same people, so the scan database keeps each resolution as references into the recordings.
 
 #: The code `resolve_people` runs or reads the output of: this module, the analysis stages, the records.
-RESOLUTION_CODE = ("identity/people.py", "analysis", "models.py")
+RESOLUTION_CODE = ("identity/people.py", "analysis", "models")
 
 
 def resolution_key(

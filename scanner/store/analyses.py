@@ -20,7 +20,7 @@ from scanner.store.blobs import BLOB_FORMAT, dumps, loads
 from scanner.store.connection import Database, utc_now
 
 #: The code whose output the analysis cache holds: decoding, the analysis stages and their records.
-ANALYSIS_CODE = ("media", "analysis", "models.py")
+ANALYSIS_CODE = ("media", "analysis", "models")
 
 
 def settings_hash(settings) -> str:
