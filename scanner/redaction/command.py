@@ -1,4 +1,4 @@
-"""The `likeness redact` command's work, apart from its option parsing (in `scanner.cli.main`).
+"""The `likeness redact` command's work, apart from its option parsing (in `scanner.cli.redact_command`).
 
 Exit codes: 0 every redacted person is gone from the copies (or `--dry-run`, or `--no-verify`
 with every copy written); 1 the verification rescan still identifies a redacted person; 2 bad
