@@ -118,7 +118,7 @@ def test_a_recording_is_stored_whole_or_not_at_all(tmp_path, monkeypatch):
         def fail(*args, **kwargs):
             raise OSError("disk full")
 
-        monkeypatch.setattr(store, "_scan_recording", fail)  # fails after the analysis row is written
+        monkeypatch.setattr(store, "add_scan_recording", fail)  # fails after the analysis row is written
         with pytest.raises(OSError):
             store.save_analysis(synthetic_analysis(), *KEY, scan_id="s1")
         assert store.analysis_count() == 0

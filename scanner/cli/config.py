@@ -67,6 +67,8 @@ class _Table(BaseModel):
 
 
 class ScanTable(_Table):
+    """`[scan]`: the defaults of `likeness scan`'s options (paths relative to the config file)."""
+
     consent: str | None = None
     purposes: list[str] | None = None
     fail_on: Level | None = None
@@ -81,6 +83,8 @@ class ScanTable(_Table):
 
 
 class AnalysisTable(_Table):
+    """`[analysis]`: sampling and limits (`scanner.analysis.recording.AnalysisSettings`)."""
+
     sample_fps: float | None = Field(default=None, gt=0, le=60)
     max_width: int | None = Field(default=None, ge=160, le=7680)
     face_detector: str | None = Field(default=None, pattern="^(hog|cnn)$")
@@ -90,6 +94,8 @@ class AnalysisTable(_Table):
 
 
 class StorageTable(_Table):
+    """`[storage]`: how recordings in object storage are read (`scanner.media.objstore`)."""
+
     endpoint_url: str | None = Field(default=None, pattern=r"^https?://[^/@\s]+(/[^@\s]*)?$")
     region: str | None = None
     profile: str | None = None
@@ -107,6 +113,8 @@ class StorageTable(_Table):
 
 
 class PolicyTable(_Table):
+    """`[policy]`: retention period (days), disabled rules and severities by rule id or name."""
+
     retention_days: int | None = Field(default=None, ge=0)
     disabled: list[str] = Field(default_factory=list)
     severity: dict[str, Level] = Field(default_factory=dict)
@@ -131,6 +139,8 @@ def _check_rule_ids(ids: list[str]) -> None:
 
 
 class LikenessConfig(_Table):
+    """A likeness.toml: the `[scan]`, `[analysis]`, `[policy]`, `[storage]` and `[rubric]` tables."""
+
     scan: ScanTable = Field(default_factory=ScanTable)
     analysis: AnalysisTable = Field(default_factory=AnalysisTable)
     policy: PolicyTable = Field(default_factory=PolicyTable)
@@ -147,6 +157,7 @@ class LikenessConfig(_Table):
         return value
 
     def rubric_settings(self) -> Rubric:
+        """The cloneability rubric with the `[rubric]` table's thresholds over the defaults."""
         return dataclasses.replace(Rubric(), **{k: type(getattr(Rubric(), k))(v) for k, v in self.rubric.items()})
 
 

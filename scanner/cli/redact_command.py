@@ -1,4 +1,8 @@
-"""`likeness redact`: option parsing; the work is `scanner.redaction.command.run_redact`."""
+"""`likeness redact`: option parsing; the work is `scanner.redaction.command.run_redact`.
+
+scanner.redaction is imported inside the command: it loads the analysis stack (most of a second),
+which the other commands do not need.
+"""
 
 from __future__ import annotations
 

@@ -24,6 +24,8 @@ MIN_ENROLMENT_SPEECH_S = 5.0
 
 @dataclass
 class EnrolmentResult:
+    """The subjects with usable references, and a problem (file, reason) for every reference left out."""
+
     subjects: list[EnrolledSubject]
     problems: list[Problem] = field(default_factory=list)
 

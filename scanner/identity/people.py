@@ -42,11 +42,11 @@ class EnrolledSubject:
 
 @dataclass(frozen=True)
 class ResolverSettings:
-    """Thresholds for matching and linking (defaults measured by the face and voice stages).
+    """Thresholds for matching and linking (defaults from the face and voice stages' measurements).
 
     face_tolerance: face encoding distance under which a face cluster is the enrolled subject
-        (face_recognition's 0.6; on the sample and development faces the same person across
-        different photos measured 0.34-0.53, different people 0.67 and more).
+        (face_recognition's 0.6; the distances it separates: bench/faces.md, "Identification on
+        the development faces").
     face_link_tolerance: distance under which unknown faces in different recordings are linked
         (the within-recording clustering tolerance).
     voice: when a speaker is an enrolled subject, and when unknown speakers of different recordings

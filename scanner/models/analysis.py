@@ -54,15 +54,18 @@ class FaceCluster:
 
     @property
     def usable_frames(self) -> int:
+        """Detections good enough to build a face model from (`FaceDetection.usable`)."""
         return sum(1 for d in self.detections if d.usable)
 
     @property
     def best_face_px(self) -> float:
+        """Largest usable face-box width, in original-resolution pixels (0 without one)."""
         usable = [d.size_px for d in self.detections if d.usable]
         return max(usable) if usable else 0.0
 
     @property
     def best_eye_distance_px(self) -> float:
+        """Largest distance between the eyes over all detections, in pixels."""
         return max((d.eye_distance_px for d in self.detections), default=0.0)
 
     @property
@@ -73,16 +76,23 @@ class FaceCluster:
 
     @property
     def sharpness(self) -> float:
+        """The sharpest detection's sharpness (variance of the Laplacian on the face crop)."""
         return max((d.sharpness for d in self.detections), default=0.0)
 
     @property
     def yaw_range(self) -> tuple[float, float]:
+        """(least, greatest) head yaw over the detections, in degrees; (0, 0) without any."""
         yaws = [d.yaw_deg for d in self.detections]
         return (min(yaws), max(yaws)) if yaws else (0.0, 0.0)
 
 
 @dataclass
 class FaceAnalysis:
+    """The faces of one recording: its face clusters and how many frames were searched.
+
+    `sample_fps` is the rate frames were sampled at (None for a still image).
+    """
+
     clusters: list[FaceCluster]
     frames_sampled: int
     sample_fps: float | None
@@ -109,11 +119,14 @@ class SpeakerCluster:
 
     @property
     def speech_s(self) -> float:
+        """Seconds of the speaker's turns (usable or not)."""
         return sum(t.duration for t in self.turns)
 
 
 @dataclass
 class VoiceAnalysis:
+    """The voices of one recording: its speakers and its total speech, in seconds."""
+
     speakers: list[SpeakerCluster]
     speech_s: float
     coverage: StreamCoverage | None = None  # what of the sound was decoded (set by scanner.analysis.recording)

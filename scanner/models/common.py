@@ -20,6 +20,7 @@ class Level(str, enum.Enum):
 
     @property
     def rank(self) -> int:
+        """0 for NONE up to 4 for CRITICAL: the order levels compare by."""
         return _LEVEL_ORDER.index(self)
 
     def __lt__(self, other: object) -> bool:
@@ -43,6 +44,7 @@ class Level(str, enum.Enum):
         return self.rank >= other.rank
 
     def lowered(self, steps: int = 1) -> "Level":
+        """The level `steps` below this one, never below NONE."""
         return _LEVEL_ORDER[max(0, self.rank - steps)]
 
 
@@ -58,6 +60,7 @@ class TimeRange:
 
     @property
     def duration(self) -> float:
+        """Length in seconds (0 for an empty or reversed range)."""
         return max(0.0, self.end - self.start)
 
 

@@ -15,6 +15,8 @@ from scanner.models.common import TimeRange, merge_ranges
 
 
 class MediaKind(str, enum.Enum):
+    """What a recording holds: moving pictures (with or without sound), sound only, or one still image."""
+
     VIDEO = "video"
     AUDIO = "audio"
     IMAGE = "image"
@@ -62,6 +64,7 @@ class AudioTrack:
 
     @property
     def duration_s(self) -> float:
+        """Length of the decoded audio, in seconds."""
         return len(self.samples) / float(self.sample_rate) if self.sample_rate else 0.0
 
 
@@ -117,14 +120,17 @@ class StreamCoverage:
 
     @property
     def duration_s(self) -> float:
+        """Length of the stream, in seconds (`end_s - start_s`)."""
         return max(0.0, self.end_s - self.start_s)
 
     @property
     def missing_s(self) -> float:
+        """Seconds of the stream in `missing` (not decoded)."""
         return min(self.duration_s, sum(r.duration for r in self.missing))
 
     @property
     def decoded_s(self) -> float:
+        """Seconds of the stream that were decoded."""
         return self.duration_s - self.missing_s
 
     @property
@@ -185,10 +191,12 @@ class Coverage:
 
     @property
     def streams(self) -> list[StreamCoverage]:
+        """The streams accounted (video or image first, then audio)."""
         return [s for s in (self.video, self.audio) if s is not None]
 
     @property
     def status(self) -> RecordingStatus:
+        """ok, partial or unreadable, by the rule above."""
         streams = self.streams
         if streams and all(s.empty for s in streams):
             return RecordingStatus.UNREADABLE
@@ -213,4 +221,5 @@ class Coverage:
 
     @property
     def causes(self) -> list[str]:
+        """Why stretches were not decoded (decoder messages, once each, in order)."""
         return list(dict.fromkeys(c for s in self.streams for c in s.causes))

@@ -15,6 +15,8 @@ from scanner.models.common import Level, TimeRange, merge_ranges
 
 
 class Modality(str, enum.Enum):
+    """The biometric identifier: a face or a voice."""
+
     FACE = "face"
     VOICE = "voice"
 
@@ -75,6 +77,11 @@ class VoiceExposure:
 
 @dataclass
 class RiskAssessment:
+    """How easily a person could be cloned from all their material (`scanner.policy.risk`).
+
+    Tiers per modality and combined, a 0-100 score, and the reasons in plain words.
+    """
+
     face_tier: Level
     voice_tier: Level
     combined_tier: Level
@@ -107,6 +114,7 @@ class ReductionPlan:
     tier_after: Level
 
     def describe(self) -> str:
+        """The plan in one sentence for the report ("remove a.mp4 and the face drops from high to low")."""
         names = ", ".join(p.name for p in self.remove)
         return (
             f"remove {names} and the {self.modality.value} drops from {self.tier_before.value} "
@@ -132,12 +140,14 @@ class Person:
 
     @property
     def recordings(self) -> list[Path]:
+        """The recordings the person was seen or heard in, in order of first sighting."""
         seen: dict[Path, None] = {}
         for sighting in [*self.faces, *self.voices]:
             seen.setdefault(sighting.recording, None)
         return list(seen)
 
     def time_ranges_in(self, recording: Path) -> list[TimeRange]:
+        """Where in `recording` the person is seen or heard (merged ranges, seconds)."""
         ranges = [r for s in self.faces if s.recording == recording for r in s.cluster.time_ranges]
         ranges += [r for s in self.voices if s.recording == recording for r in s.speaker.turns]
         return merge_ranges(ranges)

@@ -12,10 +12,14 @@ from scanner.models import ScanResult
 
 
 class ReportWriter(Protocol):
+    """One output format: its `format` name (for `--format`) and the `filename` it writes."""
+
     format: str
     filename: str
 
-    def write(self, result: ScanResult, out_dir: Path) -> Path: ...
+    def write(self, result: ScanResult, out_dir: Path) -> Path:
+        """Write `result` into the existing folder `out_dir`; return the path of the file written."""
+        ...
 
 
 def writers(redact_thumbnails: bool = False, changes: dict | None = None) -> dict[str, ReportWriter]:

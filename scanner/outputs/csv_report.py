@@ -32,6 +32,8 @@ def neutralise(value: object) -> str:
 
 
 class CsvWriter:
+    """findings.csv (see the module docstring); `excel_bom` writes a byte order mark for Excel."""
+
     format = "csv"
     filename = "findings.csv"
 
@@ -40,6 +42,7 @@ class CsvWriter:
         self.excel_bom = excel_bom  # a UTF-8 byte order mark makes Excel read non-ASCII names correctly
 
     def write(self, result: ScanResult, out_dir: Path) -> Path:
+        """Write findings.csv into `out_dir`; return its path."""
         path = out_dir / self.filename
         encoding = "utf-8-sig" if self.excel_bom else "utf-8"
         with path.open("w", encoding=encoding, errors="backslashreplace", newline="") as handle:

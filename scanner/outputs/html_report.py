@@ -116,6 +116,8 @@ def _rel(context, path: str) -> str:
 
 
 class HtmlWriter:
+    """report.html for auditors (see the module docstring)."""
+
     format = "html"
     filename = "report.html"
 
@@ -126,6 +128,7 @@ class HtmlWriter:
         self.changes = changes
 
     def render(self, result: ScanResult) -> str:
+        """The report page for `result`, as HTML text."""
         # Building a large report allocates millions of small objects and no cycles: the cyclic
         # garbage collector would only slow it down by a third.
         collecting = gc.isenabled()
@@ -155,6 +158,7 @@ class HtmlWriter:
         )
 
     def write(self, result: ScanResult, out_dir: Path) -> Path:
+        """Write report.html into `out_dir`; return its path."""
         path = out_dir / self.filename
         # File names that are not valid UTF-8 show as \udcXX escapes instead of breaking the page.
         path.write_text(self.render(result), encoding="utf-8", errors="backslashreplace")
@@ -199,6 +203,10 @@ def thumbnail(person: Person) -> str | None:
 
 
 def build_view(doc: dict, result: ScanResult) -> dict:
+    """What the page shows beyond `doc` (the results document of `result`): per-person and
+    per-recording views, findings with the indices the table filters and sorts by, consent coverage
+    per purpose, the face x voice risk matrix and the chart peaks.
+    """
     recordings = doc["recordings"]
     rec_index: dict[str, int] = {r["path"]: i for i, r in enumerate(recordings)}
     extra_paths: list[str] = []  # paths findings name that are not scanned recordings (a waivers file)

@@ -39,6 +39,11 @@ def _xml_text(value: object) -> str:
 
 
 class JunitWriter:
+    """junit.xml: one test case per recording (failing for its findings at or above `--fail-on`).
+
+    `list_skipped_files`: also list files passed over while walking folders, as skipped cases.
+    """
+
     format = "junit"
     filename = "junit.xml"
 
@@ -46,6 +51,7 @@ class JunitWriter:
         self.list_skipped_files = list_skipped_files
 
     def write(self, result: ScanResult, out_dir: Path) -> Path:
+        """Write junit.xml into `out_dir`; return its path."""
         path = out_dir / self.filename
         tree = ET.ElementTree(self.build(result))
         ET.indent(tree)

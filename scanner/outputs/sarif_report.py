@@ -56,6 +56,11 @@ RULE_TAGS = ["security", "privacy", "biometric-data"]
 
 
 class SarifWriter:
+    """results.sarif (SARIF 2.1.0) for code-scanning dashboards: rules, results and recordings as artifacts.
+
+    `include_suppressed`: also list waived findings, marked suppressed with the waiver's justification.
+    """
+
     format = "sarif"
     filename = "results.sarif"
 
@@ -63,6 +68,7 @@ class SarifWriter:
         self.include_suppressed = include_suppressed
 
     def write(self, result: ScanResult, out_dir: Path) -> Path:
+        """Write results.sarif into `out_dir`; return its path."""
         path = out_dir / self.filename
         text = json.dumps(self.build(result), indent=2, ensure_ascii=False) + "\n"
         # Undecodable file names reach us as lone surrogates: keep them visible, never crash.

@@ -42,10 +42,14 @@ class RecordingMetadata(BaseModel):
 
 
 class ManifestEntry(RecordingMetadata):
+    """The metadata of the recordings `path` (a glob relative to the manifest's folder) matches."""
+
     path: str = Field(min_length=1)
 
 
 class ManifestDocument(BaseModel):
+    """A manifest file as written: metadata for every recording (`defaults`) and by path glob."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     defaults: RecordingMetadata = Field(default_factory=RecordingMetadata)
@@ -54,6 +58,8 @@ class ManifestDocument(BaseModel):
 
 @dataclass(frozen=True)
 class Manifest:
+    """A loaded manifest file (`path`) and its document."""
+
     path: Path
     document: ManifestDocument
 
@@ -91,10 +97,12 @@ def find_manifest(inputs: list[Path]) -> Path | None:
 
 
 def sidecar_of(recording: Path) -> Path:
+    """The sidecar metadata file of `recording`: its name with `SIDECAR_SUFFIX` appended."""
     return recording.with_name(recording.name + SIDECAR_SUFFIX)
 
 
 def is_metadata_file(path: Path) -> bool:
+    """True for a manifest or sidecar file: metadata, not a recording to scan."""
     return path.name == MANIFEST_NAME or path.name.endswith(SIDECAR_SUFFIX)
 
 

@@ -98,6 +98,7 @@ class FaceTotals:
 
     @classmethod
     def of(cls, detections: list, rubric: Rubric = DEFAULT_RUBRIC) -> FaceTotals:
+        """The totals of one set of face detections (`FaceDetection`), measured against `rubric`."""
         if not detections:
             return cls()
         usable = [d for d in detections if d.usable]
@@ -131,6 +132,7 @@ class FaceTotals:
         return self.usable_yaws or self.any_yaws or (0.0, 0.0)
 
     def grade(self, rubric: Rubric = DEFAULT_RUBRIC) -> tuple[Level, list[str]]:
+        """The face tier of these totals and the reasons in plain words (`grade_face`)."""
         return grade_face(
             usable_frames=self.usable,
             best_face_px=self.best_px,

@@ -31,6 +31,11 @@ from scanner.policy.risk import DEFAULT_RUBRIC, Rubric, plan_reduction
 
 @dataclass(frozen=True)
 class Rule:
+    """A policy rule: stable id (LKnnn), short name, title, default severity, remedy and description.
+
+    The ids and names are a contract: waivers, SARIF and `likeness.toml` refer to rules by them.
+    """
+
     id: str
     name: str
     title: str

@@ -37,6 +37,10 @@ from scanner.policy.rules import RULES_BY_ID, WAIVER_EXPIRED, fingerprint, relat
 
 
 class WaiverEntry(BaseModel):
+    """One waiver as written: the finding it accepts (a fingerprint, or a rule with optional
+    person and path glob), the reason, who approved it and until when.
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     fingerprint: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
@@ -55,6 +59,8 @@ class WaiverEntry(BaseModel):
 
 
 class WaiversDocument(BaseModel):
+    """A waivers file as written: a list of waivers."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     waivers: list[WaiverEntry] = Field(default_factory=list)
@@ -62,6 +68,8 @@ class WaiversDocument(BaseModel):
 
 @dataclass(frozen=True)
 class WaiverFile:
+    """A loaded waivers file: its waivers (with their lines) and warnings such as unknown rule ids."""
+
     path: Path
     waivers: tuple[Waiver, ...]
     warnings: tuple[Problem, ...] = ()
@@ -88,6 +96,8 @@ def load_waivers(path: Path) -> WaiverFile:
 
 @dataclass
 class WaiverOutcome:
+    """Findings split by waivers: still open (expired-waiver findings included) and suppressed, with warnings."""
+
     findings: list[Finding]  # still open, expired-waiver findings included
     suppressed: list[SuppressedFinding]
     warnings: list[str]

@@ -116,7 +116,7 @@ class AnalysisCache(Database):
                     # process stays one and is never analysed in the scanning process again.
                     self.db.execute("UPDATE scans SET analysing=NULL WHERE analysing=?", (analysis.sha256,))
             if scan_id is not None:
-                self._scan_recording(scan_id, analysis, reused=False)
+                self.add_scan_recording(scan_id, analysis, reused=False)
                 self.db.execute(
                     "UPDATE scans SET analysed = analysed + 1, media_seconds = media_seconds + ? WHERE scan_id=?",
                     (analysis.media.duration_s if analysis.media else 0.0, scan_id),
@@ -125,13 +125,14 @@ class AnalysisCache(Database):
     def note_reused(self, scan_id: str, analysis: RecordingAnalysis) -> None:
         """List a cached analysis as one of scan `scan_id`'s recordings and count it as reused."""
         with self.transaction():
-            self._scan_recording(scan_id, analysis, reused=True)
+            self.add_scan_recording(scan_id, analysis, reused=True)
             self.db.execute(
                 "UPDATE scans SET reused = reused + 1, media_seconds = media_seconds + ? WHERE scan_id=?",
                 (analysis.media.duration_s if analysis.media else 0.0, scan_id),
             )
 
-    def _scan_recording(self, scan_id: str, analysis: RecordingAnalysis, reused: bool) -> None:
+    def add_scan_recording(self, scan_id: str, analysis: RecordingAnalysis, reused: bool) -> None:
+        """List `analysis` as one of scan `scan_id`'s recordings; call it inside a transaction."""
         self.db.execute(
             "INSERT OR REPLACE INTO scan_recordings VALUES (?, ?, ?, ?, ?)",
             (scan_id, storable_path(analysis.path), analysis.sha256 or None, analysis.status.value, int(reused)),

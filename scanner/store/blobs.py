@@ -44,6 +44,7 @@ class RestrictedUnpickler(pickle.Unpickler):
     """Unpickles scan database blobs, building only the globals this module allows (see above)."""
 
     def find_class(self, module: str, name: str):
+        """The global `module.name` if allowed (old module names mapped first), else UnpicklingError."""
         module = RENAMED_MODULES.get(module, module)
         if module == "scanner.models" or module.startswith("scanner.models.") or (module, name) in ALLOWED_GLOBALS:
             return super().find_class(module, name)

@@ -103,6 +103,7 @@ class Database:
                 self.db.execute(f"PRAGMA user_version = {int(number)}")
 
     def close(self) -> None:
+        """Close the connection (committed writes are kept)."""
         self.db.close()
 
     def __enter__(self):

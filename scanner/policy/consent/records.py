@@ -49,6 +49,7 @@ class MaxRisk(_Strict):
     voice: Level | None = None
 
     def for_modality(self, modality: Modality) -> Level | None:
+        """The accepted limit for `modality`, or None when the grant states none."""
         return self.face if modality is Modality.FACE else self.voice
 
 
@@ -64,6 +65,7 @@ class Grant(_Strict):
     evidence_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
     def is_active(self, on: dt.date) -> bool:
+        """True if the grant is in force on `on`: given by then, not withdrawn by then, not expired before."""
         return (
             self.given <= on
             and (self.withdrawn is None or self.withdrawn > on)
@@ -79,6 +81,8 @@ class Enrolment(_Strict):
 
 
 class Subject(_Strict):
+    """One person of the consent file: a stable id, a name, enrolment media and consent grants."""
+
     id: str
     name: str
     jurisdiction: list[str] = Field(default_factory=list)  # e.g. [EU, US-IL]: the laws that apply
@@ -114,12 +118,15 @@ class RecordingConsent(Grant):
         return Grant(**{name: getattr(self, name) for name in Grant.model_fields})
 
     def covers(self, relative_path: str, sha256: str) -> bool:
+        """True if this consent is about the recording at `relative_path` (glob) with content `sha256`."""
         if self.sha256 is not None and self.sha256 != sha256:
             return False
         return fnmatchcase(relative_path, self.path) or fnmatchcase(relative_path, self.path.replace("**/", ""))
 
 
 class ConsentDocument(_Strict):
+    """The consent file as written: subjects, and consent given per recording."""
+
     subjects: list[Subject] = Field(default_factory=list)
     recordings: list[RecordingConsent] = Field(default_factory=list)
 
@@ -147,16 +154,20 @@ class ConsentRecords:
 
     @property
     def subjects(self) -> list[Subject]:
+        """The subjects in file order."""
         return self.document.subjects
 
     @property
     def base_dir(self) -> Path:
+        """The folder enrolment paths are relative to: the consent file's."""
         return self.path.parent
 
     def subject(self, subject_id: str) -> Subject | None:
+        """The subject with this id, or None."""
         return next((s for s in self.subjects if s.id == subject_id), None)
 
     def enrolment_paths(self, subject: Subject, modality: Modality) -> list[Path]:
+        """The subject's enrolment media for `modality` (face photos or voice samples), as paths."""
         names = subject.enrolment.faces if modality is Modality.FACE else subject.enrolment.voices
         return [(self.base_dir / name) for name in names]
 
@@ -169,6 +180,7 @@ class ConsentRecords:
         ]
 
     def all_enrolment_paths(self) -> set[Path]:
+        """Every enrolment file of every subject, resolved: media the scan must not count as recordings."""
         return {
             p.resolve()
             for s in self.subjects
@@ -216,6 +228,11 @@ def _document_from_csv(path: Path) -> tuple[ConsentDocument, Locator]:
 
 
 def semantic_problems(path: Path, locate: Locator, document: ConsentDocument) -> tuple[list[Problem], list[Problem]]:
+    """Problems the schema cannot see: (errors, warnings), each located by line in `path`.
+
+    Errors make the file unusable (a repeated subject id, for one); warnings are reported and the file
+    is still used.
+    """
     errors: list[Problem] = []
     warnings: list[Problem] = []
     seen: dict[str, int] = {}
@@ -283,6 +300,8 @@ def _check_grant(path: Path, locate: Locator, at: tuple, grant: Grant | Recordin
 
 
 class ConsentOutcome(str, enum.Enum):
+    """The consent status of a subject for a purpose on a date, as findings and reports name it."""
+
     GRANTED = "granted"
     NO_CONSENT = "no-consent"
     WITHDRAWN = "withdrawn"
