@@ -76,7 +76,7 @@ from scanner.analysis.faces.settings import FaceSettings  # noqa: E402
 from scanner.analysis.recording import AnalysisSettings  # noqa: E402
 from scanner.media.images import load_image  # noqa: E402
 from scanner.media.probe import probe  # noqa: E402
-from scanner.pipeline.execute import Job, Splitting, plan_jobs  # noqa: E402
+from scanner.pipeline.planning import Job, Splitting, plan_jobs  # noqa: E402
 from scanner.pipeline.worker_setup import huge_pages_for_workers  # noqa: E402
 from tests.media_factory import make_video  # noqa: E402
 

@@ -19,7 +19,7 @@ start to exit (imports, enrolment, hashing, analysis, people, policy, writing re
    database. The cluster is started before the timer, as a standing cluster would be; its workers
    load the analysis libraries on their first task, inside the timing (as local pool workers do).
 6. one 12-minute video alone, with 1 and 2 workers (with 2, its faces are analysed in 5-minute
-   windows on both workers; see scanner/pipeline/execute.py)
+   windows on both workers; see scanner/pipeline/planning.py)
 The findings of 5 are compared with those of 2 (by fingerprint), those of 6 with each other.
 """
 

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from scanner.outputs.document import build_document
-from scanner.pipeline.execute import Splitting, _on_dask_worker
+from scanner.pipeline.planning import Splitting
 from scanner.pipeline.scan import ScanOptions, ScanStats, run_scan
+from scanner.pipeline.tasks import on_dask_worker
 from scanner.policy.consent.records import load_consent
 from scanner.store.database import Store
 from tests.helpers import REPO
@@ -75,7 +76,7 @@ def test_dask_cluster_gives_the_local_results(corpus, consent, local_result):
             # The nanny's allocator setting makes every freed frame fault in afresh; analysis tasks undo it
             # (for good: the setting is per process, so this runs before any scan).
             nanny_faults = client.submit(frame_buffer_faults, pure=False).result()
-            task_faults = client.submit(_on_dask_worker, frame_buffer_faults, pure=False).result()
+            task_faults = client.submit(on_dask_worker, frame_buffer_faults, pure=False).result()
         stats = ScanStats()
         result = run_scan([corpus], consent, _options(scheduler=address), stats=stats)
         # the same with the 15 s video split into three face windows and a voice task
@@ -246,7 +247,8 @@ def test_ctrl_c_stops_cleanly_with_a_message(corpus, tmp_path):
 def test_a_video_split_over_workers_gives_the_whole_file_analysis(sample_data, long_video):
     from scanner.analysis.recording import AnalysisSettings, analyze_recording
     from scanner.media.files import sha256_file
-    from scanner.pipeline.execute import Job, Splitting, plan_jobs, run_local_jobs
+    from scanner.pipeline.execute import run_local_jobs
+    from scanner.pipeline.planning import Job, Splitting, plan_jobs
 
     video = sample_data / "recordings" / "meeting_grid.mp4"  # 30 s, three faces, three voices
     job = Job(video, sha256_file(video))
@@ -278,7 +280,8 @@ def test_a_split_video_whose_data_ends_early_keeps_what_its_first_windows_found(
     from scanner.analysis.recording import AnalysisSettings, analyze_recording
     from scanner.media.files import sha256_file
     from scanner.models import RecordingStatus
-    from scanner.pipeline.execute import Job, Splitting, plan_jobs, run_local_jobs
+    from scanner.pipeline.execute import run_local_jobs
+    from scanner.pipeline.planning import Job, Splitting, plan_jobs
     from tests.media_factory import make_video
 
     full = make_video(tmp_path / "full.mp4", frames=40, fps=10, size=(320, 240), faststart=True)
@@ -302,7 +305,7 @@ def test_a_split_video_whose_data_ends_early_keeps_what_its_first_windows_found(
 def test_the_plan_puts_large_files_first_and_splits_only_long_videos(sample_data):
     from scanner.analysis.recording import AnalysisSettings
     from scanner.media.files import sha256_file
-    from scanner.pipeline.execute import Job, Splitting, plan_jobs
+    from scanner.pipeline.planning import Job, Splitting, plan_jobs
 
     names = ["phone_call.wav", "meeting_grid.mp4", "lobby.mp4", "team_photo.jpg"]
     jobs = [Job(sample_data / "recordings" / n, sha256_file(sample_data / "recordings" / n)) for n in names]
@@ -321,7 +324,7 @@ def test_the_plan_puts_large_files_first_and_splits_only_long_videos(sample_data
 def test_short_videos_are_split_only_for_workers_that_would_otherwise_wait(sample_data):
     from scanner.analysis.recording import AnalysisSettings
     from scanner.media.files import sha256_file
-    from scanner.pipeline.execute import Job, Splitting, plan_jobs
+    from scanner.pipeline.planning import Job, Splitting, plan_jobs
 
     def job(name):
         return Job(sample_data / "recordings" / name, sha256_file(sample_data / "recordings" / name))
@@ -371,7 +374,8 @@ def _analyse_while_killing(sample_data, names: tuple[str, ...], delay: float, on
     import threading
 
     from scanner.analysis.recording import AnalysisSettings
-    from scanner.pipeline.execute import Job, run_local_jobs
+    from scanner.pipeline.execute import run_local_jobs
+    from scanner.pipeline.planning import Job
 
     jobs = [Job(sample_data / "recordings" / n, None) for n in names]
     stop = threading.Event()
@@ -403,7 +407,8 @@ def test_a_file_that_killed_an_earlier_scan_is_analysed_alone_and_unreadable_if_
     from scanner.analysis.recording import AnalysisSettings
     from scanner.media.files import sha256_file
     from scanner.models import RecordingStatus
-    from scanner.pipeline.execute import Job, run_local_jobs
+    from scanner.pipeline.execute import run_local_jobs
+    from scanner.pipeline.planning import Job
 
     lobby, call = (sample_data / "recordings" / n for n in ("lobby.mp4", "phone_call.wav"))
     jobs = [Job(lobby, sha256_file(lobby)), Job(call, sha256_file(call))]
@@ -428,16 +433,18 @@ def test_a_file_that_killed_an_earlier_scan_is_analysed_alone_and_unreadable_if_
 def test_a_worker_stuck_inside_one_call_is_ended_by_the_kernel_and_the_file_named(tmp_path):
     """The per-file limit is checked between frames; a call that never returns is ended from outside."""
     from scanner.analysis.recording import AnalysisSettings
-    from scanner.pipeline.execute import Job, _LocalPool, _Task
+    from scanner.pipeline.local_pool import LocalPool
+    from scanner.pipeline.planning import Job
+    from scanner.pipeline.tasks import Task
 
     fifo = tmp_path / "no-writer"
     os.mkfifo(fifo)
 
-    class StuckInOpen(_Task):
+    class StuckInOpen(Task):
         def call(self, settings):
             return os.open, str(fifo), os.O_RDONLY  # blocks in the kernel until a writer comes: never
 
-    pool = _LocalPool(1, AnalysisSettings(time_limit_s=0.5), stop_after_s=1.0)
+    pool = LocalPool(1, AnalysisSettings(time_limit_s=0.5), stop_after_s=1.0)
     started = time.monotonic()
     value, error = pool.alone(StuckInOpen("whole", Job(fifo)))
     pool.close(finished=True)
@@ -455,7 +462,8 @@ def test_one_isolated_worker_is_a_worker_process_whose_death_does_not_end_the_sc
 
     from scanner.analysis.recording import AnalysisSettings
     from scanner.models import RecordingStatus
-    from scanner.pipeline.execute import Job, run_local_jobs
+    from scanner.pipeline.execute import run_local_jobs
+    from scanner.pipeline.planning import Job
 
     jobs = [Job(sample_data / "recordings" / "interview.mp4", None)]
     stop, killed = threading.Event(), []
@@ -510,7 +518,7 @@ def test_workers_get_the_landmark_model_on_huge_pages(monkeypatch):
 
 
 def test_default_workers_follow_the_cpus_the_scan_may_use(tmp_path):
-    from scanner.pipeline.execute import default_workers
+    from scanner.pipeline.resources import default_workers
 
     cpus = len(os.sched_getaffinity(0))
     absent = tmp_path / "no-cgroup"
@@ -526,7 +534,7 @@ def test_default_workers_follow_the_cpus_the_scan_may_use(tmp_path):
 
 
 def test_a_scan_without_workers_uses_the_default(sample_data, tmp_path):
-    from scanner.pipeline.execute import default_workers
+    from scanner.pipeline.resources import default_workers
     from tests.helpers import run_cli
 
     out = tmp_path / "out"

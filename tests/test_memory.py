@@ -51,7 +51,7 @@ def test_an_allocation_past_the_address_space_cap_raises_instead_of_being_killed
     script = textwrap.dedent("""
         import numpy as np
         from scanner.media.limits import resident_bytes
-        from scanner.pipeline.execute import address_space_cap
+        from scanner.pipeline.resources import address_space_cap
 
         lift = address_space_cap(resident_bytes() + (200 << 20), slack_bytes=0)
         assert lift is not None
@@ -84,7 +84,7 @@ def test_a_ceiling_result_is_analysed_again_when_memory_allows(sample_data, tmp_
 
 
 def test_default_ceiling_divides_half_the_memory_between_workers(tmp_path):
-    from scanner.pipeline.execute import default_memory_ceiling
+    from scanner.pipeline.resources import default_memory_ceiling
 
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal:       25165824 kB\nMemFree:  1 kB\n")  # 24 GiB

@@ -30,7 +30,7 @@ from scanner.cli.shared import (
 from scanner.media.fileformat import FileFormatError
 from scanner.media.objstore import ObjectStoreError, ObjectURL, parse_input
 from scanner.models import Level
-from scanner.pipeline.execute import default_memory_ceiling, default_workers
+from scanner.pipeline.resources import default_memory_ceiling, default_workers
 from scanner.policy.manifest import find_manifest, load_manifest
 from scanner.policy.rules import PolicySettings
 from scanner.policy.waivers import load_waivers

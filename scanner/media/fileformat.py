@@ -235,6 +235,7 @@ def line_of(node: Any, loc: tuple) -> int | None:
 
 
 def dotted(loc: tuple) -> str:
+    """A pydantic error location as a field path for messages: ("subjects", 0, "id") -> "subjects.0.id"."""
     return ".".join(str(part) for part in loc)
 
 

@@ -89,6 +89,7 @@ class ObjectURL(PurePosixPath):
 
     @property
     def scheme(self) -> str:
+        """The URL scheme, lower case and without "://" ("s3")."""
         return self.parts[0].rstrip(":").lower()
 
     def resolve(self, strict: bool = False) -> ObjectURL:

@@ -13,14 +13,14 @@ class ModelLoader(WorkerPlugin):
     Registered by every scan on a cluster (`execute.run_dask`); workers that join later get it too,
     and registering it again replaces it. Dask runs tasks in a thread of their own, and glibc
     serves a thread other than the main one from a separate arena, which its huge-page tunable
-    (`worker_setup.huge_pages_for_workers`) does not cover: the 68-point landmark model loaded inside a
-    task sat on 4 MB of huge pages instead of 74 MB, and the 60 s bench meeting video took
-    3.96 CPU s on such a worker against 3.44 with the models loaded here (3.33 on a local worker;
-    medians of 6). Tasks still load the models themselves where this did not run (no-op otherwise).
+    (`worker_setup.huge_pages_for_workers`) does not cover: models loaded inside a task would miss
+    the huge pages (measured in bench/README.md, "Scale"). Tasks still load the models themselves
+    where this did not run (no-op otherwise).
     """
 
     name = "likeness-models"
 
     def setup(self, worker) -> None:
+        """Called by Dask on the worker's main thread when the plugin is registered or the worker starts."""
         steady_allocator()
         load_models()

@@ -44,7 +44,8 @@ from scanner.models import (
 )
 from scanner.outputs.document import build_document
 from scanner.pipeline.discover import discover_inputs
-from scanner.pipeline.execute import Job, Splitting, run_jobs
+from scanner.pipeline.execute import run_jobs
+from scanner.pipeline.planning import Job, Splitting
 from scanner.policy.consent.records import ConsentDocument, ConsentRecords
 from scanner.policy.manifest import Manifest, recording_context
 from scanner.policy.risk import DEFAULT_RUBRIC, Rubric, score_person

@@ -22,9 +22,9 @@ def steady_allocator(mmap_threshold: int = 32 << 20, trim_threshold: int = 64 <<
     minute of video. glibc normally learns that from the first freed buffer and keeps such memory
     for reuse, but setting `MALLOC_TRIM_THRESHOLD_` turns that learning off, and Dask's nanny sets
     it (64 KB) for every worker it starts: each buffer is then mapped and unmapped again, and every
-    page of it faults in afresh. On the scale bench that cost Dask workers a third more CPU than
-    local workers. These values are the limits glibc's own learning would reach on 64-bit Linux
-    (32 MB, twice that for trimming), so a worker keeps at most 64 MB of freed memory.
+    page of it faults in afresh (measured in bench/README.md, "Scale"). These values are the limits
+    glibc's own learning would reach on 64-bit Linux (32 MB, twice that for trimming), so a worker
+    keeps at most 64 MB of freed memory.
 
     Returns whether the allocator accepted the settings (False off glibc, where this does nothing).
     """
@@ -44,9 +44,9 @@ def huge_pages_for_workers() -> bool:
 
     dlib's 68-point landmark model is about 95 MB of regression-tree leaves, and each face reads
     some 7,500 of them at random: with 4 KB pages nearly every read misses the address-translation
-    cache as well as the memory cache. With 2 MB pages (glibc's `glibc.malloc.hugetlb=1` tunable,
-    glibc 2.35 and later; the kernel's transparent huge pages set to `madvise` or `always`) the
-    landmarks of the bench meeting video took 0.70-0.82 CPU s instead of 1.07-1.14 (bench/faces.md).
+    cache as well as the memory cache. 2 MB pages (glibc's `glibc.malloc.hugetlb=1` tunable,
+    glibc 2.35 and later; the kernel's transparent huge pages set to `madvise` or `always`) make
+    the landmarks about a third cheaper (bench/README.md, "The landmark model sits on huge pages").
     glibc reads tunables when a process starts, so this serves the worker processes spawned after
     it, not this one; other C libraries ignore the variable. A `glibc.malloc.hugetlb` value
     already in `GLIBC_TUNABLES` is left as it is. Returns whether the variable was changed.

@@ -36,7 +36,7 @@ from scanner.models import (
     SpeakerCluster,
 )
 from scanner.outputs import write_reports
-from scanner.pipeline.execute import default_memory_ceiling, default_workers
+from scanner.pipeline.resources import default_memory_ceiling, default_workers
 from scanner.pipeline.scan import ScanOptions, run_scan
 from scanner.policy.consent.records import ConsentFileError, load_consent
 from scanner.redaction.plan import RedactionPlan
