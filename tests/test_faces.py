@@ -527,7 +527,7 @@ def test_cnn_detector_finds_the_face(devset):
 def test_encoding_clusters_are_scikit_learns_average_linkage_partition():
     """`clustering.average_linkage` (SciPy, cheaper to import in every worker) groups encodings exactly as
     scikit-learn's AgglomerativeClustering with average linkage and the same threshold did."""
-    from sklearn.cluster import AgglomerativeClustering
+    from sklearn.cluster import AgglomerativeClustering  # only this test needs scikit-learn
 
 
     rng = np.random.default_rng(7)
@@ -548,7 +548,7 @@ def test_encoding_clusters_are_scikit_learns_average_linkage_partition():
 def test_the_stored_frontal_detector_is_dlibs_own(tmp_path, monkeypatch):
     """The detector workers load from the cache folder finds the same faces, with the same scores,
     as the one dlib decodes from its own copy; an unreadable stored copy is rebuilt."""
-    import dlib
+    import dlib  # loaded only by the tests that call it directly
 
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
@@ -581,12 +581,10 @@ def test_the_stored_frontal_detector_is_dlibs_own(tmp_path, monkeypatch):
 
 def _faces_at(devset: Path, names: list[str], face_px: int) -> list[np.ndarray]:
     """Head-and-shoulders crops of real photos, scaled so dlib's face box is `face_px` wide."""
-    import face_recognition
-
     crops = []
     for name in names:
         photo = _photo(devset, name)
-        top, right, bottom, left = face_recognition.face_locations(photo, 1)[0]
+        top, right, bottom, left = face_api().face_locations(photo, 1)[0]
         pad = (right - left) // 2
         crop = Image.fromarray(photo[max(0, top - pad): bottom + pad, max(0, left - pad): right + pad])
         factor = face_px / (right - left)

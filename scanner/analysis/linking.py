@@ -32,7 +32,7 @@ import numpy as np
 from scanner.analysis.mouth_landmarks import ScreenedCrops, landmarks_in, lip_movement_ratio, mouth_openness_in
 from scanner.analysis.mouth_pixels import face_patch, mouth_and_eyes_change
 from scanner.media.frames import iter_frames
-from scanner.models import FaceAnalysis, FaceCluster, FaceVoiceLink, MediaInfo, MediaKind, VoiceAnalysis
+from scanner.models import FaceAnalysis, FaceCluster, FaceVoiceLink, Frame, MediaInfo, MediaKind, VoiceAnalysis
 
 #: Correlation between mouth movement and a speaker's activity at or above which they are linked
 #: (measurements: bench/faces.md, "Face-voice linking thresholds").
@@ -99,6 +99,9 @@ class LipSyncLinker:
     screen_crops_mb: float = 96.0
 
     def link(self, path, info: MediaInfo, faces: FaceAnalysis, voices: VoiceAnalysis) -> list[FaceVoiceLink]:
+        """Which face cluster speaks with which speaker in the video at `path` (`info` its probe, `faces`
+        and `voices` its analyses): a sole-face link, or lip links; empty for images, audio, or
+        recordings without faces or voices. Decoding problems raise MediaError."""
         if info.kind is not MediaKind.VIDEO or not faces.clusters or not voices.speakers:
             return []
         sole = self.sole_face(faces, voices)
@@ -134,6 +137,8 @@ class LipSyncLinker:
 
     def _check_sole(self, path, info: MediaInfo, faces: FaceAnalysis, voices: VoiceAnalysis, c: int,
                     stretches: list[tuple[float, float]]) -> list[FaceVoiceLink]:
+        """The sole-face link of cluster index `c` with the only speaker, unless its lips do not move on
+        their own in up to `sole_watch_s` of the `stretches` (seconds) where it is alone on screen."""
         cluster, speaker = faces.clusters[c], voices.speakers[0]
         held = sum(b - a for a, b in stretches)
         windows, left = [], self.sole_watch_s
@@ -142,31 +147,18 @@ class LipSyncLinker:
                 break
             windows.append((a, min(b, a + left)))
             left -= windows[-1][1] - windows[-1][0]
-        shapes = self._landmark_track(path, info, cluster, sorted(windows))
+        (shapes,) = self.shape_tracks_of(path, info, [cluster], sorted(windows))
         movement = lip_movement_ratio(shapes)
         if not np.isfinite(movement) or movement < self.still_mouth:
             return []  # the mouth was never seen, or it only moves with the head: a picture, not the speaker
         return [FaceVoiceLink(cluster.cluster_id, speaker.speaker_id, 0.0, round(float(held), 2),
                               evidence="sole-face", mouth_movement=round(movement, 3))]
 
-    def _landmark_track(self, path, info: MediaInfo, cluster: FaceCluster,
-                        windows: list[tuple[float, float]]) -> list[np.ndarray | None]:
-        """The face's 68 landmarks at every sample of the windows (None between windows, where unseen)."""
-        lookup = BoxLookup(cluster)
-        shapes: list[np.ndarray | None] = []
-        for start, end in windows:
-            shapes.append(None)
-            for frame in iter_frames(path, info, self.mouth_fps, self.max_width, start_s=start, end_s=end + 1e-3):
-                box = lookup.at(frame.time_s, max_gap=1.0)
-                if box is None:
-                    shapes.append(None)
-                    continue
-                shapes.append(landmarks_in(frame.image, tuple(int(round(v / frame.scale)) for v in box)))
-        return shapes
-
     # -- lips that move with a voice --------------------------------------------------------
 
     def _lip_links(self, path, info: MediaInfo, faces: FaceAnalysis, voices: VoiceAnalysis) -> list[FaceVoiceLink]:
+        """Lip links: the faces whose mouths move (`moving_mouths`) are watched in `watch_windows`, their
+        mouth motion correlated with each speaker's activity, and the clear mutual best pairs linked."""
         moving = self.moving_mouths(path, info, faces, voices)
         if not moving:
             return []
@@ -258,8 +250,7 @@ class LipSyncLinker:
             if kept is not None:
                 kept.start_window()
             for frame in iter_frames(path, info, self.mouth_fps, self.max_width, start_s=start, end_s=end + 1e-3):
-                boxes = [lookup.at(frame.time_s, max_gap=1.0) for lookup in lookups]
-                boxes = [None if box is None else tuple(int(round(v / frame.scale)) for v in box) for box in boxes]
+                boxes = [lookup.in_frame(frame) for lookup in lookups]
                 if kept is not None:
                     kept.add_sample(frame.image, boxes)
                 for c, box in enumerate(boxes):
@@ -286,12 +277,13 @@ class LipSyncLinker:
                 track.append(None)
             for frame in iter_frames(path, info, self.mouth_fps, self.max_width, start_s=start, end_s=end + 1e-3):
                 for lookup, track in zip(lookups, tracks):
-                    box = lookup.at(frame.time_s, max_gap=1.0)
-                    track.append(None if box is None else
-                                 landmarks_in(frame.image, tuple(int(round(v / frame.scale)) for v in box)))
+                    box = lookup.in_frame(frame)
+                    track.append(None if box is None else landmarks_in(frame.image, box))
         return tracks
 
     def _mutual_best(self, scores: dict[tuple[int, int], tuple[float, float]]) -> list[FaceVoiceLink]:
+        """Links for the (cluster id, speaker id) pairs whose correlation (`scores`: correlation, overlap
+        seconds) reaches `threshold` and is the best of both the face and the voice."""
         links = []
         for (cluster_id, speaker_id), (corr, overlap) in scores.items():
             if corr < self.threshold:
@@ -340,12 +332,8 @@ class LipSyncLinker:
             for frame in iter_frames(path, info, self.mouth_fps, self.max_width, start_s=start, end_s=end + 1e-3):
                 row = []
                 for lookup in lookups:
-                    box = lookup.at(frame.time_s, max_gap=1.0)
-                    if box is None:
-                        row.append(np.nan)
-                        continue
-                    scaled = tuple(int(round(v / frame.scale)) for v in box)
-                    row.append(mouth_openness_in(frame.image, scaled))
+                    box = lookup.in_frame(frame)
+                    row.append(np.nan if box is None else mouth_openness_in(frame.image, box))
                 times.append(frame.time_s)
                 values.append(row)
         openness = np.array(values, dtype=float).T if values else np.zeros((len(clusters), 0))
@@ -354,6 +342,7 @@ class LipSyncLinker:
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) index pairs (end exclusive) of the runs of True in a boolean `mask`."""
     m = np.concatenate([[False], np.asarray(mask, bool), [False]])
     edges = np.flatnonzero(m[1:] != m[:-1])
     return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
@@ -376,6 +365,11 @@ class BoxLookup:
         nearest = min(candidates, key=lambda j: abs(self.times[j] - t))
         return self.boxes[nearest] if abs(self.times[nearest] - t) <= max_gap else None
 
+    def in_frame(self, frame: Frame, max_gap: float = 1.0) -> tuple[int, int, int, int] | None:
+        """The box nearest in time to `frame` (within `max_gap` seconds), in the frame's pixels."""
+        box = self.at(frame.time_s, max_gap)
+        return None if box is None else tuple(int(round(v / frame.scale)) for v in box)
+
 
 def _motion(openness: np.ndarray) -> np.ndarray:
     """How much the mouth moves around each sample: absolute change, smoothed over about 0.3 s."""
@@ -388,6 +382,7 @@ def _motion(openness: np.ndarray) -> np.ndarray:
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two equal-length series; 0 when either is constant."""
     if a.std() == 0 or b.std() == 0:
         return 0.0
     return float(np.corrcoef(a, b)[0, 1])

@@ -61,6 +61,7 @@ class ScreenedCrops:
         self.windows: list[list[list[tuple[np.ndarray, tuple[int, int, int, int]] | None]]] = []
 
     def start_window(self) -> None:
+        """Samples added from now on belong to a new screening window."""
         if self.complete:
             self.windows.append([])
 

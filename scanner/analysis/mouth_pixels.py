@@ -31,6 +31,8 @@ def face_patch(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray 
 
 
 def patch_region(patch: np.ndarray, rows_cols: tuple[float, float, float, float]) -> np.ndarray:
+    """The part of a PATCH_PX x PATCH_PX patch given as (row start, row end, column start, column end)
+    fractions of its side."""
     r0, r1, c0, c1 = (int(round(f * PATCH_PX)) for f in rows_cols)
     return patch[r0:r1, c0:c1]
 

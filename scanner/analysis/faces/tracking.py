@@ -90,6 +90,7 @@ class Track:
             self.thumbnail_time_s = det.time_s
 
     def _coarsen(self) -> None:
+        """Halve the candidate slots: neighbouring slots merge, the better candidate survives."""
         merged: dict[int, Candidate] = {}
         for slot, cand in self.slots.items():
             key = slot // 2
