@@ -35,13 +35,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from scanner.analysis.model_cache import cache_path, store
+from scanner.analysis.voices.model_files import shipped_file
 from scanner.analysis.voices.torch_checkpoint import read_legacy_torch
 
 SAMPLE_RATE = 16000
@@ -85,14 +85,7 @@ def weights_path() -> Path:
 
     Raises FileNotFoundError when the package or its weights are not installed.
     """
-    spec = importlib.util.find_spec("resemblyzer")  # finds the package without running its __init__
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the resemblyzer package (which ships the speaker encoder's weights) is not installed")
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / WEIGHTS_FILE
-        if path.is_file():
-            return path
-    raise FileNotFoundError(f"resemblyzer is installed but its {WEIGHTS_FILE} is missing")
+    return shipped_file("resemblyzer", WEIGHTS_FILE, "the speaker encoder's weights")
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import scipy.ndimage
+
+from scanner.analysis.voices.model_files import shipped_file
 
 MODEL_FILE = "silero_vad_16k_sequence.onnx"
 """The ONNX export used, inside the `silero_vad/data` folder of the silero-vad distribution."""
@@ -48,14 +49,7 @@ def model_path() -> Path:
 
     Raises FileNotFoundError when the package or its model is not installed.
     """
-    spec = importlib.util.find_spec("silero_vad")  # finds the package without running its __init__
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the silero-vad package (which ships the speech detector's model) is not installed")
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / "data" / MODEL_FILE
-        if path.is_file():
-            return path
-    raise FileNotFoundError(f"silero-vad is installed but its data/{MODEL_FILE} is missing")
+    return shipped_file("silero_vad", f"data/{MODEL_FILE}", "the speech detector's model")
 
 
 @functools.lru_cache(maxsize=1)
