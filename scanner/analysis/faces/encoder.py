@@ -19,6 +19,7 @@ convolution is followed by an affine (frozen batch norm) layer, folded into it h
 from __future__ import annotations
 
 import contextlib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -103,11 +104,9 @@ class FaceEncoder:
     def __init__(self, model_path: Path | None = None, blas_threads: int = 1, threads: int = 2,
                  batch_size: int = 8):
         if model_path is None:
-            import warnings
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # pkg_resources deprecation noise
-                import face_recognition_models
+                import face_recognition_models  # deferred: it locates its files through pkg_resources
 
             model_path = Path(face_recognition_models.face_recognition_model_location())
         self.model_path = Path(model_path)
@@ -118,6 +117,9 @@ class FaceEncoder:
 
     @staticmethod
     def _load(data: bytes):
+        """(layers, fc) from the bytes of dlib's model file: per convolution (im2col weights with the
+        affine layer folded in, bias, kernel size, stride, padding), and the 256 x 128 final matrix.
+        Raises ValueError when the file is not the expected network."""
         convs, affines = [], []
         pos = 0
         while (at := data.find(b"\x05con_4", pos)) >= 0:
@@ -156,6 +158,7 @@ class FaceEncoder:
         return layers, fc[: n_in * n_out].reshape(n_in, n_out).copy()
 
     def _blas_limit(self):
+        """Context limiting BLAS to `blas_threads` threads (no limit without threadpoolctl)."""
         try:
             from threadpoolctl import threadpool_limits
         except ImportError:  # installed with scikit-learn; without it, BLAS keeps its default
