@@ -38,7 +38,7 @@ from scanner.analysis.faces.recognition import encode_faces, face_distance  # no
 from scanner.media.probe import probe  # noqa: E402
 from scanner.models import Level, MediaKind  # noqa: E402
 from scanner.redaction.plan import plan_redaction, select_people  # noqa: E402
-from scanner.redaction.verify import _references, _stored_cluster  # noqa: E402
+from scanner.redaction.verify import removed_people_references, stored_cluster_encodings  # noqa: E402
 from scanner.store.database import Store  # noqa: E402
 
 
@@ -92,11 +92,12 @@ def main() -> None:
     scan = store.load_result(a.scan)
     selected = select_people(scan, a.people.split(",") if a.people else None, Level.HIGH)
     plan = plan_redaction(scan, selected, a.out)
-    refs = _references(plan, store)
+    refs = removed_people_references(plan, store)
     removed = np.vstack([r.encodings for r in refs.values() if len(r.encodings)] or [np.zeros((0, 128))])
     others = [s for p in scan.people if p.person_id not in refs for s in p.faces]
     by_path = {r.path: r for r in scan.recordings}
-    kept = [e for s in others for e in [_stored_cluster(store, by_path[s.recording], s.cluster)] if e is not None]
+    kept = [e for s in others
+            for e in [stored_cluster_encodings(store, by_path[s.recording], s.cluster)] if e is not None]
     kept = np.vstack(kept) if kept else np.zeros((0, 128))
     print(f"removing {', '.join(p.person_id for p in selected)}; {len(removed)} stored encodings of them, "
           f"{len(kept)} of others")

@@ -465,11 +465,11 @@ def test_six_real_speakers_taking_turns_of_three_seconds_are_found():
 
 
 def test_a_cluster_between_two_voices_is_a_mixture_only_where_its_windows_sit_between_them():
-    """The mixture rule (`diarization._has_mixture`): a cluster as close to two voices as the windows laid
+    """The mixture rule (`diarization.has_mixture`): a cluster as close to two voices as the windows laid
     across their changes would be is a mixture when its windows come at changes between those two, and
     a voice of its own when its turns come among other voices' (a generated four-voice conversation's
     fourth voice was once refused its own speaker)."""
-    from scanner.analysis.voices.diarization import _has_mixture
+    from scanner.analysis.voices.diarization import has_mixture
 
     a, b, c, d = 0, 1, 2, 3
     sim = np.array([[1.0, 0.55, 0.75, 0.5],
@@ -478,7 +478,7 @@ def test_a_cluster_between_two_voices_is_a_mixture_only_where_its_windows_sit_be
                     [0.5, 0.5, 0.5, 1.0]])
     at_changes = [a, a, a, c, b, b, b, c, a, a, a, c, b, b, b, d, d, d]
     own_turns = [a, a, a, c, c, c, d, d, d, c, c, c, a, a, b, b, b, d, d, c, c, c, d]
-    assert _has_mixture(sim, np.array(at_changes), margin=0.14, between=0.15)
-    assert not _has_mixture(sim, np.array(own_turns), margin=0.14, between=0.15)
-    assert _has_mixture(sim, np.array(own_turns), margin=0.14, between=0.0)  # similarity alone
-    assert not _has_mixture(sim, np.array(at_changes), margin=0.2, between=0.15)  # not close enough to both
+    assert has_mixture(sim, np.array(at_changes), margin=0.14, between=0.15)
+    assert not has_mixture(sim, np.array(own_turns), margin=0.14, between=0.15)
+    assert has_mixture(sim, np.array(own_turns), margin=0.14, between=0.0)  # similarity alone
+    assert not has_mixture(sim, np.array(at_changes), margin=0.2, between=0.15)  # not close enough to both

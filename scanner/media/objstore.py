@@ -265,7 +265,7 @@ def filesystem(url: ObjectURL, storage: StorageSettings):
         if fs is None:
             fs = fsspec.get_filesystem_class(url.scheme)(skip_instance_cache=True, **storage.options_for(url.scheme))
             _FILESYSTEMS[key] = fs
-        path = fs._strip_protocol(str(url))
+        path = fsspec.core.strip_protocol(str(url))
     except (ImportError, ValueError, TypeError) as exc:
         raise ObjectStoreError(f"{url}: {_scrub(str(exc))}") from None
     if hasattr(fs, "retries") and url.scheme in ("s3", "s3a"):

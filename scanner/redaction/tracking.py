@@ -133,7 +133,7 @@ def _clip(box, shape) -> Box:
     return max(0, int(top)), min(shape[1], int(right)), min(shape[0], int(bottom)), max(0, int(left))
 
 
-def _centre_near(a: Box, b: Box, fraction: float) -> bool:
+def centre_near(a: Box, b: Box, fraction: float) -> bool:
     """Centres within `fraction` of a's width and sizes within a factor 1.6 of each other."""
     wa, wb = a[1] - a[3], b[1] - b[3]
     if wa <= 0 or wb <= 0 or not (1 / 1.6 <= wb / wa <= 1.6):
@@ -246,7 +246,7 @@ class FaceFollower:
         # 1. The scan's own detections on this frame: authoritative.
         for anchor in here:
             track = next((t for t in self.tracks if not t.ended and t.person_id == anchor.person_id
-                          and id(t) not in updated and _centre_near(t.predicted(time_s), anchor.box, 0.75)), None)
+                          and id(t) not in updated and centre_near(t.predicted(time_s), anchor.box, 0.75)), None)
             if track is None:
                 track = _Track(anchor.person_id)
                 self.tracks.append(track)
@@ -264,7 +264,7 @@ class FaceFollower:
             if box is None:
                 track.searched_until = time_s  # lost for now: its last box stays covered
                 continue
-            drifted = any(_centre_near(box, a.box, 0.3) for a in others)  # onto someone the scan saw there
+            drifted = any(centre_near(box, a.box, 0.3) for a in others)  # onto someone the scan saw there
             if drifted or self._cut(track, grey, box):
                 self._end(track)
                 continue
@@ -275,11 +275,11 @@ class FaceFollower:
         ahead = self._anchors_near(self._selected_times, self.selected, time_s, -self.half_frame,
                                    self.sample_interval_s)
         for anchor in ahead:
-            if any(not t.ended and t.person_id == anchor.person_id and _centre_near(t.boxes[-1], anchor.box, 0.75)
+            if any(not t.ended and t.person_id == anchor.person_id and centre_near(t.boxes[-1], anchor.box, 0.75)
                    for t in self.tracks):
                 continue
             box = self._find(grey, anchor.box, anchor.box)
-            if box is None or any(_centre_near(box, a.box, 0.3) for a in others):
+            if box is None or any(centre_near(box, a.box, 0.3) for a in others):
                 continue
             track = _Track(anchor.person_id)
             track.add(time_s, box, grey)
@@ -322,7 +322,7 @@ class FaceFollower:
         found = self._api.face_locations(np.ascontiguousarray(crop), 0, "hog")
         boxes = [(int(t / factor) + rt, int(r / factor) + rl, int(b / factor) + rt, int(l / factor) + rl)
                  for t, r, b, l in found]
-        boxes = [b for b in boxes if _centre_near(last, b, 0.8)]
+        boxes = [b for b in boxes if centre_near(last, b, 0.8)]
         if not boxes:
             return None
         pc = ((predicted[1] + predicted[3]) / 2, (predicted[0] + predicted[2]) / 2)
@@ -399,4 +399,4 @@ def _holds(selected: list[Anchor], interval_s: float, max_gap_s: float) -> list[
 
 
 def _bridged(a: Anchor, b: Anchor, max_gap_s: float) -> bool:
-    return b.time_s - a.time_s <= max_gap_s and _centre_near(a.box, b.box, 1.5)
+    return b.time_s - a.time_s <= max_gap_s and centre_near(a.box, b.box, 1.5)

@@ -41,7 +41,7 @@ from scanner.pipeline.scan import ScanOptions, run_scan
 from scanner.policy.consent.records import ConsentFileError, load_consent
 from scanner.redaction.plan import RedactionPlan
 from scanner.redaction.run import OutputRecord
-from scanner.redaction.tracking import _centre_near
+from scanner.redaction.tracking import centre_near
 
 REPORT_DIR = "verification"
 
@@ -51,7 +51,7 @@ class VerificationError(Exception):
 
 
 @dataclasses.dataclass
-class _Reference:
+class RemovedPersonReference:
     """What the original scan knew of one removed person, to recognise them in the copies."""
 
     person: Person
@@ -59,7 +59,8 @@ class _Reference:
     voiceprints: list[tuple[np.ndarray, float]]  # (voiceprint, seconds of speech behind it)
 
 
-def _stored_cluster(store, rec: RecordingAnalysis, cluster: FaceCluster) -> np.ndarray | None:
+def stored_cluster_encodings(store, rec: RecordingAnalysis, cluster: FaceCluster) -> np.ndarray | None:
+    """The face encodings `store` (a Store, or None) holds for `cluster` of `rec`: (n, 128), or None."""
     for analysis in store.stored_analyses(rec.sha256) if store is not None else []:
         for c in analysis.faces.clusters if analysis.faces else []:
             if (c.cluster_id == cluster.cluster_id and len(c.detections) == len(cluster.detections)
@@ -68,7 +69,8 @@ def _stored_cluster(store, rec: RecordingAnalysis, cluster: FaceCluster) -> np.n
     return None
 
 
-def _stored_speaker(store, rec: RecordingAnalysis, speaker: SpeakerCluster) -> np.ndarray | None:
+def stored_speaker_voiceprint(store, rec: RecordingAnalysis, speaker: SpeakerCluster) -> np.ndarray | None:
+    """The voiceprint `store` (a Store, or None) holds for `speaker` of `rec`, or None."""
     for analysis in store.stored_analyses(rec.sha256) if store is not None else []:
         for s in analysis.voices.speakers if analysis.voices else []:
             if s.speaker_id == speaker.speaker_id and s.turns == speaker.turns and len(s.voiceprint):
@@ -76,7 +78,8 @@ def _stored_speaker(store, rec: RecordingAnalysis, speaker: SpeakerCluster) -> n
     return None
 
 
-def _references(plan: RedactionPlan, store) -> dict[str, _Reference]:
+def removed_people_references(plan: RedactionPlan, store) -> dict[str, RemovedPersonReference]:
+    """Per person id the plan removes: the face encodings and voiceprints the scan stored of them."""
     by_path = {rec.path: rec for rec in plan.scan.recordings}
     chosen = {p.person_id for p in plan.people}
     refs = {}
@@ -84,14 +87,15 @@ def _references(plan: RedactionPlan, store) -> dict[str, _Reference]:
         if person.person_id not in chosen:
             continue
         encodings = [e for s in person.faces if s.recording in by_path
-                     for e in [_stored_cluster(store, by_path[s.recording], s.cluster)] if e is not None and len(e)]
+                     for e in [stored_cluster_encodings(store, by_path[s.recording], s.cluster)]
+                     if e is not None and len(e)]
         voices = []
         for s in person.voices:
             if s.recording in by_path:
-                vp = _stored_speaker(store, by_path[s.recording], s.speaker)
+                vp = stored_speaker_voiceprint(store, by_path[s.recording], s.speaker)
                 if vp is not None:
                     voices.append((vp, float(s.speaker.usable_speech_s or s.speaker.speech_s)))
-        refs[person.person_id] = _Reference(
+        refs[person.person_id] = RemovedPersonReference(
             person, np.vstack(encodings) if encodings else np.zeros((0, 128)), voices)
     return refs
 
@@ -130,13 +134,13 @@ def _voice_tier(person: Person | None, recording: Path) -> Level:
 
 def _near_original(cluster: FaceCluster, original: list[FaceCluster]) -> bool:
     """A face of the copy where the removed person's face was (same time within 1 s, boxes overlapping)."""
-    return any(abs(d.time_s - o.time_s) <= 1.0 and _centre_near(o.box, d.box, 0.5)
+    return any(abs(d.time_s - o.time_s) <= 1.0 and centre_near(o.box, d.box, 0.5)
                for d in cluster.detections for c in original for o in c.detections)
 
 
 def residue(plan: RedactionPlan, records: list[OutputRecord], result: ScanResult, store) -> dict[str, dict]:
     """What the verification `result` still holds of each removed person: {person_id: {face: [...], voice: [...]}}."""
-    refs = _references(plan, store)
+    refs = removed_people_references(plan, store)
     source_of = {Path(r.output): Path(r.source) for r in records if r.output}
     found: dict[str, dict] = {p.person_id: {"face": [], "voice": []} for p in plan.people}
     for rec in result.recordings:

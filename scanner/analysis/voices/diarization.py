@@ -83,7 +83,7 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return (x / np.where(norm > 0, norm, 1.0)).astype(np.float32)
 
 
-def _has_mixture(sim: np.ndarray, labels: np.ndarray, margin: float, between: float) -> bool:
+def has_mixture(sim: np.ndarray, labels: np.ndarray, margin: float, between: float) -> bool:
     """Whether some cluster is a mixture of two others: the windows laid across the turns of two voices.
 
     Such a cluster's centroid is closer to each of the two voices than they are to each other, by
@@ -287,7 +287,7 @@ class SpeakerDiarizer:
                 continue
             # Where some voices are nearly alike, a cluster between two is refused whenever it is.
             between = self.mixture_between if sim.max() < self.mixture_distinct else 0.0
-            if _has_mixture(sim, labels, self.mixture_margin, between):
+            if has_mixture(sim, labels, self.mixture_margin, between):
                 continue
             best = labels
         return best
