@@ -19,16 +19,15 @@ rendering an hour-long meeting affordable; the decoder and the detector still se
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import math
 import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
+from meeting_video import sample_data_module
 
 REPO = Path(__file__).resolve().parents[1]
 DEVSET = REPO.parent / "shared" / "devset"
@@ -42,17 +41,9 @@ T1_FACES = [(67, 283, 175, 390), (275, 176, 364, 265), (450, 295, 557, 402), (72
             (870, 67, 999, 196)]
 
 
-def _sample_data_module():
-    spec = importlib.util.spec_from_file_location("make_sample_data", REPO / "sample_data" / "make_sample_data.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["make_sample_data"] = mod  # dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def _face_sources(cache: Path | None):
     """(photos by name, FaceSrc by person) for nine different people."""
-    msd = _sample_data_module()
+    msd = sample_data_module()
     with tempfile.TemporaryDirectory(prefix="likeness-gallery-") as td:
         tdp = Path(td)
         msd.fetch_packages(tdp, cache)
