@@ -42,7 +42,11 @@ def mouth_openness_in(image: np.ndarray, box: tuple[int, int, int, int]) -> floa
 def dlib_intensity(rgb: np.ndarray) -> np.ndarray:
     """The grey levels dlib reads from an RGB image, (r + g + b) // 3 (dlib's `get_pixel_intensity`):
     dlib's predictors give the same result on these as on the RGB pixels, from a third of the memory."""
-    return (rgb.astype(np.uint16).sum(axis=2) // 3).astype(np.uint8)
+    # Channel by channel: numpy's reduction over a last axis of three is several times slower.
+    total = rgb[..., 0].astype(np.uint16)
+    total += rgb[..., 1]
+    total += rgb[..., 2]
+    return (total // 3).astype(np.uint8)
 
 
 class ScreenedCrops:

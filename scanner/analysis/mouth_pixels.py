@@ -26,7 +26,13 @@ def face_patch(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray 
     t0, b0, l0, r0 = int(top - 0.1 * h), int(bottom + 0.1 * h), int(left - 0.1 * w), int(right + 0.1 * w)
     if h <= 0 or w <= 0 or t0 < 0 or l0 < 0 or b0 > image.shape[0] or r0 > image.shape[1]:
         return None
-    grey = image[t0:b0, l0:r0].mean(axis=2, dtype=np.float32)
+    crop = image[t0:b0, l0:r0]
+    # The channels' mean, added channel by channel (the same float32 values as `mean(axis=2)`, which
+    # is several times slower over a last axis of three).
+    grey = crop[..., 0].astype(np.float32)
+    grey += crop[..., 1]
+    grey += crop[..., 2]
+    grey /= np.float32(3)
     return np.asarray(Image.fromarray(grey).resize((PATCH_PX, PATCH_PX), Image.BILINEAR))
 
 
