@@ -554,3 +554,27 @@ def test_a_lone_file_with_two_workers_is_analysed_in_a_worker_that_may_die(sampl
     assert len(killed) == 1
     assert [(r.path.name, r.status) for r in results] == [("interview.mp4", RecordingStatus.OK)]
     assert results[0].faces.clusters
+
+
+def test_the_window_taken_after_the_voices_is_shorter_by_their_share(sample_data, tmp_path):
+    """A lone video with sound: the voices go first and the last face window is shortened by their
+    estimated cost, so both workers finish together; without sound the windows are equal."""
+    from scanner.analysis.recording import AnalysisSettings
+    from scanner.media.files import sha256_file
+    from scanner.pipeline.planning import Job, Splitting, plan_jobs
+    from tests.media_factory import make_video
+
+    def lengths(path, splitting):
+        (split,) = plan_jobs([Job(path, sha256_file(path))], AnalysisSettings(), splitting, 2)[1]
+        edges = [start for start, _ in split.windows] + [split.info.duration_s]
+        return [round(b - a, 2) for a, b in zip(edges, edges[1:])]
+
+    grid = sample_data / "recordings" / "meeting_grid.mp4"  # 30 s with sound
+    first, last = lengths(grid, Splitting(spare_window_s=10.0, voice_fixed_s=0.0, voice_per_s=0.5))
+    # (30 + 15) / 2 - 15 = 7.5 s of faces for the worker that analysed the voices
+    assert (first, last) == (22.5, 7.5)
+    assert lengths(grid, Splitting(spare_window_s=10.0, voice_fixed_s=100.0)) == [25.0, 5.0]  # half a window at least
+    assert lengths(grid, Splitting(spare_window_s=10.0, voice_fixed_s=0.0, voice_per_s=0.0)) == [15.0, 15.0]
+
+    silent = make_video(tmp_path / "silent.mp4", frames=60, fps=2, size=(160, 120))  # 30 s, no audio
+    assert lengths(silent, Splitting(spare_window_s=10.0)) == [15.0, 15.0]

@@ -93,8 +93,10 @@ def run_local_jobs(
     # Even one file goes to a worker: a decoder stuck inside one call or a crash then ends the
     # worker, not the scan (about a second more start-up than analysing it here).
     whole, splits = plan_jobs(jobs, settings, splitting, workers)
-    tasks = [Task("faces", split, i) for split in splits for i in range(len(split.windows))]  # longest work first
-    tasks += [Task("voices", split) for split in splits]
+    # The voices of a split video first: they cannot be split, and the other workers take the face
+    # windows meanwhile (the last window, shortened by the voices' share, goes to the first free worker).
+    tasks = [Task("voices", split) for split in splits]
+    tasks += [Task("faces", split, i) for split in splits for i in range(len(split.windows))]
     tasks += [Task("whole", job) for job in whole]
     pool = LocalPool(max(1, min(workers, len(tasks))), settings, stop_after_s, max_memory_bytes)
     # Only a few tasks wait in the pool at a time: when a worker dies, every task in the pool is
@@ -181,13 +183,14 @@ def run_dask(
         for i, split in enumerate(splits):
             # Absolute paths: the workers' current folder is not ours. The result carries the path back as given.
             path = str(split.job.path.resolve())
+            # Voices first, as on the local pool: the one part that cannot be split.
+            voices = client.submit(on_dask_worker, split_voices, path, split.info, settings,
+                                   key=f"likeness-voices-{tag}-{i}", pure=False, retries=1)
             windows = [
                 client.submit(on_dask_worker, window_faces, path, split.info, settings, start, end,
                               key=f"likeness-faces-{tag}-{i}-{w}", pure=False, retries=1)
                 for w, (start, end) in enumerate(split.windows)
             ]
-            voices = client.submit(on_dask_worker, split_voices, path, split.info, settings,
-                                   key=f"likeness-voices-{tag}-{i}", pure=False, retries=1)
             parts += [*windows, voices]
             joined = client.submit(on_dask_worker, join_split, path, split.digest, split.size, split.info,
                                    settings, windows, voices, key=f"likeness-join-{tag}-{i}", pure=False)

@@ -1,8 +1,8 @@
 """Plan a scan's analysis work: one task per recording, largest first, long videos split into windows.
 
 With several workers, a video longer than two windows (`Splitting`, 10 min by default) is split:
-its faces are analysed in windows on any free worker, its voices as one more task, and a last task
-joins the windows and links voices to faces. One long recording then keeps every worker busy
+its voices are analysed as one task, handed out first, its faces in windows on any free worker, and
+a last task joins the windows and links voices to faces. One long recording then keeps every worker busy
 instead of one. When there are fewer recordings than workers, shorter videos are split the same
 way into windows of 20 s or more, one per spare worker.
 """
@@ -36,6 +36,13 @@ class Splitting:
     split anyway, into as many windows as the spare workers can take (each at least this long, in
     seconds): a scan of one short video then uses every core (measured in bench/README.md, "A lone
     video uses every worker"). 0 never splits short videos."""
+    voice_fixed_s: float = 30.0
+    voice_per_s: float = 0.14
+    """The voice task's cost in seconds of video whose faces take as long: `voice_fixed_s` for its
+    imports and models, plus `voice_per_s` per second of audio (measured on gallery meetings:
+    bench/README.md, "Voices first"). When a short video with sound is split over spare workers, the
+    last window, which the worker that ran the voice task takes, is shorter by this much, so that
+    every worker finishes at about the same time (at least half of `spare_window_s`)."""
 
 
 @dataclass(frozen=True)
@@ -124,11 +131,28 @@ def _split_of(
         return None
     if long_ok and info.duration_s >= 2 * splitting.window_s:
         count = int(info.duration_s // splitting.window_s)
+        edges = [i * info.duration_s / count for i in range(count + 1)]
     else:
         count = min(spare, int(info.duration_s // splitting.spare_window_s)) if spare >= 2 else 0
+        edges = _spare_edges(info, count, splitting)
     if count < 2:
         return None
-    edges = [i * info.duration_s / count for i in range(count + 1)]
     # The last window is open-ended: a declared duration can be shorter than the last frame's time.
     windows = [(edges[i], edges[i + 1] if i < count - 1 else float("inf")) for i in range(count)]
     return SplitVideo(job, job.sha256, size, info, windows)
+
+
+def _spare_edges(info: MediaInfo, count: int, splitting: Splitting) -> list[float]:
+    """Edges of `count` windows over one video, one window per worker: equal without sound; with
+    sound the last window is shorter by the voice task's estimated share (`Splitting.voice_fixed_s`,
+    `voice_per_s`), since the worker that analyses the voices first takes it last."""
+    duration = info.duration_s
+    if count < 2:
+        return []
+    if not info.audio_sample_rate:
+        return [i * duration / count for i in range(count + 1)]
+    voices = splitting.voice_fixed_s + splitting.voice_per_s * duration
+    last = (duration + voices) / count - voices
+    last = min(max(last, splitting.spare_window_s / 2), duration / count)
+    step = (duration - last) / (count - 1)
+    return [i * step for i in range(count)] + [duration]
