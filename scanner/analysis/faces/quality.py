@@ -19,7 +19,6 @@ from dataclasses import replace
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
 
 from scanner.analysis.faces.boxes import clip_box
 from scanner.models import FaceDetection
@@ -53,6 +52,8 @@ def laplacian_sharpness(image: np.ndarray, box: tuple[int, int, int, int]) -> fl
     a fixed size makes faces of different sizes comparable: a large, soft face and a small,
     crisp one are judged by the detail they carry at the same scale.
     """
+    from scipy import ndimage  # deferred: the scan's own process imports this module but never measures
+
     top, right, bottom, left = clip_box(box, image.shape)
     if bottom - top < 2 or right - left < 2:
         return 0.0
