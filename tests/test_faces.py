@@ -500,3 +500,36 @@ def test_60_px_faces_in_1080p_video_are_found(devset, tmp_path):
     first = [d for c in analysis.clusters for d in c.detections if d.time_s == 0.0]
     assert len(analysis.clusters) == len(names) and len(first) == len(names)
     assert all(50 <= d.size_px <= 75 for d in first), [d.size_px for d in first]
+
+
+def test_the_periodic_search_looks_next_to_tracked_faces_only_where_that_is_cheaper(devset, tmp_path, monkeypatch):
+    """A presenter's 240 px face fills a 1080p frame's middle; at 4 s a 60 px face appears beside it,
+    inside the surroundings whose changes are taken for the presenter moving. The periodic search at
+    10 s finds it searching only around the presenter, as the whole-frame search did, for fewer pixels."""
+    names = ["knn_examples/train/obama/obama2.jpg", "knn_examples/train/biden/biden2.jpg"]
+    presenter, newcomer = _faces_at(devset, names[:1], 240)[0], _faces_at(devset, names[1:], 60)[0]
+    before = np.full((1080, 1920, 3), 110, dtype=np.uint8)
+    y, x = 300, 800
+    before[y: y + presenter.shape[0], x: x + presenter.shape[1]] = presenter
+    after = before.copy()
+    nx = x + presenter.shape[1] + 60  # about 0.6 face widths right of the presenter's face box
+    after[y + 120: y + 120 + newcomer.shape[0], nx: nx + newcomer.shape[1]] = newcomer
+    video = make_video(tmp_path / "presenter.mp4", [before] * 8 + [after] * 20, fps=2, size=(1920, 1080))
+
+    searched = []
+    locate = FaceSearch.locate
+
+    def counted(self, image, upsample):
+        searched.append(image.shape[0] * image.shape[1])
+        return locate(self, image, upsample)
+
+    monkeypatch.setattr(FaceSearch, "locate", counted)
+    results = {}
+    for share in (0.0, FaceSettings().zone_share):
+        searched.clear()
+        analysis = FaceAnalyzer(FaceSettings(zone_share=share)).analyze(video, probe(video))
+        firsts = sorted(min(d.time_s for d in c.detections) for c in analysis.clusters)
+        results[share] = (firsts, sum(searched))
+    (whole_firsts, whole_px), (zone_firsts, zone_px) = results.values()
+    assert whole_firsts == zone_firsts and zone_firsts[0] == 0.0 and 4.0 <= zone_firsts[1] <= 10.0
+    assert zone_px < 0.75 * whole_px

@@ -47,6 +47,15 @@ class SampleSearch:
     shot_change: bool = False
 
 
+def track_zone(box: Box) -> Box:
+    """The surroundings of a tracked face's `box` (top, right, bottom, left): a face width above it and
+    1.2 to either side, two below (hair, shoulders and head movement). Changes there are not searched
+    between full searches (they are the tracked face moving), so the periodic search looks there."""
+    top, right, bottom, left = box
+    w = right - left
+    return (top - w, right + 1.2 * w, bottom + 2 * w, left - 1.2 * w)
+
+
 class FaceSearch:
     """Finds the face boxes of each sample of one recording, in order (it keeps what the previous
     samples showed: their block signatures, the time of the last full search)."""
@@ -112,7 +121,26 @@ class FaceSearch:
             or float((np.abs(signature - self.previous_blocks) > 1.5 * s.shot_change).mean()) > 0.2
         )
         self.previous, self.previous_blocks = coarse, signature
-        if shot or self.last_full is None or frame.time_s - self.last_full >= s.search_s - 1e-6:
+        periodic = self.last_full is not None and frame.time_s - self.last_full >= s.search_s - 1e-6
+        if not shot and periodic:
+            zones = self.track_zones(tracker, searched.shape)
+            if zones is not None:
+                # Elsewhere every change since the last search was searched already: a new face there
+                # would have changed its blocks. Next to a tracked face changes are not looked for.
+                self.last_full = frame.time_s
+                boxes, _ = self.search_between(
+                    frame.image, searched, tracker, signature, min_px, sample_index, frame.scale, carry=False
+                )
+                factor = self.search_factor(frame.scale)
+                bh, bw = searched.shape[0] / signature.shape[0], searched.shape[1] / signature.shape[1]
+                for zone in zones:
+                    boxes.extend(self.locate_region(searched, zone, factor=factor))
+                    top, right, bottom, left = zone
+                    rows = slice(int(top // bh), int(math.ceil(bottom / bh)))
+                    cols = slice(int(left // bw), int(math.ceil(right / bw)))
+                    self.reference[rows, cols] = signature[rows, cols]
+                return SampleSearch(dedupe_boxes(boxes))
+        if shot or self.last_full is None or periodic:
             whole = (0, searched.shape[1], searched.shape[0], 0)
             self.reference, self.last_full = signature, frame.time_s
             boxes = self.locate_region(searched, whole, factor=self.search_factor(frame.scale))
@@ -121,6 +149,31 @@ class FaceSearch:
             frame.image, searched, tracker, signature, min_px, sample_index, frame.scale
         )
         return SampleSearch(boxes, carried)
+
+    def track_zones(self, tracker: Tracker, shape: tuple) -> list[Box] | None:
+        """Where the periodic search must look when it need not search the whole frame: the
+        surroundings of every tracked face (`track_zone`; the blocks whose changes are not looked for),
+        overlapping ones joined. None (search the whole frame) with no tracked face, or where the zones
+        would cover more than `zone_share` of the frame."""
+        s = self.settings
+        if s.zone_share <= 0 or not tracker.active:
+            return None
+        zones = [clip_box(track_zone(track.boxes[-1]), shape) for track in tracker.active]
+        joined = True
+        while joined:
+            joined = False
+            for i in range(len(zones)):
+                for j in range(i + 1, len(zones)):
+                    a, b = zones[i], zones[j]
+                    if a[0] < b[2] and b[0] < a[2] and a[3] < b[1] and b[3] < a[1]:
+                        zones[i] = (min(a[0], b[0]), max(a[1], b[1]), max(a[2], b[2]), min(a[3], b[3]))
+                        del zones[j]
+                        joined = True
+                        break
+                if joined:
+                    break
+        area = sum((b - t) * (r - l) for t, r, b, l in zones)
+        return zones if area <= s.zone_share * shape[0] * shape[1] else None
 
     def locate(self, image: np.ndarray, upsample: int) -> list[Box]:
         """Face boxes in `image` (`detector_input`), with `upsample` 2x upsamplings."""
@@ -162,13 +215,15 @@ class FaceSearch:
         ]
 
     def search_between(
-        self, image, searched, tracker: Tracker, signature, min_px: float, sample_index: int, scale: float = 1.0
+        self, image, searched, tracker: Tracker, signature, min_px: float, sample_index: int, scale: float = 1.0,
+        carry: bool = True,
     ) -> tuple[list[Box], dict]:
         """(boxes, carried) between full searches: around every tracked face, and in changed regions.
 
         `image` is the RGB frame, `searched` what the detector reads (`detector_input`), `signature`
         its `block_signature`, `scale` the original pixels per frame pixel (`Frame.scale`). Searched
-        blocks of `self.reference` take this sample's signature. `carried` as in `SampleSearch`.
+        blocks of `self.reference` take this sample's signature. `carried` as in `SampleSearch`;
+        with `carry` False every tracked face is searched for, still or not.
         """
         s = self.settings
         reference = self.reference
@@ -179,15 +234,17 @@ class FaceSearch:
         for track in tracker.active:
             top, right, bottom, left = track.boxes[-1]
             w = right - left
-            t, r, b, l = clip_box((top - w, right + 1.2 * w, bottom + 2 * w, left - 1.2 * w), image.shape)
-            kind, carry = (STILL, track.boxes[-1]) if self.unchanged(image, track, sample_index) else (None, None)
-            if carry is None:
-                kind, carry = STEADY, self.steady_box(image, track, sample_index)
-            if carry is not None:
+            t, r, b, l = clip_box(track_zone(track.boxes[-1]), image.shape)
+            kind, kept = None, None
+            if carry:
+                kind, kept = (STILL, track.boxes[-1]) if self.unchanged(image, track, sample_index) else (None, None)
+                if kept is None:
+                    kind, kept = STEADY, self.steady_box(image, track, sample_index)
+            if kept is not None:
                 # Still or steady: the face is (near) where it was, looking as it did when last
                 # detected and measured; carried forward without detector or landmarks.
-                boxes.append(carry)
-                carried[carry] = (kind, track)
+                boxes.append(kept)
+                carried[kept] = (kind, track)
                 covered[int(t // bh) : int(math.ceil(b / bh)), int(l // bw) : int(math.ceil(r / bw))] = True
                 continue
             face_px = max(min_px, 0.8 * w)

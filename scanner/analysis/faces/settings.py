@@ -31,6 +31,10 @@ class FaceSettings:
     search_s: full-frame search period (seconds of video, 10). In between, each sample is searched
         only around the faces being tracked and in the regions that changed since they were last
         searched (someone joining, a camera turned on, a layout change).
+    zone_share: the periodic search (every `search_s`, not the first sample nor a shot change) looks
+        only around the tracked faces, whose surroundings the change detection leaves out, while those
+        cover at most this share of the frame (0.5); elsewhere every change was searched already.
+        0 always searches the whole frame.
     shot_change: mean absolute difference (0-255 grey levels, 20) of 16x9 block means between
         consecutive samples above which a shot change is assumed: all tracks end, full search. Also a
         shot change: more than 20% of the 40 px blocks changing by more than 1.5 times this.
@@ -89,6 +93,7 @@ class FaceSettings:
     encodings_per_track: int = 3
     cluster_tolerance: float = DEFAULT_CLUSTER_TOLERANCE
     search_s: float = 10.0
+    zone_share: float = 0.5
     shot_change: float = 20.0
     region_change: float = 10.0
     appearance_change: float = 0.4
