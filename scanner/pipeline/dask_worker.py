@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from scanner.pipeline.worker_setup import load_models, steady_allocator
+from scanner.pipeline.worker_setup import load_models, one_blas_thread, steady_allocator
 
 
 class ModelLoader(WorkerPlugin):
@@ -23,4 +23,5 @@ class ModelLoader(WorkerPlugin):
     def setup(self, worker) -> None:
         """Called by Dask on the worker's main thread when the plugin is registered or the worker starts."""
         steady_allocator()
+        one_blas_thread()
         load_models()

@@ -19,7 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 from scanner.analysis.recording import AnalysisSettings
 from scanner.pipeline.resources import run_under_limits
 from scanner.pipeline.tasks import Task
-from scanner.pipeline.worker_setup import huge_pages_for_workers, load_models, steady_allocator
+from scanner.pipeline.worker_setup import huge_pages_for_workers, load_models, one_blas_thread, steady_allocator
 
 
 class WorkerCrashed(RuntimeError):
@@ -31,6 +31,7 @@ def _start_worker() -> None:
     # when it terminates them.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     steady_allocator()
+    one_blas_thread()
     load_models()
 
 

@@ -58,6 +58,20 @@ def huge_pages_for_workers() -> bool:
     return True
 
 
+def one_blas_thread() -> None:
+    """Keep BLAS (numpy's matrix products) on one thread in this process, for good.
+
+    A scan runs one worker process per core, so a second BLAS thread only competes with the other
+    workers, and OpenBLAS's idle threads spin before they sleep, which counts as CPU time: with two
+    BLAS threads per worker the voices, faces and lip screening of a 60 s gallery meeting took about
+    1 CPU s more (bench/README.md, "One BLAS thread per worker"). For worker processes only: a
+    library caller analysing in its own process keeps its own settings.
+    """
+    from threadpoolctl import threadpool_limits  # deferred with numpy's libraries, as the models are
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def load_models() -> None:
     """Load the face and voice models into this process (about 2.5 s, once), before any file's time
     limit starts: otherwise a fresh worker's first file spends its `--time-limit` on loading them.
