@@ -51,6 +51,9 @@ class StreamTally:
                  nominal_s: float = 0.04, gap_s: float = GAP_TOLERANCE_S):
         self.kind = kind
         self.time_base = time_base or Fraction(1, 1)
+        # Integer arithmetic per packet: the same correctly rounded seconds as float(Fraction), a
+        # fraction of the cost (every packet of every pass comes through here).
+        self._ticks = (self.time_base.numerator, self.time_base.denominator)
         self.origin = origin
         self.start_s = start_s
         self.end_s = end_s
@@ -71,8 +74,9 @@ class StreamTally:
             return None
         if self.origin is None:
             self.origin = pts
-        start = float((pts - self.origin) * self.time_base)
-        length = float(packet.duration * self.time_base) if packet.duration else 0.0
+        num, den = self._ticks
+        start = (pts - self.origin) * num / den
+        length = packet.duration * num / den if packet.duration else 0.0
         return start, start + length
 
     def accepted(self, packet) -> None:
