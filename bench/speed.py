@@ -157,6 +157,7 @@ import scanner.cli.main  # what the command imports before it starts workers
 t, c = mark("imports (the command)", t, c)
 from scanner.analysis import recording as analyze
 from scanner.pipeline import worker_setup
+worker_setup.one_blas_thread()
 worker_setup.load_models()
 t, c = mark("imports and models (a worker)", t, c)
 path, settings = Path(sys.argv[1]), analyze.AnalysisSettings()

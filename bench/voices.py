@@ -559,6 +559,9 @@ def bench_speed(cache: Path) -> dict:
     if DEVSET.exists():
         tracks += [load_wav(p) for p in sorted(DEVSET.glob("*.wav")) if p.stem != "empty"]
     jobs = [(t.samples, t.sample_rate, t.original_sample_rate) for t in tracks]
+    from scanner.pipeline.worker_setup import one_blas_thread
+
+    one_blas_thread()  # as the scan's worker processes run
     _analyze_cpu(jobs[0])  # warm-up (librosa and numba compile once)
     cpu = dur = 0.0
     for j in jobs:
@@ -570,7 +573,8 @@ def bench_speed(cache: Path) -> dict:
     # inherits in an unusable state (the forked workers hung).
     import multiprocessing
 
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=spawn, initializer=one_blas_thread) as pool:
         list(pool.map(_analyze_cpu, jobs[:workers]))  # warm each worker
         start = time.perf_counter()
         list(pool.map(_analyze_cpu, jobs))
