@@ -2,7 +2,8 @@
 
 A full-frame search runs on the first sample, after every shot change and every `search_s`
 seconds, sized so that a face of `search_face_px` original pixels measures `HOG_SURE_FACE`
-detector pixels. In between, each sample is searched only around the faces being tracked (where
+detector pixels; the periodic one only around the tracked faces where they leave most of the frame
+free (`FaceSearch.track_zones`). In between, each sample is searched only around the faces being tracked (where
 their motion puts them, in crops scaled to `track_face_px`) and in the 40 px blocks that changed
 since they were last searched; a face whose pixels are unchanged (or, opt-in, that is found by its
 appearance) is carried forward without the detector. Sizes and costs: bench/faces.md.
@@ -107,7 +108,8 @@ class FaceSearch:
         self, frame: Frame, searched: np.ndarray, tracker: Tracker, sample_index: int, min_px: float
     ) -> SampleSearch:
         """Faces of the next video sample: a full-frame search on the first sample, after a shot
-        change and every `search_s` seconds; otherwise `search_between`.
+        change and every `search_s` seconds (there only around the tracked faces when `track_zones`
+        gives zones, with `search_between` for the rest); otherwise `search_between`.
 
         `searched` is what the detector reads (`detector_input`), `min_px` the smallest face in
         detector pixels, `tracker` the tracks so far (its active tracks are searched for).
