@@ -7,6 +7,8 @@ tests/test_faces.py) because it is much cheaper to import in every worker proces
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 
@@ -35,3 +37,20 @@ def label_groups(labels: np.ndarray) -> list[list[int]]:
     for i, label in enumerate(labels):
         out.setdefault(int(label), []).append(i)
     return list(out.values())
+
+
+def import_in_background() -> threading.Thread:
+    """Start importing SciPy's hierarchy (what `average_linkage` needs, about a CPU second) in a
+    daemon thread, and return the thread.
+
+    For a process that will cluster later and waits meanwhile: the scan's own process links people
+    across recordings only after its workers are done, and waits for them until then.
+    """
+
+    def load() -> None:
+        import scipy.cluster.hierarchy  # noqa: F401
+        import scipy.spatial.distance  # noqa: F401
+
+    thread = threading.Thread(target=load, name="likeness-import-clustering", daemon=True)
+    thread.start()
+    return thread

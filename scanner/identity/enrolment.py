@@ -32,6 +32,8 @@ class EnrolmentResult:
 
 def enrol_subjects(consent: ConsentRecords, audio_sample_rate: int = 16000) -> EnrolmentResult:
     """Reference biometrics for every subject of the consent records."""
+    if not consent.subjects:
+        return EnrolmentResult([])
     # Deferred: the face and voice stacks (dlib, librosa, onnxruntime) load only when someone is enrolled.
     from scanner.analysis.faces.recognition import encode_face_image
     from scanner.analysis.voices.analyzer import VoiceAnalyzer, voiceprint_from_audio

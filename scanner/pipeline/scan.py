@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from scanner import __version__
+from scanner.analysis.clustering import import_in_background
 from scanner.analysis.recording import AnalysisSettings
 from scanner.identity.enrolment import EnrolmentResult, enrol_subjects
 from scanner.identity.people import (
@@ -198,6 +199,8 @@ def run_scan(
         if store is not None:  # a file that killed an earlier run is analysed in a separate process
             isolate = frozenset(store.crashed_on())
             starting = lambda job: store.note_analysing(scan_id, job.sha256)  # noqa: E731
+        if jobs and (options.workers > 1 or options.isolated or options.scheduler):
+            import_in_background()  # the people stage's clustering, while this process waits for the workers
         for analysis in run_jobs(jobs, options.analysis, options.workers, options.scheduler, options.splitting,
                                  isolate, starting, options.isolated, options.max_memory_bytes):
             if store is not None:
