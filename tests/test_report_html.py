@@ -451,3 +451,23 @@ def test_report_is_readable_without_script(browser, report):
         assert page.locator(".person:visible").count() == 4
     finally:
         context.close()
+
+
+def test_compiled_templates_are_kept_between_runs_and_a_bad_cache_never_loses_the_report(
+        small_scan, tmp_path, monkeypatch):
+    """The report's templates are compiled once per machine into the cache folder; the same page
+    comes from the kept copies, from damaged copies and without any usable cache folder."""
+    expected = HtmlWriter(redact_thumbnails=True).render(small_scan)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    assert HtmlWriter(redact_thumbnails=True).render(small_scan) == expected
+    kept = sorted((cache / "likeness" / "templates").iterdir())
+    assert kept and all(p.stat().st_size > 0 for p in kept)
+    assert HtmlWriter(redact_thumbnails=True).render(small_scan) == expected  # from the kept copies
+    for copy in kept:
+        copy.write_bytes(b"not a compiled template")
+    assert HtmlWriter(redact_thumbnails=True).render(small_scan) == expected
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache folder would go")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    assert HtmlWriter(redact_thumbnails=True).render(small_scan) == expected
