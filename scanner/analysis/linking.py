@@ -249,7 +249,7 @@ class LipSyncLinker:
             previous: list[np.ndarray | None] = [None] * len(clusters)
             if kept is not None:
                 kept.start_window()
-            for frame in iter_frames(path, info, self.mouth_fps, self.max_width, start_s=start, end_s=end + 1e-3):
+            for frame in self._frames(path, info, start, end):
                 boxes = [lookup.in_frame(frame) for lookup in lookups]
                 if kept is not None:
                     kept.add_sample(frame.image, boxes)
@@ -275,11 +275,18 @@ class LipSyncLinker:
         for start, end in windows:
             for track in tracks:
                 track.append(None)
-            for frame in iter_frames(path, info, self.mouth_fps, self.max_width, start_s=start, end_s=end + 1e-3):
+            for frame in self._frames(path, info, start, end):
                 for lookup, track in zip(lookups, tracks):
                     box = lookup.in_frame(frame)
                     track.append(None if box is None else landmarks_in(frame.image, box))
         return tracks
+
+    def _frames(self, path, info: MediaInfo, start: float, end: float):
+        """The `mouth_fps` samples of a screening window [start, end] (seconds), decoded in this thread
+        alone: on windows of a few seconds, each a fresh seek, FFmpeg's frame threads cost more CPU than
+        they save wall time."""
+        return iter_frames(path, info, self.mouth_fps, self.max_width, start_s=start, end_s=end + 1e-3,
+                           decoder_threads=False)
 
     def _mutual_best(self, scores: dict[tuple[int, int], tuple[float, float]]) -> list[FaceVoiceLink]:
         """Links for the (cluster id, speaker id) pairs whose correlation (`scores`: correlation, overlap
@@ -329,6 +336,7 @@ class LipSyncLinker:
             if values:
                 times.append(start)
                 values.append([np.nan] * len(clusters))
+            # Watched windows last up to a minute: FFmpeg's frame threads pay for themselves there.
             for frame in iter_frames(path, info, self.mouth_fps, self.max_width, start_s=start, end_s=end + 1e-3):
                 row = []
                 for lookup in lookups:

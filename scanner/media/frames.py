@@ -57,6 +57,7 @@ def iter_frames(
     deadline: Deadline | None = None,
     prefetch: int = 0,
     skip_bframes: bool = False,
+    decoder_threads: bool | None = None,
 ) -> Iterator[Frame]:
     """Yield RGB frames sampled about `sample_fps` times per second, one at a time.
 
@@ -100,6 +101,10 @@ def iter_frames(
         (FFmpeg releases the GIL while decoding, so decoding runs on a second core while the
         caller analyses the previous frame), and FFmpeg's own threads are left off. 0 decodes
         in the caller's thread, with FFmpeg's frame threads.
+    decoder_threads : bool or None, default=None
+        Whether FFmpeg decodes several frames at once in threads of its own; None: only without a
+        prefetch thread. Short windows gain nothing from them: each seek refills their pipeline
+        (bench/README.md, "Voices first, cheaper starts and ends").
 
     Yields
     ------
@@ -128,9 +133,8 @@ def iter_frames(
         return
     # With a prefetch thread that thread is the second core's work: FFmpeg's own frame threads
     # would only add CPU (bench/README.md, "Video decoding").
-    frames = _video_frames(
-        path, sample_fps, max_width, start_s, end_s, skip_nonref, deadline, prefetch <= 0, skip_bframes
-    )
+    threads = prefetch <= 0 if decoder_threads is None else decoder_threads
+    frames = _video_frames(path, sample_fps, max_width, start_s, end_s, skip_nonref, deadline, threads, skip_bframes)
     yield from (prefetched(frames, prefetch) if prefetch > 0 else frames)
 
 
