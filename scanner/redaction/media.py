@@ -34,9 +34,10 @@ import av
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
+from scanner.analysis.faces.boxes import merge_overlapping
 from scanner.media.containers import declared_seconds
 from scanner.models import TimeRange
-from scanner.redaction.tracking import Box, FaceFollower, grow, merge_overlapping
+from scanner.redaction.tracking import Box, FaceFollower, grow
 
 FACE_MODES = ("blur", "pixelate", "box")
 VOICE_MODES = ("mute", "noise")

@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from scanner.analysis.faces.boxes import union
+
 Box = tuple[int, int, int, int]
 
 #: Faces are searched in crops scaled so that they measure this many pixels (HOG's window is 80 px
@@ -141,33 +143,6 @@ def centre_near(a: Box, b: Box, fraction: float) -> bool:
     ca = ((a[1] + a[3]) / 2, (a[0] + a[2]) / 2)
     cb = ((b[1] + b[3]) / 2, (b[0] + b[2]) / 2)
     return float(np.hypot(ca[0] - cb[0], ca[1] - cb[1])) <= fraction * wa
-
-
-def union(a: Box, b: Box) -> Box:
-    return min(a[0], b[0]), max(a[1], b[1]), max(a[2], b[2]), min(a[3], b[3])
-
-
-def merge_overlapping(boxes: list[Box], min_overlap: float = 0.5) -> list[Box]:
-    """`boxes` with every two whose intersection covers at least `min_overlap` of the smaller one
-    replaced by their union, until no such pair is left (one cover instead of two on the same face)."""
-    merged = list(boxes)
-    changed = True
-    while changed:
-        changed = False
-        for i in range(len(merged)):
-            for j in range(i + 1, len(merged)):
-                a, b = merged[i], merged[j]
-                inter_h = min(a[2], b[2]) - max(a[0], b[0])
-                inter_w = min(a[1], b[1]) - max(a[3], b[3])
-                smaller = min((a[2] - a[0]) * (a[1] - a[3]), (b[2] - b[0]) * (b[1] - b[3]))
-                if inter_h > 0 and inter_w > 0 and inter_h * inter_w >= min_overlap * max(smaller, 1):
-                    merged[i] = union(a, b)
-                    del merged[j]
-                    changed = True
-                    break
-            if changed:
-                break
-    return merged
 
 
 def grow(box: Box, settings: FollowSettings, shape: tuple[int, int]) -> Box:

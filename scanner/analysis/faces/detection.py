@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from scanner.analysis.faces.boxes import Box, clip_box, dedupe_boxes
+from scanner.analysis.faces.boxes import Box, clip_box, dedupe_boxes, merge_overlapping
 from scanner.analysis.faces.pixels import block_signature, match_patch, shot_signature
 from scanner.analysis.faces.settings import FaceSettings
 from scanner.analysis.faces.tracking import STEADY, STILL, Track, Tracker
@@ -160,20 +160,7 @@ class FaceSearch:
         s = self.settings
         if s.zone_share <= 0 or not tracker.active:
             return None
-        zones = [clip_box(track_zone(track.boxes[-1]), shape) for track in tracker.active]
-        joined = True
-        while joined:
-            joined = False
-            for i in range(len(zones)):
-                for j in range(i + 1, len(zones)):
-                    a, b = zones[i], zones[j]
-                    if a[0] < b[2] and b[0] < a[2] and a[3] < b[1] and b[3] < a[1]:
-                        zones[i] = (min(a[0], b[0]), max(a[1], b[1]), max(a[2], b[2]), min(a[3], b[3]))
-                        del zones[j]
-                        joined = True
-                        break
-                if joined:
-                    break
+        zones = merge_overlapping([clip_box(track_zone(track.boxes[-1]), shape) for track in tracker.active], 0.0)
         area = sum((b - t) * (r - l) for t, r, b, l in zones)
         return zones if area <= s.zone_share * shape[0] * shape[1] else None
 
