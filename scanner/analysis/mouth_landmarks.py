@@ -8,25 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from scanner.analysis.faces.dlib_models import landmarks_68
-
-
-def landmark_crop(image: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """The neighbourhood of the face at `box` (top, right, bottom, left) that its landmarks are measured
-    on (the box grown by half its size on every side, within the image), and the box in its pixels."""
-    top, right, bottom, left = box
-    margin = max(bottom - top, right - left) // 2
-    y0, x0 = max(0, top - margin), max(0, left - margin)
-    crop = np.ascontiguousarray(image[y0:bottom + margin, x0:right + margin])
-    return crop, (top - y0, right - x0, bottom - y0, left - x0)
+from scanner.analysis.faces.dlib_models import dlib_intensity, landmark_crop, landmarks_68
 
 
 def landmarks_in(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     """The 68 landmarks (x, y) of the face at `box` (top, right, bottom, left), shape (68, 2), in crop pixels.
 
-    The landmarks run on a crop around the face (`landmark_crop`): dlib's predictor costs about twice
-    as much on a whole 720p frame as on the face's neighbourhood. Given a crop `landmark_crop` made,
-    with its box, the result is the same (cropping it again changes nothing).
+    Given a crop `landmark_crop` made, with its box, the result is the same (cropping it again
+    changes nothing).
     """
     crop, inside = landmark_crop(image, box)
     return landmarks_68(crop, [inside])[0]
@@ -37,16 +26,6 @@ def mouth_openness_in(image: np.ndarray, box: tuple[int, int, int, int]) -> floa
 
     """
     return mouth_openness(landmarks_in(image, box))
-
-
-def dlib_intensity(rgb: np.ndarray) -> np.ndarray:
-    """The grey levels dlib reads from an RGB image, (r + g + b) // 3 (dlib's `get_pixel_intensity`):
-    dlib's predictors give the same result on these as on the RGB pixels, from a third of the memory."""
-    # Channel by channel: numpy's reduction over a last axis of three is several times slower.
-    total = rgb[..., 0].astype(np.uint16)
-    total += rgb[..., 1]
-    total += rgb[..., 2]
-    return (total // 3).astype(np.uint8)
 
 
 class ScreenedCrops:
