@@ -482,3 +482,61 @@ def test_a_cluster_between_two_voices_is_a_mixture_only_where_its_windows_sit_be
     assert not has_mixture(sim, np.array(own_turns), margin=0.14, between=0.15)
     assert has_mixture(sim, np.array(own_turns), margin=0.14, between=0.0)  # similarity alone
     assert not has_mixture(sim, np.array(at_changes), margin=0.2, between=0.15)  # not close enough to both
+
+
+# -- spectra: librosa's transform and mel filters, without importing librosa in a scan -----------
+
+
+@pytest.mark.parametrize(
+    ("length", "n_fft", "hop", "win", "center"),
+    [(16000 * 7 + 123, 400, 160, None, True), (16000 * 3 + 5, 512, 160, 400, False), (300, 400, 160, None, True),
+     (16000 * 61 + 77, 400, 160, None, False)],
+)
+def test_stft_is_librosas(length, n_fft, hop, win, center):
+    import librosa
+
+    from scanner.analysis.voices import spectra
+
+    y = np.random.default_rng(length).standard_normal(length).astype(np.float32) * 0.1
+    expected = librosa.stft(y, n_fft=n_fft, hop_length=hop, win_length=win, center=center, pad_mode="constant")
+    got = spectra.stft(y, n_fft, hop, win, center)
+    assert got.dtype == expected.dtype == np.complex64
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(spectra.fft_frequencies(16000, n_fft), librosa.fft_frequencies(sr=16000, n_fft=n_fft))
+
+
+def test_mel_filters_are_librosas_and_kept(tmp_path, monkeypatch):
+    import librosa
+
+    from scanner.analysis.voices import spectra
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    spectra._mel_filters.cache_clear()
+    expected = librosa.filters.mel(sr=16000, n_fft=400, n_mels=40).astype(np.float32)
+    np.testing.assert_array_equal(spectra.mel_filters(16000, 400, 40), expected)
+    kept = list((tmp_path / "likeness").glob("librosa-*-mel-16000-400-40.npy"))
+    assert len(kept) == 1
+    # A damaged copy is made again, never trusted.
+    kept[0].write_bytes(b"not an array")
+    spectra._mel_filters.cache_clear()
+    np.testing.assert_array_equal(spectra.mel_filters(16000, 400, 40), expected)
+    spectra._mel_filters.cache_clear()
+    np.testing.assert_array_equal(np.load(kept[0]), expected)
+
+
+def test_voice_stage_does_not_import_librosa():
+    """A scan's voice stage at 16 kHz runs without librosa (and numba) in the process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from scanner.analysis.voices.analyzer import VoiceAnalyzer\n"
+        "from tests.test_voices import recorded_voice, track\n"
+        "found = VoiceAnalyzer().analyze(track(recorded_voice(seconds=8.0)))\n"
+        "print(len(found.speakers), sorted(m for m in ('librosa', 'numba') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip().splitlines()[-1] == "1 []"

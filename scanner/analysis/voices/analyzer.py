@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import librosa
 import numpy as np
 import scipy.fft
 import scipy.ndimage
 
+from scanner.analysis.voices import spectra
 from scanner.analysis.voices.diarization import Diarization, SpeakerDiarizer
 from scanner.analysis.voices.vad import SpeechDetector
 from scanner.analysis.voices.voiceprints import (
@@ -106,7 +106,7 @@ class _Grid:
         centred STFT of the whole recording (zero padding at its ends) would give them."""
 
         seg = self.segment(y, f0, f1, self.n_fft // 2)
-        spec = librosa.stft(seg, n_fft=self.n_fft, hop_length=self.hop, win_length=self.win, center=False)
+        spec = spectra.stft(seg, n_fft=self.n_fft, hop_length=self.hop, win_length=self.win)
         return (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
 
 
@@ -141,7 +141,7 @@ def measure_frames(audio: AudioTrack, speech: np.ndarray, *, frame_s: float = 0.
     if mel and (sr != SAMPLE_RATE or grid.hop != HOP_SAMPLES):
         raise ValueError("the speaker encoder's mel frames need 16 kHz audio and a 10 ms hop")
 
-    freqs = librosa.fft_frequencies(sr=sr, n_fft=grid.n_fft)
+    freqs = spectra.fft_frequencies(sr=sr, n_fft=grid.n_fft)
     band = (freqs >= 100.0) & (freqs <= min(4000.0, sr / 2.0))
     energy_db = np.empty(n, np.float32)
     flatness = np.empty(n, np.float32)
@@ -473,6 +473,7 @@ def _at_16k(audio: AudioTrack) -> AudioTrack:
     """The track at the 16 kHz the speech detector and the speaker encoder need (resampled if it is not)."""
     if audio.sample_rate == 16000:
         return audio
+    import librosa  # only for tracks not decoded by `load_audio`, which delivers 16 kHz
 
     y = librosa.resample(np.asarray(audio.samples, np.float32), orig_sr=audio.sample_rate, target_sr=16000)
     return AudioTrack(y.astype(np.float32), 16000, audio.original_sample_rate)

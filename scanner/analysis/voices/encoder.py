@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from scanner.analysis.model_cache import cache_path, store
+from scanner.analysis.voices import spectra
 from scanner.analysis.voices.model_files import shipped_file
 from scanner.analysis.voices.torch_checkpoint import read_legacy_torch
 
@@ -109,24 +110,15 @@ def normalize_volume(samples: np.ndarray, target_dbfs: float = TARGET_DBFS, incr
     return (y * np.float32(10.0 ** (change_db / 20.0))).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=1)
-def _mel_basis() -> np.ndarray:
-    import librosa
-
-    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=WINDOW_SAMPLES, n_mels=N_MELS).astype(np.float32)
-
-
 def mel_frames(samples: np.ndarray) -> np.ndarray:
     """Power mel spectrogram of 16 kHz samples, shape (n_frames, 40), frame i centred on sample 160 i.
 
     Identical to resemblyzer's `wav_to_mel_spectrogram` (librosa STFT: n_fft 400, Hann window, hop 160,
     centred with zero padding; power 2; Slaney mel filters, 40 bands). `len(samples) // 160 + 1` frames.
     """
-    import librosa
-
     y = np.ascontiguousarray(samples, dtype=np.float32)
-    spec = np.abs(librosa.stft(y, n_fft=WINDOW_SAMPLES, hop_length=HOP_SAMPLES, center=True, pad_mode="constant"))
-    return (_mel_basis() @ (spec * spec)).T.astype(np.float32)
+    spec = np.abs(spectra.stft(y, n_fft=WINDOW_SAMPLES, hop_length=HOP_SAMPLES, center=True))
+    return (spectra.mel_filters(SAMPLE_RATE, WINDOW_SAMPLES, N_MELS) @ (spec * spec)).T.astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------
