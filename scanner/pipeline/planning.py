@@ -36,7 +36,7 @@ class Splitting:
     split anyway, into as many windows as the spare workers can take (each at least this long, in
     seconds): a scan of one short video then uses every core (measured in bench/README.md, "A lone
     video uses every worker"). 0 never splits short videos."""
-    voice_fixed_s: float = 15.0
+    voice_fixed_s: float = 25.0
     voice_per_s: float = 0.16
     """The voice task's cost in seconds of video whose faces take as long: `voice_fixed_s` for its
     imports and models, plus `voice_per_s` per second of audio (measured on gallery meetings:
