@@ -447,7 +447,7 @@ def test_a_worker_stuck_inside_one_call_is_ended_by_the_kernel_and_the_file_name
     pool = LocalPool(1, AnalysisSettings(time_limit_s=0.5), stop_after_s=1.0)
     started = time.monotonic()
     value, error = pool.alone(StuckInOpen("whole", Job(fifo)))
-    pool.close(finished=True)
+    pool.close()
     assert value is None
     assert "stuck past the 0.5 s per-file limit and stopped twice (in this scan and alone)" in str(error)
     assert time.monotonic() - started < 30  # worker start-up plus the 1 s timer, not forever

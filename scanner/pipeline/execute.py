@@ -103,7 +103,6 @@ def run_local_jobs(
     # suspect and rerun alone, so the rest of the archive must not be in there with them.
     queue = deque(tasks)
     in_pool = pool.workers + 1
-    finished = False
     try:
         while queue and len(pool.pending) < in_pool:
             pool.submit(queue.popleft())
@@ -128,9 +127,8 @@ def run_local_jobs(
                     yield _restore_path(unreadable(job.path, split.digest, split.size, split.error), job)
                 else:
                     pool.submit(Task("join", split))
-        finished = True
     finally:
-        pool.close(finished)
+        pool.close()
 
 
 def _in_this_process(
@@ -143,7 +141,7 @@ def _in_this_process(
         if job.sha256 in isolate:
             pool = LocalPool(1, settings, stop_after_s, max_memory_bytes)
             value, error = pool.alone(Task("whole", job), after="in an earlier scan of this database")
-            pool.close(finished=True)
+            pool.close()
             if error is not None:
                 value = unreadable(job.path, job.sha256 or "", job_size(job), error)
         else:

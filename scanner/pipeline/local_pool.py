@@ -135,16 +135,14 @@ class LocalPool:
         finally:
             self._discard(pool)
 
-    def close(self, finished: bool) -> None:
-        """Shut the pool down: when `finished`, let its workers exit by themselves while the caller
-        goes on (the pool's own thread reaps them; the interpreter waits for it at exit); else stop
-        them at once."""
-        if finished:
-            # Waiting here cost the scan about half a second of wall time: workers take that long to
-            # let go of their models, while the scan still has people and reports to make.
-            self.pool.shutdown(wait=False)
-        else:
-            self._discard(self.pool)
+    def close(self) -> None:
+        """Shut the pool down and stop its workers at once. Once every task has its outcome they are
+        idle and hold nothing the scan needs; before that (Ctrl-C, an error) whatever they are still
+        analysing is abandoned."""
+        # An idle worker asked to exit tears its interpreter down (about half a second freeing its
+        # models), and the scan's process waits for that at its own exit; as
+        # multiprocessing.Pool's context manager does, the workers are terminated instead.
+        self._discard(self.pool)
 
     @staticmethod
     def _discard(pool: ProcessPoolExecutor) -> None:
