@@ -274,3 +274,33 @@ def make_aac(path: Path, seconds: float, rate: int = 22050) -> Path:
         stream.layout = "mono"
         _encode_tone(out, stream, seconds, rate, 1, 440.0)
     return path
+
+
+def looped_copy(src: Path, dst: Path, times: int) -> Path:
+    """`src` played `times` times in a row, remuxed without re-encoding: each pass repeats the video
+    and audio packets with timestamps shifted by the length of the passes before it."""
+    with av.open(str(src)) as first:
+        starts, ends = {}, {}
+        for packet in first.demux():
+            if packet.pts is None or packet.stream.type not in ("video", "audio"):
+                continue
+            index = packet.stream.index
+            starts[index] = min(starts.get(index, packet.pts), packet.pts)
+            ends[index] = max(ends.get(index, packet.pts), packet.pts + (packet.duration or 0))
+        spans = {index: ends[index] - starts[index] for index in starts}
+    with av.open(str(dst), "w") as out:
+        targets = {}
+        for k in range(times):
+            with av.open(str(src)) as inp:
+                for stream in inp.streams:
+                    if stream.index in spans and stream.index not in targets:
+                        targets[stream.index] = out.add_stream_from_template(stream)
+                for packet in inp.demux():
+                    if packet.pts is None or packet.stream.index not in targets:
+                        continue
+                    shift = k * spans[packet.stream.index]
+                    packet.pts += shift
+                    packet.dts = None if packet.dts is None else packet.dts + shift
+                    packet.stream = targets[packet.stream.index]
+                    out.mux(packet)
+    return dst
